@@ -1,0 +1,116 @@
+"""The Unitree SDK behind a small interface (unitree_sdk2py, imported only when used).
+
+unitree_hg LowCmd_/LowState_ building, CRC, and DDS channels on rt/lowcmd, rt/lowstate,
+rt/arm_sdk. Everything that can be plain arrays stays plain arrays; only this module
+touches SDK types, so the bridge and the simulator share one implementation.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+
+from neon_ros import g1
+
+SDK_HINT = ("unitree_sdk2py is not installed: run `make setup` (installs unitree-sdk2py-dimos and "
+            "cyclonedds 0.10.2 built against the system Cyclone DDS)")
+
+_initialised: tuple[int, str] | None = None
+
+
+class SdkMissingError(ImportError):
+    pass
+
+
+def sdk(module: str = "") -> Any:
+    """Import unitree_sdk2py (or a submodule) with a clear message if it is missing."""
+    name = "unitree_sdk2py" + (f".{module}" if module else "")
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:  # pragma: no cover - exercised only on machines without the SDK
+        raise SdkMissingError(f"{SDK_HINT} ({e})") from e
+
+
+def init_channels(domain_id: int, network_interface: str | None) -> None:
+    """ChannelFactoryInitialize once per process (the SDK's factory is a singleton)."""
+    global _initialised
+    if _initialised is not None:
+        if _initialised != (domain_id, network_interface or ""):
+            raise RuntimeError(f"DDS already initialised as {_initialised}, asked for {(domain_id, network_interface)}")
+        return
+    channel = sdk("core.channel")
+    if network_interface:
+        channel.ChannelFactoryInitialize(int(domain_id), network_interface)
+    else:
+        channel.ChannelFactoryInitialize(int(domain_id))
+    _initialised = (domain_id, network_interface or "")
+
+
+def publisher(topic: str, msg_type: type) -> Any:
+    pub = sdk("core.channel").ChannelPublisher(topic, msg_type)
+    pub.Init()
+    return pub
+
+
+def subscriber(topic: str, msg_type: type, handler=None, queue_len: int = 1) -> Any:
+    sub = sdk("core.channel").ChannelSubscriber(topic, msg_type)
+    sub.Init(handler, queue_len) if handler is not None else sub.Init()
+    return sub
+
+
+def hg_types() -> tuple[type, type]:
+    """(LowCmd_, LowState_) of the unitree_hg IDL (the G1's)."""
+    m = sdk("idl.unitree_hg.msg.dds_")
+    return m.LowCmd_, m.LowState_
+
+
+def new_lowcmd() -> Any:
+    return sdk("idl.default").unitree_hg_msg_dds__LowCmd_()
+
+
+def new_lowstate() -> Any:
+    return sdk("idl.default").unitree_hg_msg_dds__LowState_()
+
+
+_crc = None
+
+
+def crc32(msg: Any) -> int:
+    """The CRC the robot checks (unitree_sdk2py.utils.crc.CRC over the packed message)."""
+    global _crc
+    if _crc is None:
+        _crc = sdk("utils.crc").CRC()
+    return int(_crc.Crc(msg))
+
+
+def fill_lowcmd(cmd: Any, q: np.ndarray, dq: np.ndarray, kp: np.ndarray, kd: np.ndarray,
+                tau: np.ndarray, mode_machine: int, enabled: np.ndarray | None = None,
+                mode_pr: int = 0) -> Any:
+    """Write 29 joint commands into an hg LowCmd_ and set its CRC. enabled[i] False -> motor off."""
+    cmd.mode_pr = int(mode_pr)
+    cmd.mode_machine = int(mode_machine)
+    for i in range(g1.NUM_JOINTS):
+        m = cmd.motor_cmd[i]
+        m.mode = 1 if enabled is None or enabled[i] else 0
+        m.q = float(q[i])
+        m.dq = float(dq[i])
+        m.kp = float(kp[i])
+        m.kd = float(kd[i])
+        m.tau = float(tau[i])
+    cmd.crc = crc32(cmd)
+    return cmd
+
+
+def lowcmd_arrays(cmd: Any) -> dict[str, np.ndarray]:
+    """The 29 joint fields of a LowCmd_ as arrays (for checks and the simulator)."""
+    mc = cmd.motor_cmd
+    out = {f: np.array([getattr(mc[i], f) for i in range(g1.NUM_JOINTS)], dtype=np.float64)
+           for f in ("q", "dq", "kp", "kd", "tau")}
+    out["mode"] = np.array([mc[i].mode for i in range(g1.NUM_JOINTS)], dtype=np.int64)
+    return out
+
+
+def crc_ok(msg: Any) -> bool:
+    return crc32(msg) == int(msg.crc)
