@@ -9,6 +9,14 @@ PACKAGE = "neon_ros"
 # Executables of DESIGN.md section 2 that exist (each issue adds its own).
 CONSOLE_SCRIPTS = [
     "neon-ros = neon_ros.cli:main",
+    "camera_buffer = neon_ros.nodes.camera_buffer:main",
+    "speech_in = neon_ros.nodes.speech_in:main",
+    "backbone = neon_ros.nodes.backbone:main",
+    "action_head = neon_ros.nodes.action_head:main",
+    "speech_out = neon_ros.nodes.speech_out:main",
+    "g1_bridge = neon_ros.nodes.g1_bridge:main",
+    "sim_g1 = neon_ros.nodes.sim_g1:main",
+    "recorder = neon_ros.nodes.recorder:main",
 ]
 
 setup(

@@ -12,7 +12,14 @@ import importlib
 HELP = "benchmarks: medians and ratios measured in one run"
 
 # name -> (module, one-line help). Each area adds its own line.
-BENCHES: dict[str, tuple[str, str]] = {}
+BENCHES: dict[str, tuple[str, str]] = {
+    "bridge": ("neon_ros.bridge.bench", "500 Hz loop period error with sim_g1; cost of one safety+LowCmd+CRC step"),
+    "head": ("neon_ros.head.bench", "action head batch-1 latency (torch, onnxruntime), parameters, FLOPs"),
+    "backbone": ("neon_ros.backbones.bench", "per-clip time and peak memory of each backbone preset"),
+    "stack": ("neon_ros.stack_bench", "camera->chunk and chunk->LowCmd latency, head step, 20 Hz period error"),
+    "train": ("neon_ros.train.bench", "training samples/s on cached features; feature extraction clips/s"),
+    "voice": ("neon_ros.voice.bench", "utterance end -> instruction, narration -> audio ready"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
