@@ -1,0 +1,183 @@
+"""Test peer for the perception/inference nodes: drives their inputs, records their outputs.
+
+Publishes (each optional) a synthetic moving camera image, scripted features, joint
+states and an instruction; prints one ``EVENT {json}`` line per received output message
+(clip, features, chunk, diagnostics, narration, markers) and per published camera or
+feature message, then ``DONE`` after --duration seconds.
+
+Feature script: comma-separated ``kind:seconds`` with kind in fresh, stale, nan, wide,
+wrongid, none (publish nothing), e.g. ``fresh:2,stale:2,fresh:2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
+
+from neon_ros import contract, g1, msgs, rosutil
+from neon_ros.perception.image import rgb_to_image_fields
+
+
+def moving_frame(k: int, h: int, w: int) -> np.ndarray:
+    """A bright square sliding over a gradient: consecutive frames differ."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([(xx * 255 // max(w - 1, 1)), (yy * 255 // max(h - 1, 1)),
+                    np.full_like(xx, (k * 7) % 256)], axis=-1).astype(np.uint8)
+    s = max(2, min(h, w) // 5)
+    x0 = (k * 3) % max(w - s, 1)
+    y0 = (k * 2) % max(h - s, 1)
+    img[y0:y0 + s, x0:x0 + s] = (255, 255, 255)
+    return img
+
+
+def emit(kind: str, **data) -> None:
+    print("EVENT " + json.dumps({"kind": kind, "t": time.monotonic(), **data}), flush=True)
+
+
+class Driver(Node):
+    def __init__(self, a: argparse.Namespace):
+        super().__init__("nodes_driver")
+        self.a = a
+        self.k = 0
+        self.t0 = time.monotonic()
+        self.script = []
+        end = 0.0
+        for part in filter(None, a.features.split(",")):
+            kind, secs = part.split(":")
+            end += float(secs)
+            self.script.append((end, kind))
+        if a.camera:
+            self.cam_pub = self.create_publisher(Image, contract.TOPIC_CAMERA, rosutil.SENSOR_QOS)
+            self.create_timer(1.0 / a.camera_rate, self.on_camera)
+        if self.script:
+            self.feat_pub = self.create_publisher(Image, contract.TOPIC_FEATURES, rosutil.COMMAND_QOS)
+            self.create_timer(1.0 / a.feature_rate, self.on_features)
+        if a.joints:
+            self.js_pub = self.create_publisher(JointState, contract.TOPIC_JOINT_STATES, rosutil.STATE_QOS)
+            self.create_timer(0.02, self.on_joints)
+        if a.instruction:
+            self.instr_pub = self.create_publisher(String, contract.TOPIC_INSTRUCTION, rosutil.LATCHED_QOS)
+            self.instr_pub.publish(String(data=a.instruction))
+        self.create_subscription(Image, contract.TOPIC_CLIP, self.on_clip, rosutil.SENSOR_QOS)
+        if not self.script:
+            self.create_subscription(Image, contract.TOPIC_FEATURES, self.on_feat, rosutil.COMMAND_QOS)
+        self.create_subscription(JointTrajectory, contract.TOPIC_ACTION_CHUNK, self.on_chunk, rosutil.COMMAND_QOS)
+        self.create_subscription(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, self.on_diag, rosutil.STATE_QOS)
+        self.create_subscription(String, contract.TOPIC_NARRATION, self.on_narration, rosutil.COMMAND_QOS)
+        self.create_subscription(MarkerArray, contract.TOPIC_MARKERS, self.on_markers, rosutil.COMMAND_QOS)
+
+    # --- inputs ---------------------------------------------------------------------------
+    def on_camera(self) -> None:
+        a = self.a
+        msg = Image()
+        stamp = rosutil.now_ns(self)
+        msg.header.stamp = msgs.ns_to_stamp(stamp)
+        msg.header.frame_id = "test_camera"
+        if a.camera == "zero":
+            msg.encoding, msg.height, msg.width, msg.step = "rgb8", 0, 0, 0
+        elif a.camera == "unknown":
+            f = rgb_to_image_fields(moving_frame(self.k, a.height, a.width))
+            for key, val in f.items():
+                setattr(msg, key, val)
+            msg.encoding = "weird42"
+        else:
+            for key, val in rgb_to_image_fields(moving_frame(self.k, a.height, a.width), a.camera).items():
+                setattr(msg, key, val)
+        self.k += 1
+        self.cam_pub.publish(msg)
+        emit("camera", stamp=stamp, encoding=msg.encoding)
+
+    def on_features(self) -> None:
+        el = time.monotonic() - self.t0
+        kind = next((k for end, k in self.script if el < end), None)
+        if kind is None or kind == "none":
+            return
+        a = self.a
+        now = rosutil.now_ns(self)
+        width = a.width_features * 2 if kind == "wide" else a.width_features
+        vec = np.random.default_rng(self.k).standard_normal(width).astype(np.float32)
+        self.k += 1
+        if kind == "nan":
+            vec[3] = np.nan
+        stamp = now - int(1.0e9) if kind == "stale" else now
+        bid = "some_other_backbone" if kind == "wrongid" else a.backbone_id
+        self.feat_pub.publish(msgs.features_to_image(vec, stamp, bid))
+        emit("features_sent", stamp=stamp, mode=kind)
+
+    def on_joints(self) -> None:
+        self.js_pub.publish(msgs.joint_state(rosutil.now_ns(self), g1.STANDING_POSE, np.zeros(g1.NUM_JOINTS)))
+
+    # --- outputs --------------------------------------------------------------------------
+    def on_clip(self, m: Image) -> None:
+        emit("clip", stamp=msgs.stamp_to_ns(m.header.stamp), height=m.height, width=m.width,
+             encoding=m.encoding, nbytes=len(m.data))
+
+    def on_feat(self, m: Image) -> None:
+        v = msgs.image_to_features(m)
+        emit("features", stamp=msgs.stamp_to_ns(m.header.stamp), width=int(v.size),
+             frame_id=m.header.frame_id, finite=bool(np.all(np.isfinite(v))), norm=float(np.linalg.norm(v)))
+
+    def on_chunk(self, m: JointTrajectory) -> None:
+        names, pos, times = msgs.trajectory_to_arrays(m)
+        inside = bool(np.all((pos >= g1.LOWER_LIMITS - 1e-9) & (pos <= g1.UPPER_LIMITS + 1e-9)))
+        emit("chunk", stamp=msgs.stamp_to_ns(m.header.stamp), shape=list(pos.shape),
+             names_ok=names == list(g1.JOINT_NAMES), finite=bool(np.all(np.isfinite(pos))),
+             within_limits=inside, times_ok=bool(np.allclose(times, np.arange(len(times)) * contract.CONTROL_DT)),
+             received=rosutil.now_ns(self))
+
+    def on_diag(self, m: DiagnosticArray) -> None:
+        for st in m.status:
+            emit("diag", name=st.name, level=int.from_bytes(st.level, "little") if isinstance(st.level, bytes)
+                 else int(st.level), message=st.message, values=msgs.diagnostic_values(st))
+
+    def on_narration(self, m: String) -> None:
+        emit("narration", text=m.data)
+
+    def on_markers(self, m: MarkerArray) -> None:
+        emit("markers", n=len(m.markers), points=[len(x.points) for x in m.markers])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--camera", default="", help="rgb8 | bgr8 | mono8 | zero | unknown ('' = none)")
+    ap.add_argument("--camera-rate", type=float, default=20.0)
+    ap.add_argument("--height", type=int, default=48)
+    ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--features", default="", help="feature script, e.g. fresh:2,stale:2,fresh:2")
+    ap.add_argument("--feature-rate", type=float, default=10.0)
+    ap.add_argument("--width-features", type=int, default=64)
+    ap.add_argument("--backbone-id", default="test")
+    ap.add_argument("--joints", action="store_true", help="publish standing joint states at 50 Hz")
+    ap.add_argument("--instruction", default="")
+    a = ap.parse_args()
+    rclpy.init()
+    node = Driver(a)
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    end = time.monotonic() + a.duration
+    try:
+        while time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.05)
+    finally:
+        print("DONE", flush=True)
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

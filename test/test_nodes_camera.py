@@ -1,0 +1,51 @@
+"""camera_buffer as a real rclpy process: synthetic camera -> clips; malformed frames -> diagnostics."""
+
+import pytest
+from support import ros_env
+
+from test.peers.nodes_events import last_diag, of, run_driver, start_node
+
+pytestmark = pytest.mark.ros
+
+T, H, W = 4, 24, 32
+
+
+@pytest.mark.timeout(120)
+def test_clips_from_camera_topic(tmp_path):
+    env = ros_env()
+    params = {"num_frames": T, "frame_height": H, "frame_width": W, "clip_rate": 5.0, "diagnostics_period": 0.5}
+    with start_node("camera_buffer", env, tmp_path, params, params_file=True) as cam:
+        evs = run_driver(env, "--camera", "bgr8", "--height", "60", "--width", "80", "--duration", "8")
+        assert cam.alive(), cam.output()
+        log = cam.output()
+    clips = of(evs, "clip")
+    assert len(clips) >= 3, log
+    camera_stamps = {e["stamp"] for e in of(evs, "camera")}
+    for c in clips:
+        assert (c["height"], c["width"], c["encoding"]) == (T * H, W, "rgb8")
+        assert c["nbytes"] == T * H * W * 3
+        assert c["stamp"] in camera_stamps  # the newest frame's capture stamp, carried over
+    assert [c["stamp"] for c in clips] == sorted({c["stamp"] for c in clips})  # new clips only
+    d = last_diag(evs, "camera_buffer")
+    assert d is not None and d["values"]["malformed"] == "0"
+    assert d["values"]["clip_shape"] == f"{T}x{H}x{W}x3"
+
+
+@pytest.mark.timeout(150)
+def test_malformed_frames_are_counted_and_node_survives(tmp_path):
+    env = ros_env()
+    params = {"num_frames": T, "frame_height": H, "frame_width": W, "clip_rate": 5.0, "diagnostics_period": 0.5}
+    with start_node("camera_buffer", env, tmp_path, params) as cam:
+        bad = run_driver(env, "--camera", "unknown", "--duration", "5")
+        zero = run_driver(env, "--camera", "zero", "--duration", "4")
+        good = run_driver(env, "--camera", "mono8", "--duration", "6")
+        assert cam.alive(), cam.output()
+        log = cam.output()
+    assert not of(bad, "clip") and not of(zero, "clip")  # nothing from bad data
+    d = last_diag(bad, "camera_buffer")
+    assert d is not None and int(d["values"]["malformed"]) > 0
+    assert "weird42" in d["values"]["last_error"]
+    d = last_diag(zero, "camera_buffer")
+    assert d is not None and "zero-size" in d["values"]["last_error"]
+    assert len(of(good, "clip")) >= 1  # still alive and working on good frames
+    assert "malformed frame" in log
