@@ -1,0 +1,39 @@
+"""Record a training session (contract.TRAINING_TOPICS) to mcap with `ros2 bag record`.
+
+    ros2 launch neon_ros record.launch.py output:=bags/session1
+    ros2 launch neon_ros record.launch.py use_recorder:=true   # no rosbag2 here: Neon's recorder node
+
+Then: ``neon-ros bag2dataset bags/session1 datasets/g1_teleop`` cuts it into episodes.
+"""
+
+from launch.actions import DeclareLaunchArgument, ExecuteProcess
+from launch.conditions import IfCondition, UnlessCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+from launch import LaunchDescription
+from neon_ros.contract import TRAINING_TOPICS
+
+PACKAGE = "neon_ros"
+
+
+def generate_launch_description() -> LaunchDescription:
+    arg = LaunchConfiguration
+    use_recorder = arg("use_recorder")
+    bag = ExecuteProcess(
+        cmd=["ros2", "bag", "record", "-s", "mcap", "-o", arg("output"),
+             "--max-bag-duration", arg("max_bag_seconds"), *TRAINING_TOPICS],
+        output="screen", condition=UnlessCondition(use_recorder))
+    recorder = Node(package=PACKAGE, executable="recorder", name="recorder", output="screen",
+                    condition=IfCondition(use_recorder),
+                    parameters=[{"output": arg("output"), "topics": list(TRAINING_TOPICS),
+                                 "max_bag_seconds": ParameterValue(arg("max_bag_seconds"), value_type=float)}])
+    return LaunchDescription([
+        DeclareLaunchArgument("output", default_value="bags/session", description="bag directory"),
+        DeclareLaunchArgument("max_bag_seconds", default_value="0", description="split period, s (0 = never)"),
+        DeclareLaunchArgument("use_recorder", default_value="false",
+                              description="use Neon's recorder node instead of `ros2 bag record`"),
+        bag,
+        recorder,
+    ])
