@@ -78,6 +78,10 @@ class HeadRuntime:
     def _onnx_file(self, onnx_path) -> Path:
         """An .onnx file of exactly these weights: reuse one whose metadata matches, else export."""
         sha = self.checkpoint.weights_sha256
+        beside = self.checkpoint.path.with_suffix(".onnx") if self.checkpoint.path else None
+        if onnx_path is None and sha and beside is not None and beside.exists() \
+                and onnx_export.onnx_metadata(beside).get("neon.weights_sha256") == sha:
+            return beside  # written by `neon-ros export` next to the checkpoint
         path = Path(onnx_path) if onnx_path else assets.cache_root() / "head_onnx" / f"{sha[:24] or 'unhashed'}.onnx"
         if sha and path.exists() and onnx_export.onnx_metadata(path).get("neon.weights_sha256") == sha:
             return path
