@@ -1,0 +1,181 @@
+"""The 500 Hz bridge loop over unitree_sdk2py DDS: LowState in, LowCmd out, absolute deadlines.
+
+One dedicated thread wakes at t0 + k*dt (``time.monotonic``), never ``sleep(dt)`` after
+the work, so the work time does not accumulate as drift. A cycle that wakes more than one
+period late skips the missed deadlines (counted in ``overruns``) instead of bursting.
+Each cycle: read the latest LowState (set by the DDS listener thread), ask the controller
+for a command, check it, build the LowCmd_ (CRC, mode_machine from the LowState), write it.
+The node and the benchmark share this class; callers serialise controller access through
+``lock``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from neon_ros import contract, unitree
+from neon_ros.bridge.controller import Command, Controller, Measured
+from neon_ros.bridge.lowcmd import (
+    LowCmdBuilder,
+    UnsafeCommandError,
+    measured_from_lowstate,
+    tau_from_lowstate,
+)
+
+log = logging.getLogger(__name__)
+
+
+class BridgeLoop:
+    """Owns the DDS endpoints and the timing thread of one bridge."""
+
+    def __init__(self, controller: Controller, network_interface: str, domain_id: int,
+                 check_lowstate_crc: bool = True, history: int = 5000, rt_priority: int = 0,
+                 on_command: Callable[[Command], None] | None = None):
+        self.controller = controller
+        self.mode = controller.cfg.mode
+        self.dt = controller.cfg.dt
+        self.network_interface = network_interface
+        self.domain_id = int(domain_id)
+        self.check_lowstate_crc = check_lowstate_crc
+        self.rt_priority = int(rt_priority)
+        self.on_command = on_command
+        self.lock = threading.RLock()
+        self.builder = LowCmdBuilder(self.mode)
+        self.latest: Measured | None = None
+        self.latest_tau: np.ndarray | None = None
+        self.counts = {"lowstate": 0, "lowstate_bad_crc": 0, "lowstate_non_finite": 0, "lowcmd_sent": 0,
+                       "overruns": 0, "unsafe_refused": 0}
+        self.period_error = deque(maxlen=history)  # s, |actual period - dt|
+        self.lateness = deque(maxlen=history)  # s, wake-up time - deadline
+        self.step_cost = deque(maxlen=history)  # s, controller + check + LowCmd + CRC + write
+        self.rt_status = "normal priority"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pub: Any = None
+        self._sub: Any = None
+
+    # --- DDS ------------------------------------------------------------------------------
+    def open(self) -> None:
+        unitree.init_channels(self.domain_id, self.network_interface)
+        low_cmd, low_state = unitree.hg_types()
+        self._pub = unitree.publisher(self.builder.topic, low_cmd)
+        self._sub = unitree.subscriber(contract.DDS_LOWSTATE, low_state, self._on_lowstate, 1)
+
+    def _on_lowstate(self, msg: Any) -> None:
+        received = time.time_ns()
+        if self.check_lowstate_crc and not unitree.crc_ok(msg):
+            self.counts["lowstate_bad_crc"] += 1
+            return
+        meas = measured_from_lowstate(msg, received)
+        if not (np.all(np.isfinite(meas.q)) and np.all(np.isfinite(meas.dq))):
+            self.counts["lowstate_non_finite"] += 1
+            return
+        tau = tau_from_lowstate(msg)
+        with self.lock:
+            self.latest, self.latest_tau = meas, tau
+            self.counts["lowstate"] += 1
+
+    def measured(self) -> Measured | None:
+        with self.lock:
+            return self.latest
+
+    # --- the thread -------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._pub is None:
+            self.open()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="g1_bridge_500hz", daemon=True)
+        self._thread.start()
+
+    def stop(self, final_damping_cycles: int = 50) -> None:
+        """Stop the thread; an active bridge first latches damping and sends it for a while."""
+        with self.lock:
+            was_active = self.controller.state == "active"
+            if was_active:
+                self.controller.damp("shutdown")
+        if was_active and self._thread is not None:
+            time.sleep(final_damping_cycles * self.dt)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+
+    def _set_priority(self) -> None:
+        if self.rt_priority <= 0:
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.rt_priority))
+            self.rt_status = f"SCHED_FIFO {self.rt_priority}"
+        except (PermissionError, OSError, AttributeError) as e:
+            self.rt_status = f"SCHED_FIFO refused ({e}); normal priority"
+
+    def _run(self) -> None:
+        self._set_priority()
+        dt = self.dt
+        deadline = time.monotonic() + dt
+        prev_start: float | None = None
+        while not self._stop.is_set():
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            start = time.monotonic()
+            late = start - deadline
+            if late > dt:  # woke more than a period late: skip the missed deadlines
+                missed = int(late // dt)
+                self.counts["overruns"] += missed
+                deadline += missed * dt
+            self.lateness.append(start - deadline)
+            if prev_start is not None:
+                self.period_error.append(abs(start - prev_start - dt))
+            prev_start = start
+            self.cycle_once()
+            self.step_cost.append(time.monotonic() - start)
+            deadline += dt
+
+    def cycle_once(self) -> Command:
+        """One 2 ms step (also called directly by the benchmark for the cost figure)."""
+        now = time.time_ns()
+        with self.lock:
+            meas = self.latest
+            cmd = self.controller.step(now, meas)
+            mode_machine = meas.mode_machine if meas is not None else 0
+        try:
+            msg = self.builder.build(cmd, mode_machine)
+        except UnsafeCommandError as e:  # never reached by design; damping if it ever is
+            self.counts["unsafe_refused"] += 1
+            log.error("refused an unsafe command (%s); damping", e)
+            with self.lock:
+                self.controller.damp("internal_error")
+                cmd = self.controller.step(now, meas)
+            msg = self.builder.build(cmd, mode_machine)
+        if cmd.publish and self._pub is not None:
+            self._pub.Write(msg)
+            self.counts["lowcmd_sent"] += 1
+        if self.on_command is not None:
+            self.on_command(cmd)
+        return cmd
+
+    def timing(self) -> dict[str, float]:
+        """Loop timing over the recent history, in ms."""
+        def pct(d: deque, q: float) -> float:
+            for _ in range(10):  # the loop thread appends while we copy
+                try:
+                    arr = np.array(list(d), dtype=np.float64)
+                    break
+                except RuntimeError:
+                    continue
+            else:
+                return float("nan")
+            return float(np.percentile(arr, q) * 1e3) if arr.size else float("nan")
+
+        return {"period_error_p50_ms": pct(self.period_error, 50), "period_error_p99_ms": pct(self.period_error, 99),
+                "period_error_max_ms": pct(self.period_error, 100), "step_cost_p50_ms": pct(self.step_cost, 50),
+                "overruns": self.counts["overruns"]}

@@ -1,0 +1,176 @@
+"""`g1_bridge`: action chunks / teleop -> safety layer -> unitree_hg LowCmd_ every 2 ms.
+
+Subscribes /neon/action_chunk and /neon/teleop/joint_trajectory (JointTrajectory, command
+QoS) and /neon/estop (Bool); serves /g1_bridge/enable (SetBool) and /g1_bridge/damp
+(Trigger); reads rt/lowstate and publishes /joint_states (29 names, G1 order) and
+/diagnostics; writes rt/lowcmd (mode ``lowcmd``) or rt/arm_sdk (mode ``arm_sdk``) from a
+dedicated 500 Hz thread (neon_ros.bridge.loop). All decisions are in neon_ros.bridge
+(plain Python); this file only converts messages and wires callbacks.
+
+Disabled means no torque: in lowcmd mode the bridge keeps sending LowCmd_ with every
+motor in mode 0 and kp = kd = tau = 0; in arm_sdk mode it ramps the blend weight to 0 and
+then sends nothing. With ``autostart`` false (the default, for a real robot) nothing
+moves until /g1_bridge/enable is called with data: true.
+
+    ros2 run neon_ros g1_bridge --ros-args -p mode:=lowcmd -p autostart:=true
+"""
+
+from __future__ import annotations
+
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from neon_ros import contract, g1, msgs, rosutil
+from neon_ros.bridge.controller import Controller, ControllerConfig
+from neon_ros.bridge.loop import BridgeLoop
+from neon_ros.bridge.safety import REASONS, InputRejectedError, SafetyConfig, validate_trajectory
+
+
+class G1Bridge(Node):
+    def __init__(self) -> None:
+        super().__init__("g1_bridge")
+        d = rosutil.declare
+        mode = d(self, "mode", "arm_sdk", "lowcmd (all 29 joints: simulation or gantry) | arm_sdk (waist + arms)")
+        iface = d(self, "network_interface", "lo", "network interface of the robot's DDS (lo, eth0, ...)")
+        domain = d(self, "dds_domain_id", 1, "Unitree DDS domain (0 on the robot)", 0, 232)
+        autostart = d(self, "autostart", False, "enable at start (simulation only; a robot waits for the service)")
+        safety = SafetyConfig(
+            limit_margin=d(self, "limit_margin", 0.05, "rad kept free inside each joint range", 0.0, 0.5),
+            max_velocity=d(self, "max_joint_velocity", 1.5, "rad/s: fastest a commanded target moves", 0.01, 5.0),
+            future_tolerance=d(self, "future_tolerance", 0.05, "s a stamp may lie in the future", 0.0, 1.0),
+            max_input_age=d(self, "max_input_age", 0.5, "s after its last point a trajectory is stale", 0.01, 10.0),
+        )
+        self.cfg = ControllerConfig(
+            mode=mode,
+            command_timeout=d(self, "command_timeout", 0.5, "s without chunk/teleop -> hold", 0.01, 10.0),
+            damp_timeout=d(self, "damp_timeout", 2.0, "s without chunk/teleop -> damping (latched)", 0.02, 60.0),
+            teleop_timeout=d(self, "teleop_timeout", 0.3, "s teleop overrides after its last message", 0.01, 10.0),
+            handback_time=d(self, "handback_time", 1.0, "s fade from teleop back to the policy", 0.0, 10.0),
+            enable_ramp=d(self, "enable_ramp", 1.0, "s kp (and arm_sdk weight) ramp after enable", 0.0, 10.0),
+            chunk_blend=d(self, "chunk_blend", 0.1, "s cross-fade between successive chunks", 0.0, 2.0),
+            lowstate_timeout=d(self, "lowstate_timeout", 0.1, "s after which a LowState is stale", 0.005, 10.0),
+            damping_kd=d(self, "damping_kd", 2.0, "N m s/rad per joint while damping", 0.01, 20.0),
+            safety=safety,
+        )
+        js_rate = d(self, "joint_state_rate", 100.0, "Hz of /joint_states", 1.0, 500.0)
+        diag_rate = d(self, "diagnostics_rate", 2.0, "Hz of /diagnostics", 0.1, 50.0)
+        check_crc = d(self, "check_lowstate_crc", True, "drop LowState_ messages with a wrong CRC")
+        rt_priority = d(self, "rt_priority", 0, "SCHED_FIFO priority of the 500 Hz thread (0 = normal)", 0, 99)
+
+        self.controller = Controller(self.cfg)
+        self.rejects = dict.fromkeys(REASONS, 0)
+        self.accepted = {"chunk": 0, "teleop": 0}
+        self.loop = BridgeLoop(self.controller, iface, domain, check_lowstate_crc=check_crc, rt_priority=rt_priority)
+        self.loop.open()
+        self.js_pub = self.create_publisher(JointState, contract.TOPIC_JOINT_STATES, rosutil.STATE_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
+        self.create_subscription(JointTrajectory, contract.TOPIC_ACTION_CHUNK,
+                                 lambda m: self._on_trajectory("chunk", m), rosutil.COMMAND_QOS)
+        self.create_subscription(JointTrajectory, contract.TOPIC_TELEOP,
+                                 lambda m: self._on_trajectory("teleop", m), rosutil.COMMAND_QOS)
+        self.create_subscription(Bool, contract.TOPIC_ESTOP, self._on_estop, rosutil.COMMAND_QOS)
+        self.create_service(SetBool, contract.SERVICE_ENABLE, self._on_enable)
+        self.create_service(Trigger, contract.SERVICE_DAMP, self._on_damp)
+        self.create_timer(1.0 / js_rate, self._publish_joint_states)
+        self.create_timer(1.0 / diag_rate, self._publish_diagnostics)
+        self._autostart = bool(autostart)
+        if self._autostart:
+            self._autostart_timer = self.create_timer(0.05, self._try_autostart)
+        self.loop.start()
+        self.get_logger().info(
+            f"g1_bridge: mode={mode} on {self.loop.builder.topic} (DDS domain {domain}, {iface}), "
+            f"autostart={self._autostart}, command_timeout={self.cfg.command_timeout}s, "
+            f"damp_timeout={self.cfg.damp_timeout}s, max_joint_velocity={safety.max_velocity} rad/s; "
+            f"500 Hz thread: {self.loop.rt_status}")
+
+    # --- inputs ---------------------------------------------------------------------------
+    def _on_trajectory(self, kind: str, msg: JointTrajectory) -> None:
+        now = time.time_ns()
+        try:
+            try:
+                names, pos, times = msgs.trajectory_to_arrays(msg)
+            except msgs.MessageError as e:
+                raise InputRejectedError("malformed", str(e)) from None
+            traj = validate_trajectory(kind, names, pos, times, msgs.stamp_to_ns(msg.header.stamp), now,
+                                       self.cfg.safety)
+        except InputRejectedError as e:
+            self.rejects[e.reason] += 1
+            self.get_logger().warn(f"rejected {kind} ({self.rejects[e.reason]} x {e.reason}): {e.detail}",
+                                   throttle_duration_sec=1.0)
+            return
+        self.accepted[kind] += 1
+        with self.loop.lock:
+            self.controller.push(traj, now)
+
+    def _on_estop(self, msg: Bool) -> None:
+        if msg.data:
+            with self.loop.lock:
+                self.controller.damp("estop", time.time_ns())
+            self.get_logger().warn("E-STOP: damping, latched until /g1_bridge/enable", throttle_duration_sec=1.0)
+
+    def _on_enable(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
+        with self.loop.lock:
+            ok, text = self.controller.enable(bool(req.data), self.loop.latest, time.time_ns())
+        res.success, res.message = ok, text
+        self.get_logger().info(f"enable({req.data}): {text}")
+        return res
+
+    def _on_damp(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        with self.loop.lock:
+            self.controller.damp("damp_service")
+            state = self.controller.state
+        res.success, res.message = True, f"state: {state}"
+        self.get_logger().warn("damp requested: damping, latched until /g1_bridge/enable")
+        return res
+
+    def _try_autostart(self) -> None:
+        with self.loop.lock:
+            ok, _ = self.controller.enable(True, self.loop.latest, time.time_ns())
+        if ok:
+            self._autostart_timer.cancel()
+            self.get_logger().info("autostart: enabled from the measured pose")
+
+    # --- outputs ---------------------------------------------------------------------------
+    def _publish_joint_states(self) -> None:
+        with self.loop.lock:
+            meas, tau = self.loop.latest, self.loop.latest_tau
+        if meas is not None:
+            self.js_pub.publish(msgs.joint_state(meas.received_ns, meas.q, meas.dq, tau, g1.JOINT_NAMES))
+
+    def _publish_diagnostics(self) -> None:
+        now = time.time_ns()
+        with self.loop.lock:
+            status = self.controller.status(now)
+            meas = self.loop.latest
+        age = (now - meas.received_ns) / 1e9 if meas is not None else float("inf")
+        values = {**status, **{f"reject_{k}": v for k, v in self.rejects.items()},
+                  **{f"accepted_{k}": v for k, v in self.accepted.items()}, **self.loop.counts,
+                  **{k: round(v, 4) for k, v in self.loop.timing().items()}, "lowstate_age_s": round(age, 4),
+                  "rt_status": self.loop.rt_status}
+        rejected = sum(self.rejects.values())
+        level = "ok"
+        if status["state"] == "damping" or age > self.cfg.lowstate_timeout:
+            level = "error"
+        elif rejected or status["source"] == "hold":
+            level = "warn"
+        text = f"{status['state']} ({status['source']}{', ' + status['damp_reason'] if status['damp_reason'] else ''})"
+        self.diag_pub.publish(msgs.diagnostic_array(now, [msgs.diagnostic_status("g1_bridge", level, text, values)]))
+
+    def on_shutdown(self) -> None:
+        self.loop.stop()
+
+
+def main(args: list[str] | None = None) -> int:
+    return rosutil.run_node(G1Bridge, args, threads=2)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Unit tests of the bridge controller's state machine and LowCmd building (no processes)."""
+
+import numpy as np
+import pytest
+
+from neon_ros import contract, g1, unitree
+from neon_ros.bridge.controller import Controller, ControllerConfig, Measured
+from neon_ros.bridge.lowcmd import LowCmdBuilder, UnsafeCommandError, check_command
+from neon_ros.bridge.safety import NS, validate_trajectory
+
+DT_NS = int(contract.LOWCMD_DT * NS)
+T0 = 1_700_000_000 * NS
+TIMES = np.arange(contract.CHUNK_STEPS) * contract.CONTROL_DT
+ELBOW = g1.JOINT_INDEX["left_elbow_joint"]
+
+
+class Rig:
+    """A controller driven on a simulated clock with a 'robot' that follows commands exactly."""
+
+    def __init__(self, **kw):
+        self.c = Controller(ControllerConfig(**kw))
+        self.now = T0
+        self.q = g1.STANDING_POSE.copy()
+        self.cmds = []
+
+    def meas(self, fresh=True):
+        return Measured(self.q.copy(), np.zeros(g1.NUM_JOINTS), self.now if fresh else self.now - NS)
+
+    def run(self, seconds, fresh=True, every=None):
+        for k in range(int(round(seconds / contract.LOWCMD_DT))):
+            if every is not None:
+                every(k)
+            cmd = self.c.step(self.now, self.meas(fresh))
+            if cmd.motors_on.any() and cmd.kp.any():
+                self.q = np.where(cmd.motors_on, cmd.q, self.q)
+            self.cmds.append(cmd)
+            self.now += DT_NS
+        return self.cmds[-1]
+
+    def chunk(self, q_row, stamp=None):
+        pos = np.tile(q_row, (16, 1))
+        self.c.push(validate_trajectory("chunk", g1.JOINT_NAMES, pos, TIMES, stamp or self.now, self.now,
+                                        self.c.cfg.safety), self.now)
+
+    def teleop(self, names, values):
+        traj = validate_trajectory("teleop", names, np.array([values]), np.array([0.0]), 0, self.now,
+                                   self.c.cfg.safety)
+        self.c.push(traj, self.now)
+
+
+def elbow_pose(v):
+    q = g1.STANDING_POSE.copy()
+    q[ELBOW] = v
+    return q
+
+
+def test_disabled_sends_no_torque_and_enable_needs_fresh_lowstate():
+    rig = Rig()
+    cmd = rig.run(0.1)
+    assert cmd.state == "disabled" and not cmd.motors_on.any() and not cmd.kp.any() and not cmd.kd.any()
+    assert cmd.publish  # lowcmd mode: an explicit "off", every motor mode 0
+    ok, _ = rig.c.enable(True, rig.meas(fresh=False), rig.now)
+    assert not ok and rig.c.state == "disabled"
+    ok, _ = rig.c.enable(True, None, rig.now)
+    assert not ok
+    rig.chunk(elbow_pose(1.8))  # a chunk while disabled moves nothing
+    assert not rig.run(0.1).kp.any()
+
+
+def test_enable_ramps_from_measured_pose_then_follows_policy():
+    rig = Rig()
+    rig.q[ELBOW] = 0.9
+    assert rig.c.enable(True, rig.meas(), rig.now)[0]
+    first = rig.run(0.002)
+    assert first.q[ELBOW] == pytest.approx(0.9) and first.kp[ELBOW] < 0.01 * g1.DEFAULT_KP[ELBOW]
+    hold = rig.run(1.0)
+    assert hold.source == "hold" and hold.kp[ELBOW] == pytest.approx(g1.DEFAULT_KP[ELBOW])
+    rig.run(0.5, every=lambda k: k % 25 == 0 and rig.chunk(elbow_pose(1.6)))
+    cmd = rig.cmds[-1]
+    assert cmd.source == "policy" and cmd.q[ELBOW] == pytest.approx(1.6)  # 0.7 rad at 1.5 rad/s < 0.5 s
+    steps = np.diff([c.q[ELBOW] for c in rig.cmds])
+    assert np.max(np.abs(steps)) <= 1.5 * contract.LOWCMD_DT + 1e-9
+
+
+def test_watchdog_holds_then_damps_latched_until_enable():
+    rig = Rig(command_timeout=0.2, damp_timeout=0.6)
+    rig.c.enable(True, rig.meas(), rig.now)
+    rig.run(0.1, every=lambda k: k % 25 == 0 and rig.chunk(elbow_pose(1.5)))
+    assert rig.cmds[-1].source == "policy"
+    moving = rig.cmds[-1].q[ELBOW]
+    cmd = rig.run(0.3)
+    assert cmd.source == "hold" and cmd.kp.any() and abs(cmd.q[ELBOW] - moving) < 0.2 * 1.5 + 1e-6
+    held = cmd.q.copy()
+    cmd = rig.run(0.15)
+    np.testing.assert_array_equal(cmd.q, held)  # hold = the last safe target, frozen
+    cmd = rig.run(0.2)
+    assert cmd.state == "damping" and rig.c.damp_reason == "command_timeout"
+    assert not cmd.kp.any() and np.all(cmd.kd == 2.0)
+    rig.chunk(elbow_pose(1.5))  # a fresh chunk does not un-latch damping
+    assert rig.run(0.1).state == "damping"
+    assert rig.c.enable(True, rig.meas(), rig.now)[0] and rig.run(0.01).state == "active"
+
+
+def test_estop_damps_on_next_cycle_and_latches():
+    rig = Rig()
+    rig.c.enable(True, rig.meas(), rig.now)
+    rig.run(0.05, every=lambda k: k % 25 == 0 and rig.chunk(elbow_pose(1.5)))
+    rig.c.damp("estop", rig.now)
+    cmd = rig.run(0.002)
+    assert cmd.state == "damping" and not cmd.kp.any() and rig.c.estop_latency_cycles == 1
+    rig.run(0.5, every=lambda k: k % 25 == 0 and rig.chunk(elbow_pose(1.5)))
+    assert rig.cmds[-1].state == "damping"
+
+
+def test_stale_lowstate_never_commands_motion():
+    rig = Rig()
+    rig.c.enable(True, rig.meas(), rig.now)
+    rig.run(0.05)
+    cmd = rig.run(0.01, fresh=False)
+    assert cmd.state == "damping" and rig.c.damp_reason == "lowstate_stale" and not cmd.kp.any()
+
+
+def test_teleop_overrides_then_hands_back_through_a_ramp():
+    rig = Rig(teleop_timeout=0.1, handback_time=1.0)
+    rig.c.enable(True, rig.meas(), rig.now)
+
+    def inputs(k, teleop):
+        if k % 25 == 0:
+            rig.chunk(elbow_pose(1.0))
+        if teleop and k % 10 == 0:
+            rig.teleop(["left_elbow_joint"], [0.2])
+
+    rig.run(1.0, every=lambda k: inputs(k, False))
+    assert rig.cmds[-1].q[ELBOW] == pytest.approx(1.0)
+    rig.run(1.0, every=lambda k: inputs(k, True))
+    assert rig.cmds[-1].source == "teleop" and rig.cmds[-1].q[ELBOW] == pytest.approx(0.2)
+    start = len(rig.cmds)
+    rig.run(1.5, every=lambda k: inputs(k, False))  # 0.8 rad over 1 s: 0.8 rad/s
+    sources = [c.source for c in rig.cmds[start:]]
+    assert "handback" in sources and sources[-1] == "policy"
+    assert rig.cmds[-1].q[ELBOW] == pytest.approx(1.0)
+    steps = np.abs(np.diff([c.q[ELBOW] for c in rig.cmds[start - 1:]]))
+    assert steps.max() < 0.8 * 1.5 * contract.LOWCMD_DT  # the hand-back ramp is slower than the limiter
+
+
+def test_arm_sdk_mode_never_commands_legs_and_ramps_weight():
+    rig = Rig(mode="arm_sdk", enable_ramp=0.2)
+    assert not rig.run(0.01).publish  # disabled in arm_sdk mode: silent
+    rig.c.enable(True, rig.meas(), rig.now)
+    rig.run(0.5, every=lambda k: k % 25 == 0 and rig.chunk(elbow_pose(1.5)))
+    weights = [c.weight for c in rig.cmds if c.publish]
+    assert weights[0] < 0.05 and weights[-1] == 1.0 and np.all(np.diff(weights) >= 0)
+    rig.c.enable(False, rig.meas(), rig.now)
+    rig.run(0.5)
+    out = [c for c in rig.cmds if c.state == "disabled" and c.publish]
+    assert out and out[-1].weight < 0.05 and not rig.cmds[-1].publish
+    legs = list(g1.LEG_INDICES)
+    for c in rig.cmds:
+        assert not c.motors_on[legs].any() and not c.kp[legs].any() and not c.kd[legs].any()
+
+
+def test_lowcmd_builder_sets_crc_mode_machine_and_arm_sdk_weight():
+    rig = Rig(mode="arm_sdk")
+    rig.c.enable(True, rig.meas(), rig.now)
+    cmd = rig.run(0.3)
+    msg = LowCmdBuilder("arm_sdk").build(cmd, mode_machine=5)
+    arr = unitree.lowcmd_arrays(msg)
+    assert unitree.crc_ok(msg) and msg.mode_machine == 5
+    assert msg.motor_cmd[g1.ARM_SDK_WEIGHT_INDEX].q == pytest.approx(cmd.weight)
+    assert not arr["mode"][list(g1.LEG_INDICES)].any() and arr["mode"][list(g1.UPPER_BODY_INDICES)].all()
+    bad = rig.run(0.002)
+    bad.q[ELBOW] = np.nan
+    with pytest.raises(UnsafeCommandError):
+        check_command(bad, "lowcmd")
+    bad = rig.run(0.002)
+    bad.kp[0] = 10.0
+    with pytest.raises(UnsafeCommandError, match="leg"):
+        check_command(bad, "arm_sdk")
