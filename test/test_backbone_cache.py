@@ -1,0 +1,71 @@
+"""The feature cache: shards keyed by backbone id + sample id, resumable, identical after resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neon_ros.backbones import load_backbone
+from neon_ros.backbones.cache import FeatureCache, Sample, build_cache
+
+
+@pytest.fixture(scope="module")
+def bb():
+    return load_backbone("cpu_default")
+
+
+def dataset(n: int, decoded: list[str] | None = None, crash_at: int | None = None):
+    """n small clips; frames are decoded lazily (recorded in `decoded`); raises at index crash_at."""
+    for i in range(n):
+        if crash_at is not None and i == crash_at:
+            raise RuntimeError("simulated crash")
+
+        def frames(i=i):
+            if decoded is not None:
+                decoded.append(f"s{i:02d}")
+            rng = np.random.default_rng(i)
+            return rng.integers(0, 255, (2, 256, 256, 3), dtype=np.uint8)
+
+        yield Sample(f"s{i:02d}", frames, f"task {i % 3}")
+
+
+def shard_bytes(directory):
+    return {p.name: p.read_bytes() for p in sorted(directory.glob("shard-*.safetensors"))}
+
+
+def test_cache_resumes_and_matches_uninterrupted_run(bb, tmp_path):
+    full = build_cache(bb, dataset(8), tmp_path / "full", shard_size=3, batch_size=2, total=8, progress=False)
+    assert (full.encoded, full.skipped, full.shards_written) == (8, 0, 3)
+
+    part_root = tmp_path / "part"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        build_cache(bb, dataset(8, crash_at=7), part_root, shard_size=3, batch_size=2, progress=False)
+    cache_dir = part_root / full.directory.name
+    assert len(FeatureCache.open(part_root, bb.backbone_id)) == 6  # two whole shards, the third was lost
+    (cache_dir / ".shard-00002.safetensors.tmp999").write_bytes(b"half a shard")  # what a kill mid-write leaves
+
+    decoded: list[str] = []
+    resumed = build_cache(bb, dataset(8, decoded), part_root, shard_size=3, batch_size=2, progress=False)
+    assert (resumed.encoded, resumed.skipped) == (2, 6)
+    assert decoded == ["s06", "s07"]  # cached samples were never decoded again
+    assert not list(cache_dir.glob(".shard-*"))
+    assert shard_bytes(cache_dir) == shard_bytes(full.directory)
+
+    again = build_cache(bb, dataset(8), part_root, shard_size=3, progress=False)
+    assert (again.encoded, again.skipped, again.shards_written) == (0, 8, 0)
+
+
+def test_reader_api(bb, tmp_path):
+    build_cache(bb, dataset(4), tmp_path, shard_size=3, progress=False)
+    cache = FeatureCache.open(tmp_path, bb.backbone_id)
+    assert cache.ids() == ["s00", "s01", "s02", "s03"] and cache.has("s03") and not cache.has("s04")
+    ids, feats = cache.load_all()
+    assert feats.shape == (4, bb.width) and feats.dtype == np.float32
+    clip = next(iter(dataset(4)))
+    np.testing.assert_allclose(cache.get("s00"), bb.encode(clip.frames(), clip.instruction), rtol=1e-4, atol=1e-4)
+    with pytest.raises(KeyError, match="s09"):
+        cache.get("s09")
+    with pytest.raises(ValueError, match="use another --out folder"):
+        FeatureCache.create(tmp_path, bb.backbone_id, bb.width + 1)
+    with pytest.raises(FileNotFoundError, match="neon-ros features"):
+        FeatureCache.open(tmp_path, "qwen2_5_omni_3b.L-1")
