@@ -252,6 +252,16 @@ class G1Sim:
             r.update_scene(rd, camera=camera)
         return r.render()
 
+    def close_thread_renderer(self) -> None:
+        """Free the calling thread's renderer (call from a rendering thread before it ends)."""
+        r = getattr(self._render_local, "renderer", None)
+        if r is None:
+            return
+        self._render_local.renderer = None
+        with self._render_lock:
+            self._renderers = [x for x in self._renderers if x is not r]
+        r.close()
+
     def close(self) -> None:
         """Free the GL contexts (renderers of other threads are freed by their owners' exit)."""
         with self._render_lock:

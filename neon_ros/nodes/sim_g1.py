@@ -1,0 +1,125 @@
+"""sim_g1: a MuJoCo G1 that speaks the robot's own DDS topics and publishes its head camera.
+
+    ros2 run neon_ros sim_g1 --ros-args -p dds_domain_id:=1 -p camera_rate:=15.0
+
+rt/lowcmd in and rt/lowstate out (unitree_hg, CRC checked and set, 500 Hz) run in the
+simulator's own physics thread (``neon_ros.sim.robot_dds``); the head camera renders in a
+second thread to /camera/image_raw; the rclpy executor only serves /diagnostics.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported (off-screen rendering)
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from neon_ros import contract, msgs, rosutil
+from neon_ros.sim.camera import CameraLoop
+from neon_ros.sim.robot_dds import SimRobot, SimRobotConfig
+
+
+class SimG1(Node):
+    def __init__(self) -> None:
+        super().__init__("sim_g1")
+        d = rosutil.declare
+        self.config = SimRobotConfig(
+            network_interface=d(self, "network_interface", "lo", "Unitree DDS network interface (lo for a local sim)"),
+            dds_domain_id=d(self, "dds_domain_id", 1, "Unitree DDS domain (the robot uses 0; sims default to 1)",
+                            0, 232),
+            fixed_base=d(self, "fixed_base", True, "pin the pelvis at standing height, as on a gantry"),
+            realtime_factor=d(self, "realtime_factor", 1.0,
+                              "simulated s per wall s: 1.0 real time, 0 = as fast as possible", 0.0, 100.0),
+            camera_width=d(self, "camera_width", 224, "head camera image width, px", 16, 4096),
+            camera_height=d(self, "camera_height", 224, "head camera image height, px", 16, 4096),
+        )
+        self.camera_rate = d(self, "camera_rate", 15.0, "head camera frames per wall second (0 = off)", 0.0, 120.0)
+        self.frame_id = d(self, "frame_id", "head_camera", "frame_id of /camera/image_raw")
+        period = d(self, "diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0)
+
+        self.image_pub = self.create_publisher(Image, contract.TOPIC_CAMERA, rosutil.SENSOR_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
+        self.robot = SimRobot(self.config)
+        self.robot.on_first_command = self._on_first_command
+        self.camera: CameraLoop | None = None
+        self._bad_crc_logged = 0
+        self._invalid_logged = 0
+        self.robot.start()
+        if self.camera_rate > 0:
+            self.camera = CameraLoop(self.robot.sim, self.camera_rate, self._publish_frame)
+            self.camera.start()
+        self.create_timer(period, self.publish_diagnostics)
+        c = self.config
+        self.get_logger().info(
+            f"simulated G1 on DDS domain {c.dds_domain_id} ({c.network_interface}), fixed_base={c.fixed_base}, "
+            f"realtime_factor={c.realtime_factor}, camera {c.camera_width}x{c.camera_height} at "
+            f"{self.camera_rate} Hz; motors in damping until the first good rt/lowcmd")
+
+    def _on_first_command(self, cmd) -> None:
+        self.get_logger().info(f"first good rt/lowcmd: {int(cmd.enabled.sum())} motors enabled, "
+                               f"mode_machine={cmd.mode_machine}")
+
+    def _publish_frame(self, frame) -> None:
+        stamp = rosutil.now_ns(self)
+        self.image_pub.publish(msgs.clip_to_image(frame[None], stamp, frame_id=self.frame_id))
+
+    def publish_diagnostics(self) -> None:
+        s = self.robot.stats()
+        ib = s.inbox
+        if ib.bad_crc > self._bad_crc_logged:
+            self.get_logger().warning(f"dropped {ib.bad_crc - self._bad_crc_logged} rt/lowcmd with a bad CRC "
+                                      f"(total {ib.bad_crc})")
+            self._bad_crc_logged = ib.bad_crc
+        if ib.invalid > self._invalid_logged:
+            self.get_logger().warning(f"dropped {ib.invalid - self._invalid_logged} rt/lowcmd with non-finite "
+                                      f"values or negative gains (total {ib.invalid})")
+            self._invalid_logged = ib.invalid
+        values = {
+            "physics_rate_hz": f"{s.physics_rate_hz:.1f}",
+            "realtime_factor_achieved": f"{s.realtime_factor:.3f}",
+            "realtime_factor_target": self.config.realtime_factor,
+            "sim_time_s": f"{self.robot.sim.time:.3f}",
+            "steps": s.steps,
+            "lowstate_published": s.lowstate_published,
+            "overruns": s.overruns,
+            "lowcmd_received": ib.received,
+            "lowcmd_accepted": ib.accepted,
+            "lowcmd_bad_crc": ib.bad_crc,
+            "lowcmd_invalid": ib.invalid,
+            "lowcmd_mode_machine_mismatch": ib.mode_machine_mismatch,
+        }
+        level, message = "ok", "running"
+        target = self.config.realtime_factor
+        if not self.robot.running:
+            level, message = "error", "physics thread stopped"
+        elif target > 0 and s.steps > 0 and s.realtime_factor and s.realtime_factor < 0.8 * target:
+            level, message = "warn", f"slower than requested: real-time factor {s.realtime_factor:.2f}"
+        elif ib.bad_crc or ib.invalid:
+            level, message = "warn", f"dropped rt/lowcmd: {ib.bad_crc} bad CRC, {ib.invalid} invalid"
+        statuses = [msgs.diagnostic_status("sim_g1: physics", level, message, values)]
+        if self.camera is not None:
+            cam = self.camera
+            cam_level = "error" if cam.error else "ok"
+            statuses.append(msgs.diagnostic_status(
+                "sim_g1: head camera", cam_level, repr(cam.error) if cam.error else "rendering",
+                {"rate_hz": self.camera_rate, "frames": cam.frames, "skipped": cam.skipped,
+                 "mean_render_ms": f"{1e3 * cam.render_seconds / max(1, cam.frames):.1f}"}))
+        self.diag_pub.publish(msgs.diagnostic_array(rosutil.now_ns(self), statuses))
+
+    def on_shutdown(self) -> None:
+        if self.camera is not None:
+            self.camera.stop()
+        self.robot.stop()
+        self.robot.sim.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    return rosutil.run_node(SimG1, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

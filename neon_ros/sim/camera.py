@@ -1,0 +1,68 @@
+"""The head camera loop: renders ``G1Sim`` frames at a fixed rate in its own thread.
+
+Rendering (tens of ms in software GL) runs beside the physics thread and only copies the
+physics state under the simulator's lock, so a slow frame delays the next frame, never a
+physics step. Deadlines are absolute; a frame that misses its slot is skipped, not queued.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from neon_ros.sim import scene
+from neon_ros.sim.g1_sim import G1Sim
+
+FrameCallback = Callable[[np.ndarray], None]
+
+
+class CameraLoop:
+    """Render ``camera`` at ``rate_hz`` and hand each (H, W, 3) uint8 frame to ``on_frame``."""
+
+    def __init__(self, sim: G1Sim, rate_hz: float, on_frame: FrameCallback, camera: str = scene.HEAD_CAMERA):
+        if not (rate_hz > 0.0):
+            raise ValueError(f"camera rate must be > 0 Hz, got {rate_hz}")
+        self.sim = sim
+        self.rate_hz = float(rate_hz)
+        self.camera = camera
+        self.on_frame = on_frame
+        self.frames = 0
+        self.skipped = 0
+        self.render_seconds = 0.0  # total time spent rendering
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sim_g1_camera", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        period = 1.0 / self.rate_hz
+        next_t = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                t0 = time.monotonic()
+                frame = self.sim.render(self.camera)
+                self.render_seconds += time.monotonic() - t0
+                self.frames += 1
+                self.on_frame(frame)
+                next_t += period
+                now = time.monotonic()
+                if next_t < now:  # missed slots: skip them
+                    missed = int((now - next_t) / period) + 1
+                    self.skipped += missed
+                    next_t += missed * period
+                self._stop.wait(max(0.0, next_t - time.monotonic()))
+        except BaseException as e:  # surfaced through diagnostics by the owner
+            self.error = e
+        finally:
+            self.sim.close_thread_renderer()
