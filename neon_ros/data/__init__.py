@@ -1,0 +1,1 @@
+"""Training data: the sample schema, one streaming adapter per source format, the soup."""

@@ -1,0 +1,182 @@
+"""From one episode's time series to training samples, the same way for every source.
+
+An adapter reads its format into an :class:`EpisodeData` (state/action arrays on their own
+time base, plus a frame iterator), and :func:`episode_samples` turns it into
+:class:`~neon_ros.data.schema.Sample` s: anchors every ``stride`` seconds, the last second
+of video before each anchor (kept in a small ring buffer, so video is decoded once, in
+order, never held whole), and the 16 future control steps converted to the relative
+representation (joint deltas, ``T_now^-1 T_future`` per hand).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from neon_ros.contract import CHUNK_STEPS, CONTROL_DT
+from neon_ros.data.schema import PROPRIO_DIM, Sample, empty_masks, empty_targets
+from neon_ros.g1 import NUM_JOINTS
+
+
+@dataclass
+class EpisodeData:
+    """One episode on its own time base ``times`` (N,) in seconds, increasing.
+
+    g1_q: (N, 29) G1 joint positions (SDK order) -> joint deltas are supervised;
+        ``joint_valid`` (29,) limits that to the joints the source really measured.
+    ee_pose: (N, 2, 4, 4) hand poses in any fixed frame (base or world: the relative
+        representation does not care); ``ee_valid`` (2,) says which hands are real.
+    grip: (N, 2) closure 0..1 with ``grip_valid`` (2,).
+    loco: (N, 3) base velocity command.
+    robot_q: (N, n) the source robot's own joints for proprioception when it is not a G1.
+    instruction: the episode's instruction, or a callable time -> instruction.
+    frames: iterable of (time, (H, W, 3) uint8) in time order (decoded lazily).
+    """
+
+    source: str
+    episode: str
+    embodiment: str
+    times: np.ndarray
+    instruction: str | Callable[[float], str]
+    frames: Iterable[tuple[float, np.ndarray]]
+    g1_q: np.ndarray | None = None
+    joint_valid: np.ndarray | None = None
+    ee_pose: np.ndarray | None = None
+    ee_valid: tuple[bool, bool] = (True, True)
+    grip: np.ndarray | None = None
+    grip_valid: tuple[bool, bool] = (True, True)
+    loco: np.ndarray | None = None
+    robot_q: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.times = np.asarray(self.times, dtype=np.float64)
+        n = len(self.times)
+        if n < 2 or np.any(np.diff(self.times) <= 0):
+            raise ValueError(f"{self.source}/{self.episode}: times must be >= 2 increasing stamps")
+        for name in ("g1_q", "ee_pose", "grip", "loco", "robot_q"):
+            arr = getattr(self, name)
+            if arr is not None:
+                arr = np.asarray(arr, dtype=np.float64)
+                if len(arr) != n:
+                    raise ValueError(f"{self.source}/{self.episode}: {name} has {len(arr)} rows, times {n}")
+                if not np.all(np.isfinite(arr)):
+                    raise ValueError(f"{self.source}/{self.episode}: {name} has non-finite values")
+                setattr(self, name, arr)
+        if self.g1_q is not None and self.g1_q.shape[1] != NUM_JOINTS:
+            raise ValueError(f"{self.source}/{self.episode}: g1_q must have {NUM_JOINTS} columns")
+        if self.robot_q is not None and self.robot_q.shape[1] > NUM_JOINTS:
+            raise ValueError(f"{self.source}/{self.episode}: robot_q has more than {NUM_JOINTS} joints")
+
+
+def interp_rows(times: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``values`` (N, ...) at ``query`` times, clamped to the ends."""
+    q = np.clip(query, times[0], times[-1])
+    hi = np.clip(np.searchsorted(times, q, side="right"), 1, len(times) - 1)
+    lo = hi - 1
+    w = ((q - times[lo]) / (times[hi] - times[lo])).reshape((-1,) + (1,) * (values.ndim - 1))
+    return values[lo] * (1.0 - w) + values[hi] * w
+
+
+def nearest_rows(times: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+    idx = np.clip(np.searchsorted(times, query), 1, len(times) - 1)
+    idx = np.where(np.abs(times[idx - 1] - query) <= np.abs(times[idx] - query), idx - 1, idx)
+    return values[idx]
+
+
+def interp_poses(times: np.ndarray, poses: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Poses (N, ..., 4, 4) at ``query``: translation interpolated, rotation of the nearest row."""
+    out = nearest_rows(times, poses, np.clip(query, times[0], times[-1])).copy()
+    out[..., :3, 3] = interp_rows(times, poses[..., :3, 3], query)
+    return out
+
+
+def relative_targets(now: np.ndarray, future: np.ndarray) -> np.ndarray:
+    """Per-hand displacement (…, 9): ``T_now^-1 T_future`` as translation + 6D rotation."""
+    from neon_ros.head import actions
+
+    return np.asarray(actions.pose9_from_transform(actions.relative_transform(now, future)), dtype=np.float32)
+
+
+def chunk_targets(ep: EpisodeData, t: float) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    """Targets, masks, proprio and proprio mask for an anchor at time ``t``."""
+    from neon_ros.head import actions
+
+    targets, masks = empty_targets(), empty_masks()
+    future = t + CONTROL_DT * np.arange(CHUNK_STEPS)  # point k is k * 50 ms ahead (DESIGN.md s3)
+    now = np.array([t])
+    proprio = np.zeros(PROPRIO_DIM, np.float32)
+    pmask = np.zeros(PROPRIO_DIM, np.float32)
+    joints = ep.g1_q if ep.g1_q is not None else ep.robot_q
+    if joints is not None:
+        n = joints.shape[1]
+        q_now = interp_rows(ep.times, joints, now)[0]
+        # Velocity: central difference over one control step, a noise-robust estimate.
+        dq = (interp_rows(ep.times, joints, now + CONTROL_DT / 2)[0]
+              - interp_rows(ep.times, joints, now - CONTROL_DT / 2)[0]) / CONTROL_DT
+        proprio[:n], proprio[NUM_JOINTS:NUM_JOINTS + n] = q_now, dq
+        pmask[:n] = pmask[NUM_JOINTS:NUM_JOINTS + n] = 1.0
+    if ep.g1_q is not None:
+        q_now = interp_rows(ep.times, ep.g1_q, now)[0]
+        targets["joint_delta"][:] = actions.joint_deltas(q_now, interp_rows(ep.times, ep.g1_q, future))
+        masks["joint_delta"][:] = 1.0 if ep.joint_valid is None else np.asarray(ep.joint_valid, np.float32)
+    if ep.ee_pose is not None:
+        p_now = interp_poses(ep.times, ep.ee_pose, now)[0]  # (2, 4, 4)
+        p_fut = interp_poses(ep.times, ep.ee_pose, future)  # (S, 2, 4, 4)
+        targets["ee"][:] = relative_targets(np.broadcast_to(p_now, p_fut.shape), p_fut)
+        masks["ee"][:] = np.asarray(ep.ee_valid, np.float32)
+    if ep.grip is not None:
+        targets["grip"][:] = np.clip(interp_rows(ep.times, ep.grip, future), 0.0, 1.0)
+        masks["grip"][:] = np.asarray(ep.grip_valid, np.float32)
+    if ep.loco is not None:
+        targets["loco"][:] = interp_rows(ep.times, ep.loco, future)
+        masks["loco"][:] = 1.0
+    return targets, masks, proprio, pmask
+
+
+def select_clip(buffer: deque, t: float, clip_frames: int, clip_seconds: float) -> np.ndarray:
+    """``clip_frames`` frames evenly spaced over ``[t - clip_seconds, t]`` from the buffer."""
+    stamps = np.array([s for s, _ in buffer])
+    want = t - clip_seconds + clip_seconds * np.arange(1, clip_frames + 1) / clip_frames
+    idx = np.clip(np.searchsorted(stamps, want + 1e-6, side="right") - 1, 0, len(stamps) - 1)
+    return np.stack([buffer[i][1] for i in idx])
+
+
+def episode_samples(ep: EpisodeData, stride: float = 0.25, clip_frames: int = 8,
+                    clip_seconds: float = 1.0, max_side: int = 256) -> Iterator[Sample]:
+    """Samples at anchors every ``stride`` s from the first stamp to one control step before
+    the last, streaming the video once (past the end, targets hold the last state)."""
+    if stride <= 0 or clip_frames < 1:
+        raise ValueError("stride must be > 0 and clip_frames >= 1")
+    anchors = np.arange(ep.times[0], ep.times[-1] - CONTROL_DT + 1e-9, stride)
+    buffer: deque = deque()
+    a = 0
+    for stamp, frame in ep.frames:
+        frame = downscale(frame, max_side)
+        buffer.append((stamp, frame))
+        while buffer and buffer[0][0] < stamp - clip_seconds - 0.2:
+            buffer.popleft()
+        while a < len(anchors) and anchors[a] <= stamp + 1e-6:
+            yield _make_sample(ep, anchors[a], select_clip(buffer, anchors[a], clip_frames, clip_seconds))
+            a += 1
+    if a == 0 and len(anchors):
+        raise ValueError(f"{ep.source}/{ep.episode}: no video frames")
+
+
+def _make_sample(ep: EpisodeData, t: float, clip: np.ndarray) -> Sample:
+    targets, masks, proprio, pmask = chunk_targets(ep, t)
+    instruction = ep.instruction(t) if callable(ep.instruction) else ep.instruction
+    frame_no = int(round((t - ep.times[0]) * 1000))
+    return Sample(sample_id=f"{ep.source}/{ep.episode}/{frame_no:08d}", source=ep.source,
+                  embodiment=ep.embodiment, instruction=instruction, frames=clip, proprio=proprio,
+                  proprio_mask=pmask, targets=targets, masks=masks, episode=ep.episode)
+
+
+def downscale(frame: np.ndarray, max_side: int) -> np.ndarray:
+    """Integer-stride downscale so the longer side is <= ``max_side`` (cheap, no resampling lib)."""
+    frame = np.asarray(frame)
+    step = int(np.ceil(max(frame.shape[:2]) / max_side)) if max_side > 0 else 1
+    return np.ascontiguousarray(frame[::step, ::step]) if step > 1 else frame
+

@@ -1,0 +1,120 @@
+"""Write LeRobot v3.0 datasets (the layout lerobot 0.4 writes and the Hub serves).
+
+Used by the simulated-demonstration generator (:mod:`neon_ros.data.sim_expert`) and by the
+tests, which build their own v3 fixtures. One data file, one video file per camera (all
+episodes concatenated, AV1), per-episode metadata with each episode's row range and video
+time window, tasks.parquet indexed by task string, and stats.json.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from neon_ros.data.video import write_video
+
+DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+
+
+@dataclass
+class EpisodeRecord:
+    """One episode to write: frames (N, H, W, 3) uint8, state/action (N, D), the task text."""
+
+    frames: np.ndarray
+    state: np.ndarray
+    action: np.ndarray
+    task: str
+
+
+def _stats(x: np.ndarray) -> dict:
+    return {"min": x.min(0).tolist(), "max": x.max(0).tolist(), "mean": x.mean(0).tolist(),
+            "std": x.std(0).tolist(), "count": [int(len(x))]}
+
+
+def write_lerobot_v3(root: Path, episodes: list[EpisodeRecord], fps: int, robot_type: str,
+                     state_names: list[str], camera: str = "observation.images.head",
+                     codec: str = "libsvtav1") -> Path:
+    """Write ``episodes`` as a LeRobot v3.0 dataset under ``root``; returns ``root``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not episodes:
+        raise ValueError("write_lerobot_v3: no episodes")
+    root = Path(root)
+    (root / "meta" / "episodes" / "chunk-000").mkdir(parents=True, exist_ok=True)
+    dim = len(state_names)
+    h, w = episodes[0].frames.shape[1:3]
+    tasks = list(dict.fromkeys(e.task for e in episodes))
+    cols: dict[str, list] = {k: [] for k in ("observation.state", "action", "timestamp", "frame_index",
+                                            "episode_index", "index", "task_index")}
+    ep_rows = []
+    start = 0
+    all_frames = []
+    for e_idx, ep in enumerate(episodes):
+        n = len(ep.state)
+        if ep.frames.shape[0] != n or ep.action.shape != (n, dim) or ep.state.shape != (n, dim):
+            raise ValueError(f"episode {e_idx}: frames/state/action lengths or widths disagree")
+        all_frames.append(ep.frames)
+        cols["observation.state"] += ep.state.astype(np.float32).tolist()
+        cols["action"] += ep.action.astype(np.float32).tolist()
+        cols["timestamp"] += (np.arange(n, dtype=np.float32) / fps).tolist()
+        cols["frame_index"] += list(range(n))
+        cols["episode_index"] += [e_idx] * n
+        cols["index"] += list(range(start, start + n))
+        cols["task_index"] += [tasks.index(ep.task)] * n
+        vid = f"videos/{camera}"
+        ep_rows.append({
+            "episode_index": e_idx, "tasks": [ep.task], "length": n,
+            "data/chunk_index": 0, "data/file_index": 0,
+            "dataset_from_index": start, "dataset_to_index": start + n,
+            f"{vid}/chunk_index": 0, f"{vid}/file_index": 0,
+            f"{vid}/from_timestamp": start / fps, f"{vid}/to_timestamp": (start + n) / fps,
+            "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
+        })
+        start += n
+    vec = pa.list_(pa.float32(), dim)
+    table = pa.table({
+        "observation.state": pa.array(cols["observation.state"], type=vec),
+        "action": pa.array(cols["action"], type=vec),
+        "timestamp": pa.array(cols["timestamp"], type=pa.float32()),
+        "frame_index": pa.array(cols["frame_index"], type=pa.int64()),
+        "episode_index": pa.array(cols["episode_index"], type=pa.int64()),
+        "index": pa.array(cols["index"], type=pa.int64()),
+        "task_index": pa.array(cols["task_index"], type=pa.int64()),
+    })
+    data_file = root / DATA_PATH.format(chunk_index=0, file_index=0)
+    data_file.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, data_file)
+    pq.write_table(pa.Table.from_pylist(ep_rows), root / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+    pq.write_table(pa.table({"task_index": pa.array(range(len(tasks)), type=pa.int64()),
+                             "__index_level_0__": pa.array(tasks, type=pa.large_string())}),
+                   root / "meta" / "tasks.parquet")
+    write_video(root / VIDEO_PATH.format(video_key=camera, chunk_index=0, file_index=0),
+                np.concatenate(all_frames), fps, codec=codec)
+    state = np.asarray(cols["observation.state"], np.float64)
+    (root / "meta" / "stats.json").write_text(json.dumps({
+        "observation.state": _stats(state), "action": _stats(np.asarray(cols["action"], np.float64))}))
+    scalar = {"dtype": "float32", "shape": [1], "names": None}
+    index = {"dtype": "int64", "shape": [1], "names": None}
+    info = {
+        "codebase_version": "v3.0", "robot_type": robot_type, "total_episodes": len(episodes),
+        "total_frames": start, "total_tasks": len(tasks), "chunks_size": 1000,
+        "data_files_size_in_mb": 100, "video_files_size_in_mb": 200, "fps": fps,
+        "splits": {"train": f"0:{len(episodes)}"}, "data_path": DATA_PATH, "video_path": VIDEO_PATH,
+        "features": {
+            camera: {"dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"],
+                     "info": {"video.height": h, "video.width": w, "video.codec": "av1",
+                              "video.pix_fmt": "yuv420p", "video.is_depth_map": False, "video.fps": fps,
+                              "video.channels": 3, "has_audio": False}},
+            "observation.state": {"dtype": "float32", "shape": [dim], "names": list(state_names)},
+            "action": {"dtype": "float32", "shape": [dim], "names": list(state_names)},
+            "timestamp": scalar, "frame_index": index, "episode_index": index, "index": index,
+            "task_index": index,
+        },
+    }
+    (root / "meta" / "info.json").write_text(json.dumps(info, indent=4))
+    return root

@@ -1,0 +1,129 @@
+"""The source registry: one adapter class per on-disk format, chosen by ``type:`` in a soup.
+
+An adapter subclasses :class:`Source`: ``episodes()`` lists episode references cheaply
+(file names, manifest lines), ``read(ref)`` streams that episode's samples. Reading errors
+raise :class:`~neon_ros.data.schema.CorruptEpisodeError` naming the file;
+:meth:`Source.samples` turns them into a skipped episode, never a failed run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neon_ros.data.schema import CorruptEpisodeError, Sample
+
+log = logging.getLogger("neon_ros.data")
+
+# type name -> "module:Class" (imported only when a soup uses it).
+SOURCE_TYPES: dict[str, str] = {
+    "lerobot": "neon_ros.data.sources.lerobot:LeRobotSource",
+    "agibot": "neon_ros.data.sources.agibot:AgiBotSource",
+    "cosmos": "neon_ros.data.sources.cosmos:CosmosSource",
+    "stereo": "neon_ros.data.sources.stereo:StereoDepthSource",
+    "voice": "neon_ros.data.sources.voice:VoiceCommandSource",
+    "g1_rosbag": "neon_ros.data.sources.g1_rosbag:G1RosbagSource",
+    "xr_teleop": "neon_ros.data.sources.xr_teleop:XrTeleopSource",
+}
+
+
+@dataclass
+class SourceConfig:
+    """One entry of a soup YAML.
+
+    name: unique name in the soup (sample ids start with it).
+    type: a key of SOURCE_TYPES.
+    path: dataset root (relative paths resolve against the soup file's folder).
+    weight: relative sampling weight (> 0); normalised over the soup's sources.
+    stride: seconds between sample anchors within an episode.
+    clip_frames: frames kept from the last second before each anchor.
+    max_side: frames are downscaled (integer stride) so the longer side is <= this.
+    max_episodes: read at most this many episodes (0 = all).
+    options: adapter-specific settings (documented in each adapter's module).
+    """
+
+    name: str
+    type: str
+    path: Path
+    weight: float = 1.0
+    stride: float = 0.25
+    clip_frames: int = 8
+    max_side: int = 256
+    max_episodes: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ValueError(f"source name must be non-empty without '/', got {self.name!r}")
+        if self.type not in SOURCE_TYPES:
+            raise ValueError(f"source {self.name}: unknown type {self.type!r}; known: {sorted(SOURCE_TYPES)}")
+        if not self.weight > 0:
+            raise ValueError(f"source {self.name}: weight must be > 0, got {self.weight}")
+        if not self.stride > 0 or self.clip_frames < 1 or self.max_side < 8 or self.max_episodes < 0:
+            raise ValueError(f"source {self.name}: need stride > 0, clip_frames >= 1, max_side >= 8, "
+                             "max_episodes >= 0")
+        self.path = Path(self.path)
+
+
+@dataclass
+class SkipRecord:
+    source: str
+    episode: str
+    error: str
+
+
+class Source:
+    """Base class of every adapter. Subclasses set ``type_name`` and implement the two methods."""
+
+    type_name = ""
+
+    def __init__(self, config: SourceConfig):
+        self.config = config
+        self.name = config.name
+        self.path = config.path
+        self.skipped: list[SkipRecord] = []
+        if not self.path.exists():
+            raise FileNotFoundError(f"source {self.name}: {self.path} does not exist")
+
+    def episodes(self) -> Iterator[str]:
+        raise NotImplementedError
+
+    def read(self, ref: str) -> Iterator[Sample]:
+        raise NotImplementedError
+
+    def samples(self) -> Iterator[Sample]:
+        """Every sample of every episode; a corrupt episode is logged, recorded and skipped.
+
+        An episode's samples are collected before any is yielded, so a file that breaks
+        halfway leaves no partial episode behind.
+        """
+        for n, ref in enumerate(self.episodes()):
+            if self.config.max_episodes and n >= self.config.max_episodes:
+                break
+            try:
+                batch = list(self.read(ref))
+            except CorruptEpisodeError as exc:
+                self._skip(ref, str(exc))
+                continue
+            except (OSError, ValueError, KeyError, IndexError, RuntimeError, EOFError) as exc:
+                self._skip(ref, f"{ref}: {type(exc).__name__}: {exc}")
+                continue
+            yield from batch
+
+    def _skip(self, ref: str, message: str) -> None:
+        log.warning("source %s: skipping episode %s: %s", self.name, ref, message)
+        self.skipped.append(SkipRecord(self.name, ref, message))
+
+    def episode_kwargs(self) -> dict[str, Any]:
+        c = self.config
+        return {"stride": c.stride, "clip_frames": c.clip_frames, "max_side": c.max_side}
+
+
+def open_source(config: SourceConfig) -> Source:
+    module_name, cls_name = SOURCE_TYPES[config.type].split(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    return cls(config)
