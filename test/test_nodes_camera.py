@@ -3,7 +3,7 @@
 import pytest
 from support import ros_env
 
-from test.peers.nodes_events import last_diag, of, run_driver, start_node
+from test.peers.nodes_events import last_diag, of, run_driver, start_node, wait_ready
 
 pytestmark = pytest.mark.ros
 
@@ -15,6 +15,7 @@ def test_clips_from_camera_topic(tmp_path):
     env = ros_env()
     params = {"num_frames": T, "frame_height": H, "frame_width": W, "clip_rate": 5.0, "diagnostics_period": 0.5}
     with start_node("camera_buffer", env, tmp_path, params, params_file=True) as cam:
+        wait_ready(cam, "camera_buffer")
         evs = run_driver(env, "--camera", "bgr8", "--height", "60", "--width", "80", "--duration", "8")
         assert cam.alive(), cam.output()
         log = cam.output()
@@ -36,6 +37,7 @@ def test_malformed_frames_are_counted_and_node_survives(tmp_path):
     env = ros_env()
     params = {"num_frames": T, "frame_height": H, "frame_width": W, "clip_rate": 5.0, "diagnostics_period": 0.5}
     with start_node("camera_buffer", env, tmp_path, params) as cam:
+        wait_ready(cam, "camera_buffer")
         bad = run_driver(env, "--camera", "unknown", "--duration", "5")
         zero = run_driver(env, "--camera", "zero", "--duration", "4")
         good = run_driver(env, "--camera", "mono8", "--duration", "6")

@@ -25,8 +25,9 @@ NON_FINITE = "non_finite"
 NO_JOINT_STATE = "no_joint_state"
 STALE_JOINT_STATE = "stale_joint_state"
 BAD_JOINT_STATE = "bad_joint_state"
+HEAD_ERROR = "head_error"  # the head itself refused (counted by the control step, not the gate)
 REASONS = (NO_FEATURES, STALE, FUTURE, WRONG_BACKBONE, WRONG_WIDTH, NON_FINITE,
-           NO_JOINT_STATE, STALE_JOINT_STATE, BAD_JOINT_STATE)
+           NO_JOINT_STATE, STALE_JOINT_STATE, BAD_JOINT_STATE, HEAD_ERROR)
 
 
 @dataclass(frozen=True)
@@ -96,14 +97,18 @@ class InputGate:
         self.config = config
         self.stats = GateStats()
 
+    def refuse(self, verdict: Verdict) -> Verdict:
+        """Count a refusal decided after the gate (e.g. by the head)."""
+        self.stats.refused[verdict.reason] += 1
+        self.stats.last_refusal = verdict.detail
+        return verdict
+
     def check(self, features: Features | None, joints: JointInput | None, now_ns: int) -> Verdict:
         v = self._check(features, joints, now_ns)
         if v.ok:
             self.stats.accepted += 1
-        else:
-            self.stats.refused[v.reason] += 1
-            self.stats.last_refusal = v.detail
-        return v
+            return v
+        return self.refuse(v)
 
     def _check(self, f: Features | None, j: JointInput | None, now_ns: int) -> Verdict:
         c = self.config

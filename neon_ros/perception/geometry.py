@@ -27,17 +27,12 @@ class ClipGeometry:
 def preset_geometry(preset: str, **overrides) -> ClipGeometry:
     """The input geometry a backbone preset expects (T, H, W), read from its configuration.
 
-    Uses ``neon_ros.backbones.preset_geometry`` or the preset table when the backbones
-    package offers one (cheap, no weights), else loads the backbone once.
+    Reads the preset's configuration only (``neon_ros.backbones.load_config``): no weights.
     """
     backbones = importlib.import_module("neon_ros.backbones")
-    cheap = getattr(backbones, "preset_geometry", None)
-    if callable(cheap):
-        t, (h, w) = cheap(preset, **overrides)
-        return ClipGeometry(int(t), int(h), int(w))
-    bb = backbones.load_backbone(preset, **overrides)
-    h, w = bb.frame_size
-    return ClipGeometry(int(bb.num_frames), int(h), int(w))
+    config = backbones.load_config(preset, **overrides)
+    h, w = config.frame_size
+    return ClipGeometry(int(config.num_frames), int(h), int(w))
 
 
 def resolve_geometry(preset: str, num_frames: int, height: int, width: int, **overrides) -> ClipGeometry:

@@ -6,7 +6,7 @@ states and an instruction; prints one ``EVENT {json}`` line per received output 
 feature message, then ``DONE`` after --duration seconds.
 
 Feature script: comma-separated ``kind:seconds`` with kind in fresh, stale, nan, wide,
-wrongid, none (publish nothing), e.g. ``fresh:2,stale:2,fresh:2``.
+wrongid, badenc (not 32FC1), none (publish nothing), e.g. ``fresh:2,stale:2,fresh:2``.
 """
 
 from __future__ import annotations
@@ -113,7 +113,10 @@ class Driver(Node):
             vec[3] = np.nan
         stamp = now - int(1.0e9) if kind == "stale" else now
         bid = "some_other_backbone" if kind == "wrongid" else a.backbone_id
-        self.feat_pub.publish(msgs.features_to_image(vec, stamp, bid))
+        msg = msgs.features_to_image(vec, stamp, bid)
+        if kind == "badenc":
+            msg.encoding = "rgb8"
+        self.feat_pub.publish(msg)
         emit("features_sent", stamp=stamp, mode=kind)
 
     def on_joints(self) -> None:

@@ -44,3 +44,14 @@ def of(evs: list[dict], kind: str, **match) -> list[dict]:
 def last_diag(evs: list[dict], name: str) -> dict | None:
     d = of(evs, "diag", name=name)
     return d[-1] if d else None
+
+
+READY = {"camera_buffer": "clip T=", "backbone": "loaded ", "action_head": "max feature age"}
+
+
+def wait_ready(proc: Proc, name: str, timeout: float = 90.0) -> None:
+    """Block until node ``name`` logged that it is set up (asserts it did, with its log)."""
+    from test.support import wait_for
+
+    ok = wait_for(lambda: READY[name] in proc.output() or not proc.alive(), timeout, interval=0.2)
+    assert ok and proc.alive(), f"{name} did not start:\n{proc.output()[-4000:]}"

@@ -1,0 +1,201 @@
+"""action_head: newest /neon/features + /joint_states -> /neon/action_chunk at 20 Hz.
+
+A dedicated thread runs the control step on absolute deadlines (t0 + k * 50 ms, never
+drifting with step time; overruns skip deadlines instead of bunching them) and records
+the period error. Each step acts only on fresh, compatible input (perception.gate):
+stale features, another backbone, the wrong width, non-finite values or a missing
+joint state publish nothing and say why in /diagnostics. A chunk carries the camera
+stamp of the features it came from. Hand paths (FK of the targets) go to /neon/markers,
+and a short sentence goes to /neon/narration when the instruction or the phase changes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
+
+from neon_ros import contract, msgs, rosutil
+from neon_ros.perception import gate, markers, narration
+from neon_ros.perception.control import HeadStep
+from neon_ros.perception.timing import AbsoluteTicker, RateMeter, Window, flatten
+
+
+class ActionHeadNode(Node):
+    def __init__(self) -> None:
+        super().__init__("action_head")
+        d = rosutil.declare
+        ckpt = d(self, "checkpoint", "", "head checkpoint (JSON path, stem or directory) from neon-ros train")
+        runtime = d(self, "runtime", "torch", "inference runtime: torch | onnxruntime")
+        threads = d(self, "threads", 1, "compute threads of the head (0 = all cores)", 0, 64)
+        max_age = d(self, "max_feature_age", 0.3, "s; refuse features whose camera stamp is older", 0.01, 10.0)
+        max_js_age = d(self, "max_joint_state_age", 0.5, "s; refuse a joint state older than this", 0.01, 10.0)
+        backbone_id = d(self, "backbone_id", "", "accept features of this backbone id ('' = the checkpoint's)")
+        self.rate = d(self, "rate", contract.CONTROL_RATE_HZ, "control steps per second (Hz)", 1.0, 200.0)
+        margin = d(self, "clamp_margin", 0.0, "rad kept away from every joint limit", 0.0, 0.5)
+        self.marker_every = d(self, "marker_every", 2, "publish /neon/markers every N chunks (0 = off)", 0, 100)
+        self.narrate = d(self, "narration", True, "publish /neon/narration on instruction or phase change")
+        self.frame_id = d(self, "frame_id", "pelvis", "frame of /neon/action_chunk and /neon/markers")
+        diag_period = d(self, "diagnostics_period", 1.0, "s between /diagnostics", 0.1, 60.0)
+        if not ckpt:
+            raise ValueError("action_head: set the 'checkpoint' parameter to a head checkpoint (neon-ros train)")
+        from neon_ros.head.kinematics import G1Kinematics
+        from neon_ros.head.runtime import HeadRuntime
+
+        head = HeadRuntime(ckpt, runtime=runtime, threads=threads)
+        cfg = gate.GateConfig(backbone_id=backbone_id or head.backbone_id, feature_dim=head.feature_dim,
+                              max_feature_age=max_age, max_joint_state_age=max_js_age)
+        self.core = HeadStep(head, cfg, kinematics=G1Kinematics(), clamp_margin=margin)
+        self.narrator = narration.Narrator()
+        self.get_logger().info(f"head {ckpt} ({runtime}) for {cfg.backbone_id} width {cfg.feature_dim}; "
+                               f"{self.rate:g} Hz, max feature age {max_age * 1e3:.0f} ms")
+
+        self.lock = threading.Lock()
+        self.features: gate.Features | None = None
+        self.joints: gate.JointInput | None = None
+        self.instruction = ""
+        self.bad_features = 0
+        self.bad_joint_states = 0
+        self.last_input_error = ""
+        self.stop = threading.Event()
+        self.period_err = Window(1000)
+        self.lateness = Window(1000)
+        self.step_s = Window(1000)
+        self.fk_s = Window(200)
+        self.age_s = Window(1000)
+        self.chunks_out = RateMeter()
+        self._refused_seen = 0
+        self.ticker: AbsoluteTicker | None = None
+
+        self.chunk_pub = self.create_publisher(JointTrajectory, contract.TOPIC_ACTION_CHUNK, rosutil.COMMAND_QOS)
+        self.marker_pub = self.create_publisher(MarkerArray, contract.TOPIC_MARKERS, rosutil.COMMAND_QOS)
+        self.narration_pub = self.create_publisher(String, contract.TOPIC_NARRATION, rosutil.COMMAND_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
+        self.create_subscription(Image, contract.TOPIC_FEATURES, self.on_features, rosutil.COMMAND_QOS)
+        self.create_subscription(JointState, contract.TOPIC_JOINT_STATES, self.on_joint_state, rosutil.SENSOR_QOS)
+        self.create_subscription(String, contract.TOPIC_INSTRUCTION, self.on_instruction, rosutil.LATCHED_QOS)
+        self.create_timer(diag_period, self.publish_diagnostics)
+        self.thread = threading.Thread(target=self.control_loop, name="control_20hz", daemon=True)
+        self.thread.start()
+
+    # --- inputs (executor thread): parse, store the newest ------------------------------------
+    def on_features(self, msg: Image) -> None:
+        try:
+            vec = msgs.image_to_features(msg)
+        except msgs.MessageError as exc:
+            self.bad_features += 1
+            self.last_input_error = f"features refused: {exc}"
+            return
+        f = gate.Features(vec, msgs.stamp_to_ns(msg.header.stamp), msg.header.frame_id)
+        with self.lock:
+            self.features = f
+        self.age_s.add((rosutil.now_ns(self) - f.stamp_ns) * 1e-9)
+
+    def on_joint_state(self, msg: JointState) -> None:
+        try:
+            q, dq = msgs.joint_state_to_g1(msg)
+        except (msgs.MessageError, IndexError, ValueError) as exc:
+            self.bad_joint_states += 1
+            self.last_input_error = f"joint state refused: {exc}"
+            return
+        j = gate.JointInput(q, dq, rosutil.now_ns(self))
+        with self.lock:
+            self.joints = j
+
+    def on_instruction(self, msg: String) -> None:
+        with self.lock:
+            self.instruction = msg.data
+
+    # --- the control thread --------------------------------------------------------------------
+    def control_loop(self) -> None:
+        ticker = self.ticker = AbsoluteTicker(1.0 / self.rate)
+        prev_wake = None
+        while not self.stop.is_set():
+            late = ticker.wait(self.stop.is_set)
+            if self.stop.is_set():
+                return
+            wake = time.monotonic()
+            self.lateness.add(late)
+            if prev_wake is not None:
+                self.period_err.add(abs((wake - prev_wake) - ticker.period))
+            prev_wake = wake
+            try:
+                self.control_step()
+            except Exception as exc:  # never let one bad step kill the loop
+                if not rclpy.ok():
+                    return
+                self.core.gate.refuse(gate.Verdict(False, gate.HEAD_ERROR, f"{type(exc).__name__}: {exc}"))
+                self.get_logger().error(f"control step failed: {exc}", throttle_duration_sec=2.0)
+
+    def control_step(self) -> None:
+        t0 = time.perf_counter()
+        with self.lock:
+            features, joints, instruction = self.features, self.joints, self.instruction
+        want_markers = self.marker_every > 0 and self.core.chunks % self.marker_every == 0
+        res = self.core.step(features, joints, rosutil.now_ns(self), with_paths=True)
+        if res.positions is None:
+            return
+        self.chunk_pub.publish(msgs.chunk_to_trajectory(res.positions, res.stamp_ns, frame_id=self.frame_id))
+        self.step_s.add(time.perf_counter() - t0 - res.timings.get("fk", 0.0))
+        self.fk_s.add(res.timings.get("fk", 0.0))
+        self.chunks_out.tick()
+        if want_markers and res.hand_paths is not None:
+            self.marker_pub.publish(markers.hand_path_markers(res.hand_paths, res.stamp_ns, self.frame_id))
+        if self.narrate:
+            text = self.narrator.update(instruction, res.phase, time.monotonic())
+            if text:
+                self.narration_pub.publish(String(data=text))
+
+    # --- diagnostics / shutdown ---------------------------------------------------------------
+    def publish_diagnostics(self) -> None:
+        st = self.core.gate.stats
+        refused = sum(st.refused.values())
+        new, self._refused_seen = refused - self._refused_seen, refused
+        if new:
+            level, message = "warn", f"no chunk for {new} steps: {st.last_refusal}"
+        elif self.chunks_out.rate() == 0.0:
+            level, message = "warn", "no chunks published"
+        else:
+            level, message = "ok", "chunks flowing"
+        values = {
+            "chunks_rate_hz": round(self.chunks_out.rate(), 2),
+            "chunks_total": self.core.chunks,
+            "accepted_steps": st.accepted,
+            **{f"refused_{r}": st.refused.get(r, 0) for r in gate.REASONS},
+            "last_refusal": st.last_refusal,
+            "missed_deadlines": self.ticker.missed if self.ticker else 0,
+            "bad_feature_msgs": self.bad_features,
+            "bad_joint_state_msgs": self.bad_joint_states,
+            "last_input_error": self.last_input_error,
+            "clamped_targets": self.core.clamped_total,
+            "narrations": self.narrator.spoken,
+            "phase": self.narrator.phase,
+            "backbone_id": self.core.gate.config.backbone_id,
+            "feature_dim": self.core.gate.config.feature_dim,
+            **flatten("period_error_ms", self.period_err.summary(1e3, 3)),
+            **flatten("lateness_ms", self.lateness.summary(1e3, 3)),
+            **flatten("step_ms", self.step_s.summary(1e3, 3)),
+            **flatten("fk_ms", self.fk_s.summary(1e3, 3)),
+            **flatten("feature_age_ms", self.age_s.summary(1e3, 1)),
+        }
+        status = msgs.diagnostic_status("action_head", level, message, values)
+        self.diag_pub.publish(msgs.diagnostic_array(rosutil.now_ns(self), [status]))
+
+    def on_shutdown(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=2.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    return rosutil.run_node(ActionHeadNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

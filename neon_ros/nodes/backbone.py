@@ -1,0 +1,181 @@
+"""backbone: newest /neon/clip + latched /neon/instruction -> /neon/features (32FC1, 1 x D).
+
+The forward pass runs in a worker thread, so a slow backbone never blocks the executor:
+the subscription only stores the newest clip (an unprocessed older one is dropped and
+counted as skipped), the worker always encodes the freshest clip. Features carry the
+clip's camera stamp and frame_id = backbone id, so the head can refuse stale input.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from neon_ros import contract, msgs, rosutil
+from neon_ros.backbones import load_backbone
+from neon_ros.perception.encoder import ClipEncoder
+from neon_ros.perception.timing import RateMeter, Window, flatten
+
+
+class BackboneNode(Node):
+    def __init__(self) -> None:
+        super().__init__("backbone")
+        preset = rosutil.declare(self, "preset", "cpu_default", "backbone preset (DESIGN.md section 5)")
+        tiny = rosutil.declare(self, "tiny", False, "tiny random config of the preset's architecture (tests)")
+        weights_dir = rosutil.declare(self, "weights_dir", "", "local weights folder ('' = preset / NEON_MODELS)")
+        threads = rosutil.declare(self, "threads", 0, "torch intra-op threads (0 = torch default)", 0, 64)
+        self.incremental = rosutil.declare(self, "incremental", True,
+                                           "reuse per-frame embeddings across clips where the backbone allows")
+        self.max_rate = rosutil.declare(self, "max_rate", 0.0, "cap on features per second (0 = no cap)", 0.0, 100.0)
+        diag_period = rosutil.declare(self, "diagnostics_period", 1.0, "s between /diagnostics", 0.1, 60.0)
+        overrides: dict = {"tiny": True} if tiny else {}
+        if weights_dir:
+            overrides["weights_dir"] = weights_dir
+        if threads > 0:
+            import torch
+
+            torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        self.backbone = load_backbone(preset, **overrides)
+        self.encoder = ClipEncoder(self.backbone, incremental=self.incremental)
+        self.get_logger().info(f"loaded {self.backbone!r} in {time.perf_counter() - t0:.1f} s "
+                               f"(incremental={self.encoder.incremental})")
+
+        self.cond = threading.Condition()
+        self.pending: Image | None = None
+        self.instruction = ""
+        self.stop = threading.Event()
+        self.skipped = 0
+        self.malformed = 0
+        self.errors = 0
+        self.last_error = ""
+        self._faults_seen = 0
+        self.clips_in = RateMeter()
+        self.features_out = RateMeter()
+        self.encode_s = Window(200)
+        self.age_s = Window(200)
+
+        self.pub = self.create_publisher(Image, contract.TOPIC_FEATURES, rosutil.COMMAND_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
+        self.create_subscription(Image, contract.TOPIC_CLIP, self.on_clip, rosutil.SENSOR_QOS)
+        self.create_subscription(String, contract.TOPIC_INSTRUCTION, self.on_instruction, rosutil.LATCHED_QOS)
+        self.create_timer(diag_period, self.publish_diagnostics)
+        self.worker = threading.Thread(target=self.work, name="backbone_worker", daemon=True)
+        self.worker.start()
+
+    # --- executor side: only store the newest input ----------------------------------------
+    def on_clip(self, msg: Image) -> None:
+        self.clips_in.tick()
+        with self.cond:
+            if self.pending is not None:
+                self.skipped += 1
+            self.pending = msg
+            self.cond.notify()
+
+    def on_instruction(self, msg: String) -> None:
+        with self.cond:
+            self.instruction = msg.data
+        self.get_logger().info(f"instruction: {msg.data!r}")
+
+    # --- worker thread -------------------------------------------------------------------------
+    def work(self) -> None:
+        min_period = 1.0 / self.max_rate if self.max_rate > 0 else 0.0
+        last = 0.0
+        while not self.stop.is_set():
+            with self.cond:
+                while self.pending is None and not self.stop.is_set():
+                    self.cond.wait(0.2)
+                if self.stop.is_set():
+                    return
+                msg, self.pending = self.pending, None
+                instruction = self.instruction
+            wait = last + min_period - time.monotonic()
+            if wait > 0 and self.stop.wait(wait):
+                return
+            last = time.monotonic()
+            try:
+                self.process(msg, instruction)
+            except Exception as exc:  # keep the worker alive; at shutdown the context is gone
+                if self.stop.is_set() or not rclpy.ok():
+                    return
+                self._fault("errors", f"{type(exc).__name__}: {exc}")
+
+    def process(self, msg: Image, instruction: str) -> None:
+        try:
+            frames = msgs.image_to_clip(msg, self.backbone.num_frames)
+        except msgs.MessageError as exc:
+            self._fault("malformed", f"clip refused: {exc}")
+            return
+        if frames.shape[1:3] != self.backbone.frame_size:
+            self._fault("malformed", f"clip frames are {frames.shape[1]}x{frames.shape[2]}, backbone "
+                        f"{self.backbone.backbone_id} expects {self.backbone.frame_size[0]}x{self.backbone.frame_size[1]}")
+            return
+        t0 = time.perf_counter()
+        try:
+            vec = self.encoder.encode(frames, instruction)
+        except (ValueError, RuntimeError) as exc:
+            self._fault("errors", f"encode failed: {exc}")
+            return
+        self.encode_s.add(time.perf_counter() - t0)
+        if not np.all(np.isfinite(vec)):
+            self._fault("errors", "backbone produced non-finite features; nothing published")
+            return
+        stamp = msgs.stamp_to_ns(msg.header.stamp)
+        self.pub.publish(msgs.features_to_image(vec, stamp, self.backbone.backbone_id))
+        self.features_out.tick()
+        self.age_s.add((rosutil.now_ns(self) - stamp) * 1e-9)
+
+    def _fault(self, counter: str, why: str) -> None:
+        setattr(self, counter, getattr(self, counter) + 1)
+        self.last_error = why
+        self.get_logger().warning(why, throttle_duration_sec=2.0)
+
+    # --- diagnostics / shutdown ---------------------------------------------------------------
+    def publish_diagnostics(self) -> None:
+        faults = self.malformed + self.errors
+        new, self._faults_seen = faults - self._faults_seen, faults
+        if new:
+            level, message = "warn", f"{new} clips failed since last report; last: {self.last_error}"
+        elif self.features_out.rate() == 0.0:
+            level, message = "warn", "no features published in the last seconds (waiting for clips)"
+        else:
+            level, message = "ok", "features flowing"
+        values = {
+            "backbone_id": self.backbone.backbone_id,
+            "width": self.backbone.width,
+            "clips_in_rate_hz": round(self.clips_in.rate(), 2),
+            "features_rate_hz": round(self.features_out.rate(), 2),
+            "features_total": self.features_out.total,
+            "skipped_clips": self.skipped,
+            "malformed": self.malformed,
+            "errors": self.errors,
+            "last_error": self.last_error,
+            "incremental": self.encoder.incremental,
+            "frames_encoded": self.encoder.frames_encoded,
+            "frames_reused": self.encoder.frames_reused,
+            **flatten("encode_ms", self.encode_s.summary(1e3)),
+            **flatten("age_at_publish_ms", self.age_s.summary(1e3)),
+        }
+        status = msgs.diagnostic_status("backbone", level, message, values, hardware_id=self.backbone.backbone_id)
+        self.diag_pub.publish(msgs.diagnostic_array(rosutil.now_ns(self), [status]))
+
+    def on_shutdown(self) -> None:
+        self.stop.set()
+        with self.cond:
+            self.cond.notify_all()
+        self.worker.join(timeout=5.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    return rosutil.run_node(BackboneNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""Clip -> features with a per-frame cache where the backbone encodes frames separately.
+
+Consecutive clips share T-1 of their frames. A backbone that offers ``encode_frame``
+and ``pool`` (cpu_default) then only needs one new forward pass per clip: frame
+embeddings are cached by a hash of the frame's bytes. Other backbones encode the
+whole clip each time. The result is the same as ``backbone.encode`` either way.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+
+import numpy as np
+
+
+class ClipEncoder:
+    """Wraps a Backbone; ``encode(frames, instruction)`` -> (width,) float32."""
+
+    def __init__(self, backbone, incremental: bool = True, cache_frames: int | None = None):
+        self.backbone = backbone
+        self.incremental = bool(incremental and callable(getattr(backbone, "encode_frame", None))
+                                and callable(getattr(backbone, "pool", None)))
+        self._cap = int(cache_frames or 2 * backbone.num_frames)
+        self._cache: collections.OrderedDict[bytes, np.ndarray] = collections.OrderedDict()
+        self.frames_encoded = 0
+        self.frames_reused = 0
+
+    @staticmethod
+    def _key(frame: np.ndarray) -> bytes:
+        return hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).digest()
+
+    def encode(self, frames: np.ndarray, instruction: str = "") -> np.ndarray:
+        if not self.incremental:
+            self.frames_encoded += len(frames)
+            return self.backbone.encode(frames, instruction)
+        maps = []
+        for frame in frames:
+            key = self._key(frame)
+            emb = self._cache.get(key)
+            if emb is None:
+                emb = self.backbone.encode_frame(frame)
+                self._cache[key] = emb
+                self.frames_encoded += 1
+            else:
+                self._cache.move_to_end(key)
+                self.frames_reused += 1
+            maps.append(emb)
+        while len(self._cache) > self._cap:
+            self._cache.popitem(last=False)
+        out = np.asarray(self.backbone.pool(maps, instruction), dtype=np.float32).reshape(-1)
+        if out.shape != (self.backbone.width,):
+            raise RuntimeError(f"pooled {out.shape} features, backbone declares width {self.backbone.width}")
+        return out

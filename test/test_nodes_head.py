@@ -1,0 +1,79 @@
+"""action_head as a real rclpy process: staleness, malformed input, resume (scripted features)."""
+
+import pytest
+from support import ros_env
+
+from neon_ros.perception.random_head import save_random_checkpoint
+from test.peers.nodes_events import last_diag, of, run_driver, start_node, wait_ready
+
+pytestmark = pytest.mark.ros
+
+WIDTH = 64
+MAX_AGE = 0.3
+
+
+@pytest.fixture(scope="module")
+def head_ckpt(tmp_path_factory):
+    return save_random_checkpoint(tmp_path_factory.mktemp("head") / "head", WIDTH, "test", d_model=64)
+
+
+def _head_params(ckpt, **extra):
+    return {"checkpoint": str(ckpt), "max_feature_age": MAX_AGE, "diagnostics_period": 0.5, **extra}
+
+
+def _check_chunks(chunks):
+    for c in chunks:
+        assert c["shape"] == [16, 29] and c["names_ok"] and c["finite"] and c["within_limits"] and c["times_ok"]
+
+
+@pytest.mark.timeout(120)
+def test_stale_features_stop_chunks_and_fresh_resume(tmp_path, head_ckpt):
+    env = ros_env()
+    with start_node("action_head", env, tmp_path, _head_params(head_ckpt), params_file=True) as head:
+        wait_ready(head, "action_head")
+        evs = run_driver(env, "--features", "fresh:3,stale:3,fresh:3", "--joints", "--width-features",
+                         str(WIDTH), "--instruction", "wave hello", "--duration", "10")
+        assert head.alive(), head.output()
+    sent = of(evs, "features_sent")
+    fresh = {e["stamp"] for e in sent if e["mode"] == "fresh"}
+    stale = [e["stamp"] for e in sent if e["mode"] == "stale"]
+    chunks = of(evs, "chunk")
+    assert chunks, "no chunk at all"
+    _check_chunks(chunks)
+    assert all(c["stamp"] in fresh for c in chunks)  # the camera stamp carried through, never a stale one
+    # Staleness: no chunk is acted on features older than max_feature_age (+ transport slack).
+    assert max((c["received"] - c["stamp"]) * 1e-9 for c in chunks) < MAX_AGE + 0.25
+    stale_start, stale_end = min(stale) + 10**9, max(stale) + 10**9  # stale stamps are 1 s old when sent
+    assert not [c for c in chunks if stale_start + 0.6e9 < c["received"] < stale_end]
+    assert any(c["stamp"] > stale_end for c in chunks)  # resumed
+    stale_diags = [d for d in of(evs, "diag", name="action_head") if int(d["values"]["refused_stale"]) > 0]
+    assert stale_diags and any("old" in d["message"] for d in stale_diags)
+    assert of(evs, "markers") and of(evs, "markers")[0]["n"] == 4
+    narr = of(evs, "narration")
+    assert narr and "wave" in narr[0]["text"].lower()
+
+
+@pytest.mark.timeout(150)
+def test_malformed_input_is_refused_and_node_keeps_running(tmp_path, head_ckpt):
+    env = ros_env()
+    with start_node("action_head", env, tmp_path, _head_params(head_ckpt)) as head:
+        wait_ready(head, "action_head")
+        no_js = run_driver(env, "--features", "fresh:3", "--width-features", str(WIDTH), "--duration", "4")
+        bad = run_driver(env, "--features", "nan:1.5,wide:1.5,wrongid:1.5,badenc:1.5,fresh:3", "--joints",
+                         "--width-features", str(WIDTH), "--duration", "9.5")
+        assert head.alive(), head.output()
+    assert not of(no_js, "chunk")
+    d = last_diag(no_js, "action_head")
+    assert d is not None and int(d["values"]["refused_no_joint_state"]) > 0
+    assert any("no joint state" in e["message"] for e in of(no_js, "diag", name="action_head"))
+
+    fresh = {e["stamp"] for e in of(bad, "features_sent") if e["mode"] == "fresh"}
+    chunks = of(bad, "chunk")
+    assert chunks and all(c["stamp"] in fresh for c in chunks)  # nothing from bad data
+    _check_chunks(chunks)
+    v = last_diag(bad, "action_head")["values"]
+    for reason in ("non_finite", "wrong_width", "wrong_backbone"):
+        assert int(v[f"refused_{reason}"]) > 0, v
+    assert int(v["bad_feature_msgs"]) > 0 and "32FC1" in v["last_input_error"]
+    messages = " ".join(d["message"] for d in of(bad, "diag", name="action_head"))
+    assert "non-finite" in messages and "width" in messages and "backbone" in messages
