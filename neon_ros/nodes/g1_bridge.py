@@ -101,7 +101,7 @@ class G1Bridge(Node):
                                        self.cfg.safety)
         except InputRejectedError as e:
             self.rejects[e.reason] += 1
-            self.get_logger().warn(f"rejected {kind} ({self.rejects[e.reason]} x {e.reason}): {e.detail}",
+            self.get_logger().warning(f"rejected {kind} ({self.rejects[e.reason]} x {e.reason}): {e.detail}",
                                    throttle_duration_sec=1.0)
             return
         self.accepted[kind] += 1
@@ -112,7 +112,7 @@ class G1Bridge(Node):
         if msg.data:
             with self.loop.lock:
                 self.controller.damp("estop", time.time_ns())
-            self.get_logger().warn("E-STOP: damping, latched until /g1_bridge/enable", throttle_duration_sec=1.0)
+            self.get_logger().warning("E-STOP: damping, latched until /g1_bridge/enable", throttle_duration_sec=1.0)
 
     def _on_enable(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
         with self.loop.lock:
@@ -126,7 +126,7 @@ class G1Bridge(Node):
             self.controller.damp("damp_service")
             state = self.controller.state
         res.success, res.message = True, f"state: {state}"
-        self.get_logger().warn("damp requested: damping, latched until /g1_bridge/enable")
+        self.get_logger().warning("damp requested: damping, latched until /g1_bridge/enable")
         return res
 
     def _try_autostart(self) -> None:

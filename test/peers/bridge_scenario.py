@@ -1,0 +1,243 @@
+"""Drives a running g1_bridge through a scenario over ROS 2 and prints ``RESULT {json}``.
+
+Watches /joint_states and /diagnostics, publishes chunks / teleop / e-stop, calls the
+enable and damp services. Scenarios (argv[1]):
+- ``closed_loop``: bad inputs of every kind, then chunks that bend the left elbow, then a
+  teleop override and its hand-back;
+- ``watchdog``: nothing moves before enable; prints KILL_NOW once the policy drives (the
+  test kill -9s the chunk publisher), then expects hold, damping; e-stop; damp service;
+- ``arm_sdk``: waits for the policy, then disables (the weight ramps out).
+
+usage: python -m test.peers.bridge_scenario SCENARIO
+"""
+
+import json
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from neon_ros import contract, g1, msgs, rosutil
+from neon_ros.bridge.safety import REASONS
+
+ELBOW = g1.JOINT_INDEX["left_elbow_joint"]
+ELBOW_TARGET = 0.6
+TELEOP_TARGET = 1.3
+TOL = 0.1
+
+
+class Scenario(Node):
+    def __init__(self):
+        super().__init__("bridge_scenario")
+        self.lock = threading.Lock()
+        self.q: np.ndarray | None = None
+        self.diag: dict[str, str] = {}
+        self.sources: list[str] = []
+        self.create_subscription(JointState, contract.TOPIC_JOINT_STATES, self._on_js, rosutil.STATE_QOS)
+        self.create_subscription(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, self._on_diag, rosutil.STATE_QOS)
+        self.chunk_pub = self.create_publisher(JointTrajectory, contract.TOPIC_ACTION_CHUNK, rosutil.COMMAND_QOS)
+        self.teleop_pub = self.create_publisher(JointTrajectory, contract.TOPIC_TELEOP, rosutil.COMMAND_QOS)
+        self.estop_pub = self.create_publisher(Bool, contract.TOPIC_ESTOP, rosutil.COMMAND_QOS)
+        self.enable_cli = self.create_client(SetBool, contract.SERVICE_ENABLE)
+        self.damp_cli = self.create_client(Trigger, contract.SERVICE_DAMP)
+        self.chunk_pose: np.ndarray | None = None
+        self.teleop_value: float | None = None
+        self.create_timer(contract.CONTROL_DT, self._tick)
+
+    def _on_js(self, m: JointState) -> None:
+        q, _ = msgs.joint_state_to_g1(m)
+        with self.lock:
+            self.q = q
+
+    def _on_diag(self, m: DiagnosticArray) -> None:
+        for s in m.status:
+            if s.name == "g1_bridge":
+                with self.lock:
+                    self.diag = msgs.diagnostic_values(s)
+                    self.sources.append(f"{self.diag['state']}/{self.diag['source']}")
+
+    def _tick(self) -> None:
+        now = rosutil.now_ns(self)
+        if self.chunk_pose is not None:
+            self.chunk_pub.publish(msgs.chunk_to_trajectory(np.tile(self.chunk_pose, (16, 1)), now))
+        if self.teleop_value is not None:
+            t = msgs.chunk_to_trajectory(np.array([[self.teleop_value]]), 0, ["left_elbow_joint"])
+            self.teleop_pub.publish(t)
+
+    # --- helpers -----------------------------------------------------------------------
+    def get(self):
+        with self.lock:
+            return (None if self.q is None else self.q.copy()), dict(self.diag)
+
+    def wait(self, pred, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            q, d = self.get()
+            if q is not None and d and pred(q, d):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def call(self, client, req, timeout=10.0):
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise RuntimeError(f"service {client.srv_name} not available")
+        fut = client.call_async(req)
+        deadline = time.monotonic() + timeout
+        while not fut.done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return fut.result()
+
+    def enable(self, on: bool):
+        res = self.call(self.enable_cli, SetBool.Request(data=on))
+        return bool(res.success), res.message
+
+
+def state(d):
+    return d.get("state"), d.get("source"), d.get("damp_reason")
+
+
+def bad_messages(now: int) -> list[tuple[str, JointTrajectory]]:
+    """One message per reject reason of the safety layer."""
+    pose = np.tile(g1.STANDING_POSE, (16, 1))
+    names = list(g1.JOINT_NAMES)
+    out = [("unknown_joint", msgs.chunk_to_trajectory(pose, now, names[:-1] + ["left_tail_joint"])),
+           ("duplicate_joint", msgs.chunk_to_trajectory(pose, now, names[:-1] + [names[0]])),
+           ("missing_joint", msgs.chunk_to_trajectory(pose[:, :-1], now, names[:-1])),
+           ("point_count", msgs.chunk_to_trajectory(pose[:15], now)),
+           ("future_stamp", msgs.chunk_to_trajectory(pose, now + 2 * msgs.NS)),
+           ("stale", msgs.chunk_to_trajectory(pose, now - 5 * msgs.NS))]
+    nan = pose.copy()
+    nan[4, ELBOW] = np.nan
+    out.append(("non_finite", msgs.chunk_to_trajectory(nan, now)))
+    bad_time = msgs.chunk_to_trajectory(pose, now)
+    bad_time.points[3].time_from_start = bad_time.points[2].time_from_start
+    out.append(("bad_time", bad_time))
+    malformed = msgs.chunk_to_trajectory(pose, now)
+    malformed.points[5].positions = [0.1, 0.2]
+    out.append(("malformed", malformed))
+    return out
+
+
+def closed_loop(node: Scenario) -> dict:
+    r: dict = {}
+    r["active"] = node.wait(lambda q, d: d["state"] == "active", 30)
+    time.sleep(1.5)
+    q0, _ = node.get()
+    for _, msg in bad_messages(rosutil.now_ns(node)):
+        node.chunk_pub.publish(msg)
+        time.sleep(0.05)  # the command QoS keeps the newest 5: no burst
+    inf = msgs.chunk_to_trajectory(np.array([[np.inf]]), 0, ["left_elbow_joint"])
+    node.teleop_pub.publish(inf)
+    r["rejects_counted"] = node.wait(lambda q, d: all(int(d[f"reject_{k}"]) >= 1 for k in REASONS), 10)
+    q1, d = node.get()
+    r["rejects"] = {k: int(d[f"reject_{k}"]) for k in REASONS}
+    r["after_bad"] = state(d)
+    r["moved_by_bad"] = float(np.max(np.abs(q1 - q0)))
+    # bend the left elbow with chunks
+    pose = g1.STANDING_POSE.copy()
+    pose[ELBOW] = ELBOW_TARGET
+    node.chunk_pose = pose
+    t0 = time.monotonic()
+    r["reached"] = node.wait(lambda q, d: abs(q[ELBOW] - ELBOW_TARGET) < TOL, 15)
+    r["reach_s"] = round(time.monotonic() - t0, 3)
+    time.sleep(1.0)
+    q2, d = node.get()
+    others = np.arange(g1.NUM_JOINTS) != ELBOW
+    r["elbow_start"], r["elbow_final"] = float(q1[ELBOW]), float(q2[ELBOW])
+    r["elbow_error"] = float(abs(q2[ELBOW] - ELBOW_TARGET))
+    r["others_max_dev"] = float(np.max(np.abs(q2 - q1)[others]))
+    r["others_worst"] = g1.JOINT_NAMES[int(np.argmax(np.where(others, np.abs(q2 - q1), -1)))]
+    r["during_chunks"] = state(d)
+    # teleop override, then hand-back to the policy
+    node.teleop_value = TELEOP_TARGET
+    r["teleop_source"] = node.wait(lambda q, d: d["source"] == "teleop", 5)
+    r["teleop_reached"] = node.wait(lambda q, d: abs(q[ELBOW] - TELEOP_TARGET) < TOL, 10)
+    node.teleop_value = None
+    r["handback_seen"] = node.wait(lambda q, d: d["source"] == "handback", 5)
+    r["back_to_policy"] = node.wait(lambda q, d: d["source"] == "policy" and abs(q[ELBOW] - ELBOW_TARGET) < TOL, 10)
+    node.chunk_pose = None
+    _, d = node.get()
+    r["diag"] = d
+    return r
+
+
+def watchdog(node: Scenario) -> dict:
+    r: dict = {}
+    r["chunks_while_disabled"] = node.wait(lambda q, d: int(d["accepted_chunk"]) > 5, 30)
+    _, d = node.get()
+    r["state_before_enable"] = state(d)
+    r["t_enable"] = time.time()
+    r["enable"] = node.enable(True)
+    r["policy"] = node.wait(lambda q, d: d["source"] == "policy", 10)
+    print("KILL_NOW", flush=True)
+    t_kill = time.monotonic()
+    r["hold"] = node.wait(lambda q, d: d["source"] == "hold", 10)
+    r["hold_after_s"] = round(time.monotonic() - t_kill, 3)
+    r["damped"] = node.wait(lambda q, d: d["state"] == "damping", 10)
+    r["damp_after_s"] = round(time.monotonic() - t_kill, 3)
+    r["damp_state"] = state(node.get()[1])
+    time.sleep(0.3)
+    r["reenable"] = node.enable(True)
+    r["reenabled"] = node.wait(lambda q, d: d["state"] == "active", 5)
+    time.sleep(0.5)
+    r["t_estop"] = time.time()
+    node.estop_pub.publish(Bool(data=True))
+    r["estop_damped"] = node.wait(lambda q, d: d["state"] == "damping" and d["damp_reason"] == "estop", 5)
+    _, d = node.get()
+    r["estop_latency_cycles"] = d.get("estop_latency_cycles")
+    r["estop_latency_ms"] = d.get("estop_latency_ms")
+    node.estop_pub.publish(Bool(data=False))
+    time.sleep(0.3)
+    r["still_latched"] = state(node.get()[1])
+    node.enable(True)
+    node.wait(lambda q, d: d["state"] == "active", 5)
+    node.call(node.damp_cli, Trigger.Request())
+    r["damp_service"] = node.wait(lambda q, d: d["damp_reason"] == "damp_service", 5)
+    return r
+
+
+def arm_sdk(node: Scenario) -> dict:
+    r: dict = {}
+    r["policy"] = node.wait(lambda q, d: d["source"] == "policy", 30)
+    r["weight_full"] = node.wait(lambda q, d: float(d["arm_sdk_weight"]) >= 1.0, 10)
+    time.sleep(1.0)
+    r["disable"] = node.enable(False)
+    r["weight_zero"] = node.wait(lambda q, d: float(d["arm_sdk_weight"]) == 0.0, 10)
+    time.sleep(0.3)
+    r["diag"] = node.get()[1]
+    return r
+
+
+SCENARIOS = {"closed_loop": closed_loop, "watchdog": watchdog, "arm_sdk": arm_sdk}
+
+
+def main() -> int:
+    rclpy.init(args=[])
+    node = Scenario()
+    ex = MultiThreadedExecutor(num_threads=2)
+    ex.add_node(node)
+    spin = threading.Thread(target=ex.spin, daemon=True)
+    spin.start()
+    try:
+        result = SCENARIOS[sys.argv[1]](node)
+        with node.lock:
+            result["sources_seen"] = list(dict.fromkeys(node.sources))
+        print("RESULT " + json.dumps(result, default=str), flush=True)
+    finally:
+        ex.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Process-level bridge tests: real sim_g1 (MuJoCo), real g1_bridge, real DDS, real rclpy.
+
+Each test starts sim_g1 + g1_bridge in a random ROS domain and a random Unitree DDS domain,
+an independent rt/lowcmd (or rt/arm_sdk) monitor that checks every message with
+unitree_sdk2py alone, and a scenario peer that drives the bridge over ROS 2. No timing
+assertions: latencies are printed; the loose checks count bridge cycles.
+"""
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+from support import REPO, Proc, python, random_dds_domain, ros_env, script, wait_for
+
+from neon_ros import contract
+from neon_ros.bridge.safety import REASONS
+
+pytestmark = [pytest.mark.ros, pytest.mark.dds]
+
+VMAX = 1.5  # the bridge's max_joint_velocity in these tests
+
+
+def bridge_cmd(domain: int, mode: str, autostart: bool) -> list[str]:
+    params = {"mode": mode, "dds_domain_id": domain, "network_interface": "lo", "autostart": autostart,
+              "command_timeout": 0.3, "damp_timeout": 1.0, "diagnostics_rate": 10.0, "enable_ramp": 0.5,
+              "teleop_timeout": 0.2, "handback_time": 1.0, "max_joint_velocity": VMAX}
+    args = [a for k, v in params.items() for a in ("-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}")]
+    return [*script("g1_bridge"), "--ros-args", *args]
+
+
+def sim_cmd(domain: int) -> list[str]:
+    return [*script("sim_g1"), "--ros-args", "-p", f"dds_domain_id:={domain}", "-p", "camera_rate:=0.0",
+            "-p", "fixed_base:=true"]
+
+
+def result(text: str) -> dict:
+    line = next((ln for ln in text.splitlines() if ln.startswith("RESULT ")), None)
+    assert line is not None, text[-3000:]
+    return json.loads(line[len("RESULT "):])
+
+
+class Rig:
+    """sim_g1 + g1_bridge + monitor, all stopped (and the monitor read) on exit."""
+
+    def __init__(self, tmp_path, mode="lowcmd", autostart=True):
+        self.tmp, self.domain, self.env = tmp_path, random_dds_domain(), ros_env()
+        self.stop_file = tmp_path / "stop"
+        topic = contract.DDS_ARM_SDK if mode == "arm_sdk" else contract.DDS_LOWCMD
+        self.monitor = Proc(python("-m", "test.peers.bridge_lowcmd_monitor", str(self.domain), topic, "200",
+                                   str(VMAX), str(self.stop_file)), self.env, tmp_path / "monitor.log")
+        self.sim = Proc(sim_cmd(self.domain), self.env, tmp_path / "sim.log")
+        self.bridge = Proc(bridge_cmd(self.domain, mode, autostart), self.env, tmp_path / "bridge.log")
+
+    def scenario(self, name: str, timeout: float = 90) -> dict:
+        out = subprocess.run(python("-m", "test.peers.bridge_scenario", name), env=self.env, cwd=REPO,
+                             capture_output=True, text=True, timeout=timeout)
+        assert self.bridge.alive(), self.bridge.output()[-3000:]
+        return result(out.stdout + out.stderr)
+
+    def monitor_result(self) -> dict:
+        self.stop_file.touch()
+        self.monitor.popen.wait(20)
+        return result(self.monitor.output())
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.log_path.name}\n{p.output()[-2500:]}" for p in (self.bridge, self.sim))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for p in (self.bridge, self.sim, self.monitor):
+            p.stop()
+
+
+def assert_nothing_unsafe(mon: dict) -> None:
+    assert mon["n"] > 500, mon
+    for key in ("crc_bad", "non_finite", "out_of_limits", "too_fast", "leg_commanded", "bad_weight"):
+        assert mon[key] == 0, (key, mon)
+
+
+@pytest.mark.timeout(150)
+def test_closed_loop_elbow_bad_inputs_teleop(tmp_path):
+    with Rig(tmp_path) as rig:
+        r = rig.scenario("closed_loop")
+        mon = rig.monitor_result()
+        print("\nclosed loop:", json.dumps({k: v for k, v in r.items() if k != "diag"}))
+        print("monitor:", json.dumps({k: v for k, v in mon.items() if k != "damping_starts"}))
+        assert r["active"], rig.logs()
+        # every bad input rejected with its own counted reason, and nothing moved because of them
+        assert r["rejects_counted"] and all(r["rejects"][k] >= 1 for k in REASONS), r["rejects"]
+        assert r["after_bad"][:2] == ["active", "hold"] and r["moved_by_bad"] < 0.05, r
+        # chunks bend the left elbow; the other joints hold
+        assert r["reached"] and r["elbow_error"] < 0.1, r
+        # (the commands of the other joints do not change; their measured pose moves only by what the
+        # elbow's changed gravity load does to PD joints without gravity compensation)
+        assert r["others_max_dev"] < 0.1, r
+        # teleop overrides, then control returns to the policy through a ramp
+        assert r["teleop_source"] and r["teleop_reached"], r
+        assert r["handback_seen"] and r["back_to_policy"], r
+    assert_nothing_unsafe(mon)
+    assert mon["powered"] > 1000 and mon["damping"] >= 0
+
+
+@pytest.mark.timeout(150)
+def test_watchdog_kill9_estop_and_enable(tmp_path):
+    with Rig(tmp_path, autostart=False) as rig:
+        pub = Proc(python("-m", "test.peers.bridge_chunk_publisher", "left_elbow_joint", "0.8"), rig.env,
+                   tmp_path / "publisher.log")
+        scen = Proc(python("-m", "test.peers.bridge_scenario", "watchdog"), rig.env, tmp_path / "scenario.log")
+        try:
+            assert wait_for(lambda: "KILL_NOW" in scen.output() or not scen.alive(), 90), scen.output()
+            os.kill(pub.popen.pid, signal.SIGKILL)  # the chunk publisher dies without a goodbye
+            assert wait_for(lambda: not scen.alive(), 60), scen.output()
+            r = result(scen.output())
+        finally:
+            pub.stop()
+            scen.stop()
+        mon = rig.monitor_result()
+        print("\nwatchdog:", json.dumps(r))
+        print("monitor:", json.dumps(mon))
+    # autostart false: the robot got explicit "off" commands only, until the enable call
+    assert r["chunks_while_disabled"] and r["state_before_enable"][0] == "disabled", r
+    assert r["enable"][0] and r["policy"], r
+    assert mon["off"] > 0 and mon["first_t"] < r["t_enable"] <= mon["first_powered_t"], (r, mon)
+    # kill -9 of the publisher: hold, then damping (latched)
+    assert r["hold"] and r["damped"] and r["damp_state"] == ["damping", "none", "command_timeout"], r
+    assert r["reenable"][0] and r["reenabled"], r
+    # e-stop: damping on the next cycle(s) as counted by the bridge; latched after estop=false
+    assert r["estop_damped"] and int(r["estop_latency_cycles"]) <= 5, r
+    assert r["still_latched"][0] == "damping" and r["damp_service"], r
+    starts = [t for t in mon["damping_starts"] if t >= r["t_estop"]]
+    assert starts, mon["damping_starts"]
+    print(f"e-stop publish -> first damping LowCmd seen by the monitor: {(starts[0] - r['t_estop']) * 1e3:.1f} ms "
+          f"(bridge-side: {r['estop_latency_cycles']} cycle(s), {r['estop_latency_ms']} ms)")
+    assert_nothing_unsafe(mon)
+    assert mon["last_kind"] == "damping"
+
+
+@pytest.mark.timeout(120)
+def test_arm_sdk_never_commands_legs(tmp_path):
+    with Rig(tmp_path, mode="arm_sdk") as rig:
+        with Proc(python("-m", "test.peers.bridge_chunk_publisher", "left_elbow_joint", "0.8"), rig.env,
+                  tmp_path / "publisher.log"):
+            r = rig.scenario("arm_sdk")
+        mon = rig.monitor_result()
+        print("\narm_sdk:", json.dumps({k: v for k, v in r.items() if k != "diag"}))
+        print("monitor:", json.dumps(mon))
+    assert r["policy"] and r["weight_full"] and r["disable"][0] and r["weight_zero"], r
+    assert_nothing_unsafe(mon)
+    w = mon["weights"]
+    assert w["first"][0] < 0.1 and w["max"] == 1.0 and w["last"][0] < 0.05, w
