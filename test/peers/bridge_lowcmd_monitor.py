@@ -20,7 +20,6 @@ import numpy as np
 
 from neon_ros import contract, g1, unitree
 
-
 RECEIVE_JITTER = 0.025  # s
 
 
