@@ -98,6 +98,9 @@ def load_config(preset: str, **overrides: Any) -> BackboneConfig:
     options = dict(data.get("options") or {})
     options.update(overrides.pop("options", None) or {})
     data["options"] = options
+    if overrides.get("tiny"):  # tiny random models are for CPU tests/benchmarks unless told otherwise
+        data["device"] = "cpu"
+        data["dtype"] = "float32"
     data.update({k: v for k, v in overrides.items() if v is not None})
     return BackboneConfig.from_dict(data)
 
