@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, help="head checkpoint (default: a random head of the default config)")
     parser.add_argument("--iters", type=int, default=2000, help="timed calls per case (default 2000)")
     parser.add_argument("--warmup", type=int, default=200, help="untimed calls first (default 200)")
+    parser.add_argument("--matmul-seconds", type=float, default=0.5,
+                        help="time spent measuring each matmul rate for the FLOP floor (default 0.5)")
 
 
 def _time_calls(fn, iters: int, warmup: int) -> dict[str, float]:
@@ -111,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
         results.append(("HeadRuntime.predict (ort)", 1, _time_calls(lambda: rt.predict(feats, q, q),
                                                                      args.iters, args.warmup)))
 
-    gemm = {t: matmul_gflops(512, 512, 512, t) for t in sorted({1, cores})}
-    gemv = {t: matmul_gflops(1, cfg.d_model * cfg.mlp_ratio, cfg.d_model, t) for t in sorted({1, cores})}
+    gemm = {t: matmul_gflops(512, 512, 512, t, args.matmul_seconds) for t in sorted({1, cores})}
+    gemv = {t: matmul_gflops(1, cfg.d_model * cfg.mlp_ratio, cfg.d_model, t, args.matmul_seconds) for t in sorted({1, cores})}
     print(f"CPU: {cores} cores; float32 matmul GEMM 512^3: "
           + ", ".join(f"{g:.1f} GFLOP/s ({t} thr)" for t, g in gemm.items())
           + f"; GEMV 1x{cfg.d_model}x{cfg.d_model * cfg.mlp_ratio}: "

@@ -170,7 +170,7 @@ def load(path: str | os.PathLike, *, expect_feature_dim: int | None = None,
     for key in ("config", "backbone_id", "norm_stats"):
         if key not in meta:
             raise CheckpointError(f"{json_path} lacks the {key!r} entry")
-    weights_path = json_path.with_name(meta.get("weights", weights_path.name))
+    weights_path = json_path.parent / meta.get("weights", weights_path.name)  # relative to the JSON file
     if not weights_path.exists():
         raise CheckpointError(f"{json_path} names weights {weights_path} that do not exist")
     try:
