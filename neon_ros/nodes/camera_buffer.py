@@ -35,7 +35,7 @@ class CameraBuffer(Node):
             "num_frames": rosutil.declare(self, "num_frames", 0, "frames per clip T (0 = from preset)", 0, 256),
             "frame_height": rosutil.declare(self, "frame_height", 0, "frame height after resize, px (0 = preset)", 0, 4096),
             "frame_width": rosutil.declare(self, "frame_width", 0, "frame width after resize, px (0 = preset)", 0, 4096),
-            "clip_rate": rosutil.declare(self, "clip_rate", 5.0, "clips published per second (Hz)", 0.1, 60.0),
+            "clip_rate": rosutil.declare(self, "clip_rate", 10.0, "clips published per second (Hz)", 0.1, 60.0),
             "loop": rosutil.declare(self, "loop", True, "restart a video file at its end"),
             "frame_id": rosutil.declare(self, "frame_id", "head_camera", "frame_id of /neon/clip (file/device sources)"),
             "diagnostics_period": rosutil.declare(self, "diagnostics_period", 1.0, "s between /diagnostics", 0.1, 60.0),
