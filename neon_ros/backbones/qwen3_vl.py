@@ -3,10 +3,12 @@
 Inputs are assembled by the model's own ``Qwen3VLProcessor`` (per-temporal-patch
 timestamps from ``fps``, video token expansion) with the model's image processor behind
 a ``FramesVideoProcessor`` (no torchvision here; the checkpoint's
-video_preprocessor_config.json supplies mean/std/patching). Prompt (Qwen chat format)::
+video_preprocessor_config.json supplies mean/std/patching). Prompt (Qwen chat format;
+the processor expands ``<|video_pad|>`` into ``<t seconds><|vision_start|>...<|vision_end|>``
+per temporal patch, as Qwen3-VL's chat template + processor do)::
 
     <|im_start|>system\\n{system_prompt}<|im_end|>\\n<|im_start|>user\\n
-    <|vision_start|><|video_pad|><|vision_end|>{instruction}<|im_end|>\\n<|im_start|>assistant\\n
+    <|video_pad|>{instruction}<|im_end|>\\n<|im_start|>assistant\\n
 
 Features: mask-aware mean over all prompt tokens of language-model hidden layer ``layer``.
 Audio is not part of this architecture (ignored). Options: ``system_prompt``, ``max_new_tokens``.
@@ -57,7 +59,7 @@ class Qwen3VLBackbone(ChatVideoBackbone):
     def build_prompt(self, text: str, with_audio: bool) -> str:
         return (
             f"<|im_start|>system\n{self._system}<|im_end|>\n<|im_start|>user\n"
-            f"<|vision_start|><|video_pad|><|vision_end|>{text}<|im_end|>\n<|im_start|>assistant\n"
+            f"<|video_pad|>{text}<|im_end|>\n<|im_start|>assistant\n"
         )
 
     def _processor(self, image_processor: Any, tokenizer: Any, video_cfg: dict) -> Any:
