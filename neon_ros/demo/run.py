@@ -1,0 +1,238 @@
+"""`neon-ros demo` orchestration: start the stack on a simulated G1, watch it, report, stop.
+
+Children (real nodes, real DDS, each its own process and log under logs/):
+sim_g1 (MuJoCo, rendered head camera), g1_bridge (lowcmd, autostart), camera_buffer,
+backbone (cpu_default), action_head (the demo head: trained on the simulated soup on
+first run and cached), speech_in (fed the task spoken by espeak-ng), speech_out (WAVs
+into the report's narration/ folder). The demo process itself runs one observer node.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from neon_ros.demo import processes
+from neon_ros.demo.report import RunInfo, write_report
+from neon_ros.demo.status import StatusPrinter, status_lines
+from neon_ros.demo.tasks import DEFAULT_TASK, DemoTask, evaluate, resolve_task
+
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "neon.yaml"
+# The bridge comes up before the simulator so it enables (holding the standing pose) on the
+# first LowState, before the damped robot sags on its gantry.
+NODE_ORDER = ("g1_bridge", "sim_g1", "camera_buffer", "backbone", "action_head", "speech_in", "speech_out")
+READY_LINES = {"g1_bridge": "g1_bridge: mode="}  # wait for this log line before starting the next node
+
+
+@dataclass
+class DemoConfig:
+    """One demo run.
+
+    seconds: how long to watch the live stack (after the first chunk and the instruction).
+    task: a task name of neon_ros.demo.tasks.TASKS or any instruction text.
+    headless: no in-place terminal redraw and no browser at the end.
+    output_root: reports/demo-<time>/ is created under it.
+    checkpoint: a head checkpoint; '' = ensure_demo_head() (trained once, cached).
+    quick: train the quick demo head when none is cached (tests).
+    ros_domain_id, dds_domain_id: None = random (ROS 1..100, Unitree DDS 101..200).
+    localhost_only: ROS 2 discovery limited to this machine.
+    startup_timeout: s to wait for the first chunk before giving up.
+    instruction_timeout: s to wait for speech_in before publishing the typed task instead.
+    camera_rate: sim_g1 head camera Hz.
+    params_file: node parameters (config/neon.yaml of the checkout if it exists).
+    """
+
+    seconds: float = 30.0
+    task: str = DEFAULT_TASK
+    headless: bool = False
+    output_root: Path = Path("reports")
+    checkpoint: str = ""
+    quick: bool = False
+    ros_domain_id: int | None = None
+    dds_domain_id: int | None = None
+    localhost_only: bool = True
+    startup_timeout: float = 240.0
+    instruction_timeout: float = 60.0
+    camera_rate: float = 15.0
+    params_file: Path | None = field(default_factory=lambda: REPO_CONFIG if REPO_CONFIG.is_file() else None)
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.seconds <= 3600:
+            raise ValueError(f"--seconds must be in [1, 3600], got {self.seconds}")
+        if self.startup_timeout <= 0 or self.instruction_timeout <= 0:
+            raise ValueError("startup_timeout and instruction_timeout must be > 0")
+        if not 0 < self.camera_rate <= 60:
+            raise ValueError(f"camera_rate must be in (0, 60] Hz, got {self.camera_rate}")
+        self.output_root = Path(self.output_root)
+        if self.params_file is not None and not Path(self.params_file).is_file():
+            raise FileNotFoundError(f"params file {self.params_file} does not exist")
+        resolve_task(self.task)  # raises on an empty task
+
+
+def node_commands(cfg: DemoConfig, checkpoint: str, dds: int, speech_wav: Path, narration_dir: Path
+                  ) -> dict[str, list[str]]:
+    def cmd(name: str, **params) -> list[str]:
+        return processes.executable(name) + processes.ros_args(cfg.params_file, params)
+
+    return {
+        "sim_g1": cmd("sim_g1", network_interface="lo", dds_domain_id=dds, fixed_base=True,
+                      camera_rate=float(cfg.camera_rate)),
+        # A laptop CPU shares itself between physics, rendering, the backbone and Whisper: allow
+        # older features and longer gaps than on the robot (where config/neon.yaml rules).
+        "g1_bridge": cmd("g1_bridge", mode="lowcmd", autostart=True, network_interface="lo", dds_domain_id=dds,
+                         damp_timeout=5.0, lowstate_timeout=1.0),
+        "camera_buffer": cmd("camera_buffer", source="topic", preset="cpu_default"),
+        "backbone": cmd("backbone", preset="cpu_default"),
+        "action_head": cmd("action_head", checkpoint=checkpoint, max_feature_age=1.0),
+        "speech_in": cmd("speech_in", audio_source=str(speech_wav)),
+        "speech_out": cmd("speech_out", output=str(narration_dir)),
+    }
+
+
+def demo_checkpoint(cfg: DemoConfig, say) -> str:
+    if cfg.checkpoint:
+        return cfg.checkpoint
+    try:
+        from neon_ros.train.demo_head import ensure_demo_head
+    except ImportError as exc:
+        raise RuntimeError(f"the demo head trainer is not available ({exc}); pass --checkpoint") from exc
+    from neon_ros.assets import cache_root
+
+    say("preparing the demo head (trained on the simulated soup on first run, then cached)...")
+    t0 = time.monotonic()
+    path = ensure_demo_head(cache_root() / "demo_head", quick=cfg.quick)
+    say(f"demo head: {path} ({time.monotonic() - t0:.1f} s)")
+    return str(path)
+
+
+def run_demo(cfg: DemoConfig, stream=None) -> tuple[int, Path]:
+    """Run the whole demo; return (exit code, report directory)."""
+    stream = stream or sys.stdout
+    interactive = (not cfg.headless) and stream.isatty()
+    printer = StatusPrinter(stream, interactive)
+    task: DemoTask = resolve_task(cfg.task)
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    out = cfg.output_root / time.strftime("demo-%Y%m%d-%H%M%S")
+    n = 1
+    while out.exists():
+        out = cfg.output_root / f"{time.strftime('demo-%Y%m%d-%H%M%S')}-{n}"
+        n += 1
+    (out / "narration").mkdir(parents=True)
+    ros, dds = processes.pick_domains(cfg.ros_domain_id, cfg.dds_domain_id)
+    env = processes.child_env(ros, cfg.localhost_only)
+    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY"):
+        if key in env:
+            os.environ[key] = env[key]  # the observer node joins the same domain
+    info = RunInfo(task=task, seconds=cfg.seconds, started=started, ros_domain_id=ros, dds_domain_id=dds)
+    printer.message(f"Neon demo: task {task.name!r} ({task.instruction!r}); report -> {out}")
+    printer.message(f"ROS_DOMAIN_ID={ros} (localhost only: {cfg.localhost_only}), Unitree DDS domain {dds}")
+
+    info.checkpoint = demo_checkpoint(cfg, printer.message)
+    wav = processes.synthesize_speech(task.instruction, out / "speech" / "command.wav")
+    printer.message(f"spoken command synthesised: {wav}")
+    commands = node_commands(cfg, info.checkpoint, dds, wav, out / "narration")
+
+    from neon_ros.demo.monitor import MonitorThread  # rclpy from here on
+
+    monitor = MonitorThread()
+    rec = monitor.record
+    group = processes.ProcessGroup(env, out / "logs")
+    code = 0
+    kin = None
+    try:
+        for name in NODE_ORDER:
+            child = group.start(name, commands[name])
+            if name in READY_LINES and not child.wait_for_line(READY_LINES[name], timeout=60.0):
+                raise RuntimeError(f"{name} did not come up in 60 s; log tail:\n{child.tail()}")
+        printer.message(f"started {len(NODE_ORDER)} nodes: {', '.join(NODE_ORDER)} (logs in {out / 'logs'})")
+        code, kin = _watch(cfg, task, monitor, group, printer, info)
+    except KeyboardInterrupt:
+        info.notes.append("interrupted by the user (Ctrl-C)")
+        code = 130
+    finally:
+        printer.message("stopping the nodes (SIGINT, clean shutdown)...")
+        group.stop(grace=15.0)
+        monitor.close()
+    for c in group.children:
+        info.children[c.name] = {"returncode": c.returncode, "stop_signal": c.stop_signal,
+                                 "log": str(c.log_path.relative_to(out))}
+    if kin is None:
+        from neon_ros.head.kinematics import G1Kinematics
+
+        kin = G1Kinematics()
+    t, q = rec.joint_arrays()
+    outcome = evaluate(task, t, q, kin)
+    summary = write_report(out, rec, info, outcome)
+    printer.message(f"\n{outcome.summary}")
+    printer.message(f"report: {out / 'report.md'} (figures: {', '.join(summary['figures'])}; "
+                    f"{len(summary['narration_wavs'])} narration WAVs)")
+    if interactive and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        import webbrowser
+
+        webbrowser.open((out / "report.html").resolve().as_uri())
+    return code, out
+
+
+def _watch(cfg: DemoConfig, task: DemoTask, monitor, group: processes.ProcessGroup, printer: StatusPrinter,
+           info: RunInfo):
+    """Startup phase, then the live phase; returns (exit code, kinematics used for live distance)."""
+    from neon_ros.demo.tasks import palm_distances
+    from neon_ros.head.kinematics import G1Kinematics
+
+    rec = monitor.record
+    kin = G1Kinematics()
+    t_start = time.monotonic()
+    live_at = None
+    typed = False
+    last_enable = 0.0
+    reenables = 0
+    while True:
+        time.sleep(1.0)
+        now_wall = time.monotonic()
+        dead = group.dead()
+        if dead:
+            for c in dead:
+                info.notes.append(f"{c.name} exited early with code {c.popen.returncode}; log tail:\n"
+                                  + c.tail())
+                printer.message(f"ERROR: {c.name} exited (code {c.popen.returncode}); last lines:\n{c.tail()}")
+            return 1, kin
+        with rec.lock:
+            heard = bool(rec.instructions)
+            first_chunk = rec.live_since is not None
+            last_q = rec.js_q[-1] if rec.js_q else None
+        if not heard and not typed and now_wall - t_start > cfg.instruction_timeout:
+            monitor.node.publish_instruction(task.instruction)
+            typed = True
+            info.instruction_source = "typed (speech_in heard nothing in time)"
+            info.notes.append(f"speech_in delivered no instruction within {cfg.instruction_timeout:g} s; "
+                              "the demo published the typed task instead")
+            printer.message("speech_in heard nothing yet: publishing the typed instruction")
+        # The simulated robot on a busy laptop: when the bridge latched damping for a timing
+        # reason (never an e-stop or a damp request), do what the operator would: enable again.
+        with rec.lock:
+            level, message = rec.diag_messages.get("g1_bridge", ("", ""))
+        if (message.startswith("damping") and "estop" not in message and "damp_service" not in message
+                and first_chunk and reenables < 20 and now_wall - last_enable > 3.0
+                and monitor.node.request_enable()):
+            last_enable = now_wall
+            reenables += 1
+            info.notes.append(f"t={monitor.node.now():.1f} s: bridge was '{message}'; the demo re-enabled it")
+            printer.message(f"bridge: {message}; re-enabling (/g1_bridge/enable)")
+        distance = float(palm_distances(last_q[None], kin).min()) if last_q is not None else None
+        if live_at is None and first_chunk and (heard or typed):
+            live_at = now_wall
+            info.startup_s = live_at - t_start
+            printer.message(f"LIVE after {info.startup_s:.1f} s: chunks flowing, instruction in force")
+        elapsed = now_wall - (live_at if live_at is not None else t_start)
+        phase = "running" if live_at is not None else "starting"
+        printer.show(status_lines(rec, monitor.node.now(), phase, elapsed, cfg.seconds, distance))
+        if live_at is not None and elapsed >= cfg.seconds:
+            info.live_s = elapsed
+            return 0, kin
+        if live_at is None and now_wall - t_start > cfg.startup_timeout:
+            info.notes.append(f"no action chunk within {cfg.startup_timeout:g} s of starting")
+            printer.message(f"ERROR: the stack produced no action chunk in {cfg.startup_timeout:g} s")
+            return 1, kin

@@ -1,0 +1,112 @@
+"""`neon-ros demo`, shortened: the whole stack runs, an operator takes over by teleop and hands back.
+
+One demo run (~20 s live, the quick demo head) serves both tests: every node is a real
+process (MuJoCo sim on real Unitree DDS, cpu_default backbone, Whisper hearing the
+espeak-ng command, espeak narration); as soon as the stack is live `neon-ros teleop`
+(another process, same ROS domain) holds right_shoulder_yaw_joint at -0.8 rad for 4 s.
+NEON_DEMO_TEST_CHECKPOINT=path runs it with that head instead of the quick one.
+"""
+
+import json
+import os
+import random
+import subprocess
+
+import numpy as np
+import pytest
+from support import Proc, ros_env, script, wait_for
+
+from neon_ros import contract, g1
+
+pytestmark = [pytest.mark.ros, pytest.mark.dds, pytest.mark.slow]
+
+LIVE_SECONDS = 20
+TELEOP_JOINT = "right_shoulder_yaw_joint"
+TELEOP_TARGET = -0.8
+TELEOP_SECONDS = 4.0
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    domain = random.randint(1, 100)
+    env = ros_env(domain)
+    ckpt = os.environ.get("NEON_DEMO_TEST_CHECKPOINT", "")
+    cmd = script("neon-ros") + ["demo", "--seconds", str(LIVE_SECONDS), "--headless", "--output", str(out),
+                                "--ros-domain-id", str(domain), "--instruction-timeout", "60"]
+    cmd += ["--checkpoint", ckpt] if ckpt else ["--quick"]
+    with Proc(cmd, env, out / "demo.log") as proc:
+        assert wait_for(lambda: "LIVE after" in proc.output() or not proc.alive(), 420, 0.5), proc.output()
+        assert proc.alive(), proc.output()
+        teleop = subprocess.run(script("neon-ros") + ["teleop", "--joint", f"{TELEOP_JOINT}={TELEOP_TARGET}",
+                                                      "--duration", str(TELEOP_SECONDS)],
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert wait_for(lambda: not proc.alive(), LIVE_SECONDS + 120, 0.5), proc.output()
+        log = proc.output()
+    reports = sorted(out.glob("demo-*"))
+    assert reports, log
+    return {"returncode": proc.popen.returncode, "log": log, "dir": reports[-1], "teleop": teleop}
+
+
+@pytest.mark.timeout(600)
+def test_demo_report_says_what_happened(demo):
+    assert demo["returncode"] == 0, demo["log"][-4000:]
+    d = demo["dir"]
+    summary = json.loads((d / "summary.json").read_text())
+    report = (d / "report.md").read_text()
+    assert "pick up the red cup" in report and ("task achieved" in report or "task not achieved" in report)
+    assert summary["outcome"] in report and summary["achieved"] in (True, False)
+    assert 0.0 < summary["min_palm_cup_distance_m"] < 1.0
+    for fig in ("joints.png", "latency.png", "hand_to_cup.png", "frames.png"):
+        assert fig in summary["figures"] and (d / fig).stat().st_size > 5000, fig
+        assert (d / fig).read_bytes()[:4] == b"\x89PNG"
+    counts = summary["counts"]
+    for topic in (contract.TOPIC_CAMERA, contract.TOPIC_CLIP, contract.TOPIC_FEATURES, contract.TOPIC_ACTION_CHUNK,
+                  contract.TOPIC_JOINT_STATES):
+        assert counts.get(topic, 0) > 0, (topic, counts)
+    assert summary["latency_ms"]["camera -> action chunk"]["n"] > 0
+    heard = " ".join(summary["instruction_heard"]).lower()
+    assert "red cup" in heard, summary["instruction_heard"]
+    # speech_out turned the head's narration into WAVs in the report
+    assert summary["narrations"] and summary["narration_wavs"], summary
+    assert all((d / "narration" / w).stat().st_size > 1000 for w in summary["narration_wavs"])
+    # every node was stopped by the demo (SIGINT, or SIGTERM after 15 s on a loaded machine), none killed
+    children = summary["run"]["children"]
+    assert set(children) == {"sim_g1", "g1_bridge", "camera_buffer", "backbone", "action_head", "speech_in",
+                             "speech_out"}
+    assert all(c["returncode"] in (0, -2, -15) and c["stop_signal"] in ("SIGINT", "SIGTERM")
+               for c in children.values()), children
+
+
+@pytest.mark.timeout(600)
+def test_teleop_takes_control_and_hands_it_back(demo):
+    teleop = demo["teleop"]
+    assert teleop.returncode == 0, teleop.stdout + teleop.stderr
+    data = np.load(demo["dir"] / "data.npz")
+    t, q = data["joint_t"], data["joint_q"]
+    tc, qc = data["command_t"], data["command_q"]
+    j = g1.JOINT_INDEX[TELEOP_JOINT]
+    tele_t = np.sort(data["teleop_t"])
+    assert tele_t.size > 20, "the demo saw no teleop messages"
+    start, end = float(tele_t[0]), float(tele_t[-1])
+    assert end - start > TELEOP_SECONDS - 1.0
+
+    before = q[(t > start - 1.0) & (t < start), j]
+    during = q[(t > end - 1.5) & (t <= end), j]
+    assert before.size and during.size
+    # before: the policy had the joint far from the operator's target; during: the operator's target
+    assert np.all(np.abs(before - TELEOP_TARGET) > 0.4), before
+    assert np.all(np.abs(during - TELEOP_TARGET) < 0.1), during
+
+    summary = json.loads((demo["dir"] / "summary.json").read_text())
+    sources = [(b["t"], b["source"]) for b in summary["bridge_states"]]
+    t_teleop = [ts for ts, s in sources if s == "teleop"]
+    assert t_teleop, sources
+    assert any(s == "policy" and ts > t_teleop[0] for ts, s in sources), sources  # handed back
+    # after the hand-back fade (1 s), the measured arm follows the policy's chunks again
+    after = (tc > end + 2.5) & (tc < t[-1])
+    assert after.sum() > 5, "no policy commands after the hand-back"
+    arm = list(g1.ARM_INDICES["right"])
+    measured = np.stack([np.interp(tc[after], t, q[:, k]) for k in arm], 1)
+    err = np.abs(measured - qc[after][:, arm])
+    assert np.median(err) < 0.1, np.median(err, axis=0)
