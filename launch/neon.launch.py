@@ -29,7 +29,8 @@ ARGUMENTS = (
     ("network_interface", "eth0", "network interface on the robot's DDS network"),
     ("dds_domain_id", "0", "Unitree DDS domain (0 on the robot)"),
     ("preset", "cpu_default", "backbone preset"),
-    ("checkpoint", "", "action head checkpoint ('' = the node's default)"),
+    ("checkpoint", None, "action head checkpoint (required: `neon-ros train`, or the demo head "
+                         "`neon-ros demo` caches under ~/.cache/neon/demo_head)"),
     ("speech_source", "mic", "speech_in audio_source: mic, a WAV file or a directory of WAVs"),
     ("speech_output", "speaker", "speech_out output: speaker or a directory for WAVs"),
     ("rviz", "false", "start RViz (config/neon.rviz), robot_state_publisher and rqt_robot_monitor"),
@@ -68,5 +69,6 @@ def generate_launch_description() -> LaunchDescription:
         Node(package="rqt_robot_monitor", executable="rqt_robot_monitor", condition=rviz),
     ]
     return LaunchDescription(
-        [DeclareLaunchArgument(name, default_value=default, description=doc) for name, default, doc in ARGUMENTS]
+        [DeclareLaunchArgument(name, description=doc, **({} if default is None else {"default_value": default}))
+         for name, default, doc in ARGUMENTS]
         + nodes)

@@ -49,7 +49,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("dds_domain_id", default_value="1", description="Unitree DDS domain of the sim"),
         DeclareLaunchArgument("fixed_base", default_value="true", description="pin the pelvis (gantry)"),
         DeclareLaunchArgument("camera_rate", default_value="30.0", description="rendered camera Hz (0 = off)"),
-        DeclareLaunchArgument("checkpoint", default_value="", description="action head checkpoint"),
+        DeclareLaunchArgument("checkpoint", description="action head checkpoint (required)"),
         DeclareLaunchArgument("speech_source", default_value="mic", description="speech_in audio_source"),
         DeclareLaunchArgument("speech_output", default_value="speaker", description="speech_out output"),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz"),

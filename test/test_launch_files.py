@@ -46,7 +46,8 @@ def console_scripts() -> dict[str, str]:
 
 def declared_params(module: str) -> set[str]:
     src = (REPO / (module.split(":")[0].replace(".", "/") + ".py")).read_text()
-    return set(re.findall(r"declare(?:_parameter)?\(\s*(?:self\s*,\s*)?\"(\w+)\"", src))
+    # rosutil.declare(self, "name", ...), its usual alias d(self, "name", ...), declare_parameter("name", ...)
+    return set(re.findall(r"(?:\bd|declare|declare_parameter)\(\s*(?:self\s*,\s*)?\"(\w+)\"", src))
 
 
 def parse(name: str) -> ast.Module:

@@ -29,9 +29,12 @@ from neon_ros import contract, msgs, rosutil
 @pytest.mark.launch_test
 @pytest.mark.timeout(300)
 def generate_test_description():
+    from neon_ros.demo.run import cached_demo_head
+
+    checkpoint = cached_demo_head(quick=True)
     sim = launch.actions.IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(REPO / "launch" / "sim.launch.py")),
-        launch_arguments={"dds_domain_id": str(random_dds_domain())}.items())
+        launch_arguments={"dds_domain_id": str(random_dds_domain()), "checkpoint": str(checkpoint)}.items())
     return launch.LaunchDescription([sim, launch_testing.actions.ReadyToTest()])
 
 

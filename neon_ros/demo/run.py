@@ -92,18 +92,23 @@ def node_commands(cfg: DemoConfig, checkpoint: str, dds: int, speech_wav: Path, 
     }
 
 
-def demo_checkpoint(cfg: DemoConfig, say) -> str:
-    if cfg.checkpoint:
-        return cfg.checkpoint
+def cached_demo_head(quick: bool = False) -> Path:
+    """The demo head under <cache>/demo_head (~/.cache/neon): trained on first use, then reused."""
     try:
         from neon_ros.train.demo_head import ensure_demo_head
     except ImportError as exc:
         raise RuntimeError(f"the demo head trainer is not available ({exc}); pass --checkpoint") from exc
     from neon_ros.assets import cache_root
 
+    return Path(ensure_demo_head(cache_root() / "demo_head", quick=quick))
+
+
+def demo_checkpoint(cfg: DemoConfig, say) -> str:
+    if cfg.checkpoint:
+        return cfg.checkpoint
     say("preparing the demo head (trained on the simulated soup on first run, then cached)...")
     t0 = time.monotonic()
-    path = ensure_demo_head(cache_root() / "demo_head", quick=cfg.quick)
+    path = cached_demo_head(cfg.quick)
     say(f"demo head: {path} ({time.monotonic() - t0:.1f} s)")
     return str(path)
 
