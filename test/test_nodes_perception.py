@@ -270,3 +270,50 @@ def test_window_and_rate():
         clock.t += 0.05
     assert abs(r.rate() - 20.0) < 1.5 and r.total == 21
     assert timing.flatten("x", {"p50": 1}) == {"x_p50": 1}
+
+
+# --- incremental clip encoder (a fake backbone: a single-unit test) ----------------------------
+
+class _FrameBackbone:
+    num_frames, width = 3, 2
+
+    def __init__(self):
+        self.calls = 0
+
+    def encode_frame(self, frame):
+        self.calls += 1
+        return np.array([frame.mean(), frame.max()], np.float32)
+
+    def frame_maps(self, frames):
+        self.calls += len(frames)
+        return np.stack([[f.mean(), f.max()] for f in frames]).astype(np.float32)
+
+    def pool(self, maps, instruction=""):
+        return np.asarray(maps).mean(0) + len(instruction)
+
+    def encode(self, frames, instruction=""):
+        return self.pool(self.frame_maps(frames), instruction)
+
+
+def test_clip_encoder_reuses_frames_and_matches_full_encode():
+    from neon_ros.perception.encoder import ClipEncoder
+
+    bb = _FrameBackbone()
+    enc = ClipEncoder(bb)
+    frames = [np.full((2, 2, 3), v, np.uint8) for v in (10, 20, 30, 40)]
+    a = enc.encode(np.stack(frames[:3]), "hi")
+    b = enc.encode(np.stack(frames[1:]), "hi")  # one new frame
+    assert enc.frames_encoded == 4 and enc.frames_reused == 2 and bb.calls == 4
+    ref = _FrameBackbone()
+    assert np.allclose(a, ref.encode(np.stack(frames[:3]), "hi"))
+    assert np.allclose(b, ref.encode(np.stack(frames[1:]), "hi"))
+    assert not ClipEncoder(bb, incremental=False).incremental
+
+    class WholeClipOnly:
+        num_frames, width = 3, 2
+
+        def encode(self, frames, instruction=""):
+            return np.zeros(2, np.float32)
+
+    whole = ClipEncoder(WholeClipOnly())
+    assert not whole.incremental and whole.encode(np.stack(frames[:3])).shape == (2,)

@@ -61,6 +61,7 @@ class BackboneNode(Node):
         self.features_out = RateMeter()
         self.encode_s = Window(200)
         self.age_s = Window(200)
+        self.in_age_s = Window(200)  # camera stamp -> clip received
 
         self.pub = self.create_publisher(Image, contract.TOPIC_FEATURES, rosutil.COMMAND_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
@@ -73,6 +74,7 @@ class BackboneNode(Node):
     # --- executor side: only store the newest input ----------------------------------------
     def on_clip(self, msg: Image) -> None:
         self.clips_in.tick()
+        self.in_age_s.add((rosutil.now_ns(self) - msgs.stamp_to_ns(msg.header.stamp)) * 1e-9)
         with self.cond:
             if self.pending is not None:
                 self.skipped += 1
@@ -161,6 +163,7 @@ class BackboneNode(Node):
             "frames_encoded": self.encoder.frames_encoded,
             "frames_reused": self.encoder.frames_reused,
             **flatten("encode_ms", self.encode_s.summary(1e3)),
+            **flatten("clip_age_at_receive_ms", self.in_age_s.summary(1e3)),
             **flatten("age_at_publish_ms", self.age_s.summary(1e3)),
         }
         status = msgs.diagnostic_status("backbone", level, message, values, hardware_id=self.backbone.backbone_id)

@@ -50,6 +50,7 @@ class CameraBuffer(Node):
         self.frames_in = RateMeter()
         self.clips_out = RateMeter()
         self.convert_s = Window()
+        self.clip_age_s = Window()  # camera stamp -> clip published
         self.malformed = 0
         self.last_error = ""
         self._faults_seen = 0
@@ -112,6 +113,7 @@ class CameraBuffer(Node):
             return
         self.clip_pub.publish(msgs.clip_to_image(clip.frames, clip.stamp_ns, self.frame_id))
         self.clips_out.tick()
+        self.clip_age_s.add((rosutil.now_ns(self) - clip.stamp_ns) * 1e-9)
 
     def publish_diagnostics(self) -> None:
         with self.lock:
@@ -136,6 +138,7 @@ class CameraBuffer(Node):
             "last_error": self.last_error,
             "clip_shape": f"{self.geometry.num_frames}x{self.geometry.height}x{self.geometry.width}x3",
             **flatten("convert_ms", self.convert_s.summary(1e3)),
+            **flatten("clip_age_ms", self.clip_age_s.summary(1e3)),
         }
         status = msgs.diagnostic_status("camera_buffer", level, message, values, hardware_id="camera")
         self.diag_pub.publish(msgs.diagnostic_array(rosutil.now_ns(self), [status]))

@@ -34,18 +34,22 @@ class ClipEncoder:
         if not self.incremental:
             self.frames_encoded += len(frames)
             return self.backbone.encode(frames, instruction)
-        maps = []
-        for frame in frames:
-            key = self._key(frame)
-            emb = self._cache.get(key)
-            if emb is None:
-                emb = self.backbone.encode_frame(frame)
-                self._cache[key] = emb
-                self.frames_encoded += 1
+        keys = [self._key(f) for f in frames]
+        new = [i for i, k in enumerate(keys) if k not in self._cache]
+        if new:
+            batch = getattr(self.backbone, "frame_maps", None)  # one forward pass for all new frames
+            if callable(batch) and len(new) > 1:
+                embs = list(batch(np.ascontiguousarray(frames[new])))
             else:
-                self._cache.move_to_end(key)
-                self.frames_reused += 1
-            maps.append(emb)
+                embs = [self.backbone.encode_frame(frames[i]) for i in new]
+            for i, emb in zip(new, embs, strict=True):
+                self._cache[keys[i]] = emb
+            self.frames_encoded += len(new)
+        self.frames_reused += len(keys) - len(new)
+        maps = []
+        for k in keys:
+            self._cache.move_to_end(k)
+            maps.append(self._cache[k])
         while len(self._cache) > self._cap:
             self._cache.popitem(last=False)
         out = np.asarray(self.backbone.pool(maps, instruction), dtype=np.float32).reshape(-1)

@@ -77,6 +77,9 @@ class Driver(Node):
         self.create_subscription(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, self.on_diag, rosutil.STATE_QOS)
         self.create_subscription(String, contract.TOPIC_NARRATION, self.on_narration, rosutil.COMMAND_QOS)
         self.create_subscription(MarkerArray, contract.TOPIC_MARKERS, self.on_markers, rosutil.COMMAND_QOS)
+        self.js_seen = 0
+        if a.watch_joints:
+            self.create_subscription(JointState, contract.TOPIC_JOINT_STATES, self.on_joint_state, rosutil.SENSOR_QOS)
 
     # --- inputs ---------------------------------------------------------------------------
     def on_camera(self) -> None:
@@ -145,6 +148,12 @@ class Driver(Node):
             emit("diag", name=st.name, level=int.from_bytes(st.level, "little") if isinstance(st.level, bytes)
                  else int(st.level), message=st.message, values=msgs.diagnostic_values(st))
 
+    def on_joint_state(self, m: JointState) -> None:
+        self.js_seen += 1
+        if self.js_seen % 10 == 1:  # every 10th message is enough to see motion
+            q, _ = msgs.joint_state_to_g1(m)
+            emit("joint_state", stamp=msgs.stamp_to_ns(m.header.stamp), q=q.tolist())
+
     def on_narration(self, m: String) -> None:
         emit("narration", text=m.data)
 
@@ -165,6 +174,7 @@ def main() -> int:
     ap.add_argument("--backbone-id", default="test")
     ap.add_argument("--joints", action="store_true", help="publish standing joint states at 50 Hz")
     ap.add_argument("--instruction", default="")
+    ap.add_argument("--watch-joints", action="store_true", help="record every 10th /joint_states message")
     a = ap.parse_args()
     rclpy.init()
     node = Driver(a)
