@@ -1,0 +1,151 @@
+"""The demo's plain parts: command timeline, task verdict (real FK), report files, status, processes."""
+
+import io
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from neon_ros import contract, g1
+from neon_ros.demo import processes
+from neon_ros.demo.record import DemoRecord
+from neon_ros.demo.report import RunInfo, write_report
+from neon_ros.demo.status import StatusPrinter, status_lines
+from neon_ros.demo.tasks import TASKS, cup_in_pelvis_frame, evaluate, resolve_task
+
+
+@pytest.fixture(scope="module")
+def kinematics():
+    from neon_ros.head.kinematics import G1Kinematics
+
+    return G1Kinematics()
+
+
+def reach_pose(kinematics, target, q0=None):
+    """Left-arm joints that put the left palm at ``target`` (pelvis frame), by the head's IK."""
+    from neon_ros.head.kinematics import G1Kinematics, IKConfig
+
+    q0 = g1.STANDING_POSE.copy() if q0 is None else q0
+    pose = kinematics.hand_pose(q0, "left").copy()
+    pose[:3, 3] = target
+    position_only = G1Kinematics(ik=IKConfig(rotation_weight=0.0, max_iterations=400))
+    result = position_only.solve_ik(q0, "left", pose)
+    assert result.position_error < 0.04, result
+    return result.q
+
+
+def synthetic_record(kinematics, reach=True) -> DemoRecord:
+    rec = DemoRecord(t0_ns=0)
+    cup = cup_in_pelvis_frame()
+    q_end = reach_pose(kinematics, cup + np.array([-0.02, 0.0, 0.05])) if reach else g1.STANDING_POSE
+    for i in range(200):
+        a = min(1.0, i / 150)
+        t = i * 0.05
+        rec.js_t.append(t)
+        rec.js_q.append((1 - a) * g1.STANDING_POSE + a * q_end)
+        rec.arrived(contract.TOPIC_JOINT_STATES, t)
+    for i in range(0, 190, 4):  # a chunk every 0.2 s, each 16 steps
+        stamp = i * 0.05
+        rec.chunk_stamp.append(stamp)
+        rec.chunk_t.append(stamp + 0.1)
+        rec.chunk_q.append(np.stack([rec.js_q[min(i + k, 199)] for k in range(contract.CHUNK_STEPS)]))
+        rec.chunk_latency_ms.append(100.0 + i)
+        rec.feature_latency_ms.append(60.0 + i)
+    rec.frames = [(1.0, np.zeros((32, 32, 3), np.uint8)), (5.0, np.full((32, 32, 3), 200, np.uint8))]
+    rec.instructions = [(0.5, "Pick up the red cup.")]
+    rec.narrations = [(1.0, "I see the red cup.")]
+    rec.teleop_t = [3.0, 3.05, 3.1, 3.2, 6.0]
+    rec.bridge = [(0.0, "active", "policy"), (3.0, "active", "teleop"), (3.4, "active", "handback")]
+    rec.live_since = 0.1
+    return rec
+
+
+def test_commanded_timeline_and_teleop_spans(kinematics):
+    rec = synthetic_record(kinematics)
+    t, q = rec.commanded()
+    assert np.all(np.diff(t) >= 0) and q.shape[1] == g1.NUM_JOINTS
+    assert t[0] == 0.0 and t[-1] == pytest.approx(rec.chunk_stamp[-1] + 15 * contract.CONTROL_DT)
+    # within a chunk's period only its own points are used: 4 points per 0.2 s
+    assert np.sum((t >= 0) & (t < 0.2 - 1e-9)) == 4
+    assert rec.teleop_spans() == [(3.0, 3.2), (6.0, 6.0)]
+
+
+def test_task_verdict_from_forward_kinematics(kinematics):
+    task = TASKS["reach_cup"]
+    t, q = synthetic_record(kinematics, reach=True).joint_arrays()
+    out = evaluate(task, t, q, kinematics)
+    assert out.achieved is True and out.hand == "left" and out.min_distance < 0.08
+    t, q = synthetic_record(kinematics, reach=False).joint_arrays()
+    out = evaluate(task, t, q, kinematics)
+    assert out.achieved is False and out.min_distance > 0.3 and "NOT achieved" in out.summary
+    custom = resolve_task("dance a little")
+    assert custom.name == "custom" and evaluate(custom, t, q, kinematics).achieved is None
+    assert resolve_task("pick up the red cup") is TASKS["reach_cup"]
+    assert evaluate(task, np.zeros(0), np.zeros((0, 29)), kinematics).achieved is False
+
+
+def test_report_files(tmp_path, kinematics):
+    rec = synthetic_record(kinematics)
+    (tmp_path / "narration").mkdir()
+    (tmp_path / "narration" / "0001.wav").write_bytes(b"RIFF" + bytes(2000))
+    info = RunInfo(task=TASKS["reach_cup"], seconds=10, started="now", checkpoint="head.json",
+                   live_s=9.5, startup_s=3.0, children={"sim_g1": {"returncode": 0, "stop_signal": "SIGINT"}})
+    t, q = rec.joint_arrays()
+    summary = write_report(tmp_path, rec, info, evaluate(info.task, t, q, kinematics))
+    for name in ("report.md", "report.html", "summary.json", "data.npz", "joints.png", "latency.png",
+                 "frames.png", "hand_to_cup.png"):
+        assert (tmp_path / name).stat().st_size > 200, name
+    md = (tmp_path / "report.md").read_text()
+    assert "task achieved" in md and "joints.png" in md and "narration/0001.wav" in md
+    assert json.loads((tmp_path / "summary.json").read_text())["achieved"] is True
+    assert summary["latency_ms"]["camera -> action chunk"]["n"] == len(rec.chunk_latency_ms)
+    assert summary["tracking_rms_rad"] < 0.05  # commanded = measured in this synthetic run
+    assert "left_shoulder_pitch_joint" in summary["plotted_joints"]
+    data = np.load(tmp_path / "data.npz")
+    assert data["joint_q"].shape == (200, 29) and data["teleop_t"].size == 5
+    assert '<audio controls src="narration/0001.wav">' in (tmp_path / "report.html").read_text()
+
+
+def test_status_lines_and_printer(kinematics):
+    rec = synthetic_record(kinematics)
+    lines = status_lines(rec, now=9.9, phase="running", elapsed=5.0, total=10.0, distance=0.05)
+    text = "\n".join(lines)
+    assert "5.0/10 s" in text and "Pick up the red cup." in text and "I see the red cup." in text
+    assert "joints" in text and "5.0 cm" in text and "handback" in text
+    buf = io.StringIO()
+    StatusPrinter(buf, interactive=False).show(lines)
+    assert buf.getvalue().count("\n") == 1
+
+
+def test_processes_env_args_and_clean_stop(tmp_path):
+    ros, dds = processes.pick_domains(None, None)
+    assert 1 <= ros <= 100 and 101 <= dds <= 200
+    assert processes.pick_domains(7, 150) == (7, 150)
+    with pytest.raises(ValueError):
+        processes.pick_domains(300, 1)
+    env = processes.child_env(ros)
+    assert env["ROS_DOMAIN_ID"] == str(ros) and env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert processes.ros_args(None, {"autostart": True, "rate": 2.5}) == [
+        "--ros-args", "-p", "autostart:=true", "-p", "rate:=2.5"]
+    code = ("import signal, sys, time\n"
+            "signal.signal(signal.SIGINT, lambda *a: sys.exit(0))\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n")
+    stubborn = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    group = processes.ProcessGroup(env, tmp_path)
+    polite = group.start("polite", [sys.executable, "-c", code])
+    hard = group.start("stubborn", [sys.executable, "-c", stubborn])
+    assert polite.wait_for_line("ready", 30) and hard.wait_for_line("ready", 30)
+    group.stop(grace=1.0)
+    assert polite.returncode == 0 and polite.stop_signal == "SIGINT"
+    assert hard.returncode == -15 and hard.stop_signal == "SIGTERM"
+    assert not group.dead() or all(not c.alive() for c in group.children)
+
+
+def test_speech_synthesis(tmp_path):
+    wav = processes.synthesize_speech("pick up the red cup", tmp_path / "cmd.wav")
+    import soundfile as sf
+
+    audio, rate = sf.read(wav)
+    assert rate > 8000 and len(audio) / rate > 0.5 and np.abs(audio).max() > 0.05
