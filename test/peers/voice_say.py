@@ -1,0 +1,61 @@
+"""Publishes narrations, then prints speech_out diagnostics as JSON lines.
+
+    python -m test.peers.voice_say --say "text" 0.0 --say "other" 2.0 --seconds 5
+
+Each --say TEXT DELAY publishes TEXT on /neon/narration DELAY s after the previous one
+(0 = back to back, in the same instant). Waits for a subscriber first.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from std_msgs.msg import String
+
+from neon_ros import contract, msgs, rosutil
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--say", nargs=2, action="append", default=[], metavar=("TEXT", "DELAY"))
+    ap.add_argument("--seconds", type=float, default=5.0, help="diagnostics echo time after the last message")
+    ap.add_argument("--name", default="speech_out")
+    a = ap.parse_args()
+    rclpy.init()
+    node = Node("voice_say")
+    pub = node.create_publisher(String, contract.TOPIC_NARRATION, rosutil.COMMAND_QOS)
+
+    def on_diag(m: DiagnosticArray) -> None:
+        for st in m.status:
+            if st.name == a.name:
+                print(json.dumps({"t": time.monotonic(), "level": int.from_bytes(st.level, "little"),
+                                  "message": st.message, "values": msgs.diagnostic_values(st)}), flush=True)
+
+    node.create_subscription(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, on_diag, rosutil.STATE_QOS)
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    deadline = time.monotonic() + 60
+    while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        ex.spin_once(timeout_sec=0.1)
+    for text, delay in a.say:
+        end = time.monotonic() + float(delay)
+        while time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.02)
+        pub.publish(String(data=text))
+        print(json.dumps({"t": time.monotonic(), "said": text}), flush=True)
+    end = time.monotonic() + a.seconds
+    while time.monotonic() < end:
+        ex.spin_once(timeout_sec=0.1)
+    ex.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
