@@ -25,7 +25,9 @@ VMAX = 1.5  # the bridge's max_joint_velocity in these tests
 def bridge_cmd(domain: int, mode: str, autostart: bool) -> list[str]:
     params = {"mode": mode, "dds_domain_id": domain, "network_interface": "lo", "autostart": autostart,
               "command_timeout": 0.3, "damp_timeout": 1.0, "diagnostics_rate": 10.0, "enable_ramp": 0.5,
-              "teleop_timeout": 0.2, "handback_time": 1.0, "max_joint_velocity": VMAX}
+              "teleop_timeout": 0.2, "handback_time": 1.0, "max_joint_velocity": VMAX,
+              # CI machines are loaded: a LowState gap of 0.1 s (the default) would latch damping
+              "lowstate_timeout": 0.5}
     args = [a for k, v in params.items() for a in ("-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}")]
     return [*script("g1_bridge"), "--ros-args", *args]
 
@@ -60,8 +62,10 @@ class Rig:
         return result(out.stdout + out.stderr)
 
     def monitor_result(self) -> dict:
+        """Stop the bridge (SIGTERM: it damps before it exits), then collect the monitor's verdict."""
+        self.bridge.stop()
         self.stop_file.touch()
-        self.monitor.popen.wait(20)
+        self.monitor.popen.wait(30)
         return result(self.monitor.output())
 
     def logs(self) -> str:
@@ -76,7 +80,7 @@ class Rig:
 
 
 def assert_nothing_unsafe(mon: dict) -> None:
-    assert mon["n"] > 500, mon
+    assert mon["n"] > 200, mon
     for key in ("crc_bad", "non_finite", "out_of_limits", "too_fast", "leg_commanded", "bad_weight"):
         assert mon[key] == 0, (key, mon)
 
@@ -101,7 +105,8 @@ def test_closed_loop_elbow_bad_inputs_teleop(tmp_path):
         assert r["teleop_source"] and r["teleop_reached"], r
         assert r["handback_seen"] and r["back_to_policy"], r
     assert_nothing_unsafe(mon)
-    assert mon["powered"] > 1000 and mon["damping"] >= 0
+    assert mon["powered"] > 1000
+    assert mon["last_kind"] == "damping", mon  # SIGTERM while active: the bridge damps before it exits
 
 
 @pytest.mark.timeout(150)

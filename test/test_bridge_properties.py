@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neon_ros import contract, g1
-from neon_ros.bridge.controller import Controller, ControllerConfig, Measured
+from neon_ros.bridge.controller import MAX_CATCHUP, Controller, ControllerConfig, Measured
 from neon_ros.bridge.lowcmd import check_command
 from neon_ros.bridge.safety import NS, InputRejectedError, validate_trajectory
 
@@ -36,8 +36,9 @@ event = st.one_of(
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mode=st.sampled_from(["lowcmd", "arm_sdk"]),
-       events=st.lists(st.tuples(event, st.integers(1, 150)), min_size=1, max_size=25))
-def test_any_input_sequence_gives_safe_commands(mode, events):
+       events=st.lists(st.tuples(event, st.integers(1, 150)), min_size=1, max_size=25),
+       stride=st.sampled_from([1, 1, 2, 10]))
+def test_any_input_sequence_gives_safe_commands(mode, events, stride):
     # Start enabled, and run some 2 ms cycles after every input, so the active paths are exercised.
     events = [e for ev, n in [(("enable", True), 1), *events] for e in (ev, ("step", n))]
     cfg = ControllerConfig(mode=mode, command_timeout=0.1, damp_timeout=0.3, teleop_timeout=0.05,
@@ -48,9 +49,14 @@ def test_any_input_sequence_gives_safe_commands(mode, events):
     q_meas = g1.STANDING_POSE.copy()
     stale = False
     prev = None
+    # every `stride`-th cycle is late by that many periods (a starved loop): it may catch up
+    # at most MAX_CATCHUP periods of motion
+    late_step = min(stride, MAX_CATCHUP) * cfg.dt
     for kind, arg in events:
         if kind == "step":
-            for _ in range(arg):
+            for i in range(arg):
+                gap = stride if i % stride == 0 else 1
+                now += (gap - 1) * DT_NS
                 meas = Measured(q_meas.copy(), np.zeros(g1.NUM_JOINTS), now - (NS if stale else 0))
                 cmd = c.step(now, meas)
                 check_command(cmd, mode)  # finite, in hard limits, no leg in arm_sdk mode
@@ -63,11 +69,11 @@ def test_any_input_sequence_gives_safe_commands(mode, events):
                     assert not on.any() and not cmd.kp.any() and not cmd.kd.any()
                 if stale and cmd.kp.any():
                     assert cmd.state == "disabled" and mode == "arm_sdk"  # ramp-out holds, never moves
+                allowed = lim.velocity_limits[on] * (late_step if gap > 1 else cfg.dt) + 1e-9
                 if cmd.state == "active" and prev is not None and prev.state == "active":
-                    step = np.abs(cmd.q - prev.q)[on]
-                    assert np.all(step <= lim.velocity_limits[on] * cfg.dt + 1e-9)
+                    assert np.all(np.abs(cmd.q - prev.q)[on] <= allowed)
                 if cmd.kp.any() and prev is not None and prev.kp.any():
-                    assert np.all(np.abs(cmd.q - prev.q)[on] <= lim.velocity_limits[on] * cfg.dt + 1e-9)
+                    assert np.all(np.abs(cmd.q - prev.q)[on] <= allowed)
                 prev = cmd
                 now += DT_NS
         elif kind == "traj":

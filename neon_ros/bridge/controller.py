@@ -31,6 +31,7 @@ from neon_ros.bridge.safety import NS, SafetyConfig, TargetLimiter, Trajectory
 from neon_ros.bridge.schedule import ChunkSchedule, sample
 
 MODES = ("lowcmd", "arm_sdk")
+MAX_CATCHUP = 5  # cycles of motion one late step may make up (10 ms at 500 Hz)
 STATES = ("disabled", "active", "damping")
 
 
@@ -48,7 +49,8 @@ class ControllerConfig:
     lowstate_timeout: a LowState older than this is stale (no motion is commanded).
     damping_kd: N m s/rad on each commanded joint while damping.
     kp, kd: per-joint gains (default: Unitree's low-level example, g1.DEFAULT_KP/KD).
-    dt: cycle period (contract.LOWCMD_DT); the rate limit is applied per cycle of dt.
+    dt: cycle period (contract.LOWCMD_DT). Each step moves at most max_velocity times the time
+        since the previous step, capped at MAX_CATCHUP * dt (a late cycle catches up a little).
     """
 
     mode: str = "lowcmd"
@@ -140,6 +142,7 @@ class Controller:
         self._teleop_last: np.ndarray | None = None
         self._teleop_quiet_ns = 0
         self._prev_q: np.ndarray | None = None
+        self._last_step_ns = 0
         self._estop_cycle: int | None = None
         self.estop_latency_cycles: int | None = None
         self.estop_latency_ms: float | None = None
@@ -174,6 +177,7 @@ class Controller:
         self.teleop, self._teleop_last = None, None
         self.state, self.source, self.damp_reason = "active", "hold", ""
         self.enable_ns, self._driven = now_ns, False
+        self._last_step_ns = 0  # the first step after enabling moves at most one cycle's worth
         return True, "enabled from the measured pose"
 
     def damp(self, reason: str, now_ns: int = 0) -> None:
@@ -188,7 +192,12 @@ class Controller:
 
     # --- the 2 ms step -------------------------------------------------------------------
     def step(self, now_ns: int, meas: Measured | None) -> Command:
-        cfg, dt = self.cfg, self.cfg.dt
+        cfg = self.cfg
+        # The rate limit is a velocity: scale it by the time since the last step, so a starved
+        # loop does not slow the motion down, but never by more than MAX_CATCHUP cycles.
+        elapsed = (now_ns - self._last_step_ns) / NS if self._last_step_ns else cfg.dt
+        dt = min(max(elapsed, 0.0), MAX_CATCHUP * cfg.dt)
+        self._last_step_ns = now_ns
         self.cycle += 1
         if self.state == "active":
             if not self.fresh(meas, now_ns):
@@ -206,7 +215,7 @@ class Controller:
         self.weight = min(1.0, self.weight + dt / cfg.enable_ramp) if cfg.enable_ramp > 0 else 1.0
         target = self._target(now_ns)
         q = self.limiter.step(target, dt)
-        dq = (q - self._prev_q) / dt
+        dq = (q - self._prev_q) / dt if dt > 0 else np.zeros(g1.NUM_JOINTS)
         self._prev_q = q
         ramp = min(1.0, (now_ns - self.enable_ns) / (cfg.enable_ramp * NS)) if cfg.enable_ramp > 0 else 1.0
         kp = np.where(self.mask, cfg.kp * max(ramp, 0.0), 0.0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -31,6 +32,8 @@ from neon_ros.bridge.lowcmd import (
 )
 
 log = logging.getLogger(__name__)
+
+SWITCH_INTERVAL = 0.0002  # s, GIL hand-over interval while the loop runs
 
 
 class BridgeLoop:
@@ -67,7 +70,9 @@ class BridgeLoop:
         unitree.init_channels(self.domain_id, self.network_interface)
         low_cmd, low_state = unitree.hg_types()
         self._pub = unitree.publisher(self.builder.topic, low_cmd)
-        self._sub = unitree.subscriber(contract.DDS_LOWSTATE, low_state, self._on_lowstate, 1)
+        # queue_len 0: the handler runs in the DDS listener on each arrival and the newest sample
+        # wins (the SDK's own queue drops the newest samples when full: an old state could linger).
+        self._sub = unitree.subscriber(contract.DDS_LOWSTATE, low_state, self._on_lowstate, 0)
 
     def _on_lowstate(self, msg: Any) -> None:
         received = time.time_ns()
@@ -89,6 +94,13 @@ class BridgeLoop:
 
     # --- the thread -------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the 500 Hz thread.
+
+        Also shortens the interpreter's GIL switch interval (default 5 ms) to SWITCH_INTERVAL:
+        otherwise the loop thread, waking from its sleep, can wait up to 5 ms for the GIL
+        held by a DDS listener or rclpy thread. Process-wide: the bridge owns its process.
+        """
+        sys.setswitchinterval(SWITCH_INTERVAL)
         if self._pub is None:
             self.open()
         self._stop.clear()
@@ -128,11 +140,11 @@ class BridgeLoop:
                 time.sleep(delay)
             start = time.monotonic()
             late = start - deadline
+            self.lateness.append(late)
             if late > dt:  # woke more than a period late: skip the missed deadlines
                 missed = int(late // dt)
                 self.counts["overruns"] += missed
                 deadline += missed * dt
-            self.lateness.append(start - deadline)
             if prev_start is not None:
                 self.period_error.append(abs(start - prev_start - dt))
             prev_start = start

@@ -2,12 +2,14 @@
 
 Every message is checked with unitree_sdk2py alone (no bridge code): CRC, finiteness,
 targets of powered motors inside the G1 joint limits, no powered target jumping: a step
-between messages is at most ``vmax`` * (receipt interval + RECEIVE_JITTER), and in
+between messages is at most ``vmax`` * (interval of the writer's DDS source timestamps +
+RECEIVE_JITTER), and in
 arm_sdk mode: no leg motor ever powered or given a gain, blend weight in [0, 1].
-Records the wall-clock times (time.time) at which damping starts (kp = 0, kd > 0).
+Records when damping starts (kp = 0, kd > 0) as the writer's source timestamp (wall clock).
 
 usage: python -m test.peers.bridge_lowcmd_monitor DOMAIN TOPIC SECONDS VMAX STOPFILE
-Runs until SECONDS pass or STOPFILE exists, then prints one ``RESULT {json}`` line.
+Runs until SECONDS pass or STOPFILE exists, drains what is still queued, then prints one
+``RESULT {json}`` line.
 """
 
 import json
@@ -20,7 +22,9 @@ import numpy as np
 
 from neon_ros import contract, g1, unitree
 
-RECEIVE_JITTER = 0.025  # s
+# s: allowance for the time between the bridge computing a step and writing it (a loaded writer
+# can be preempted in between), which the source timestamps include.
+RECEIVE_JITTER = 0.01
 
 
 def main() -> int:
@@ -34,11 +38,16 @@ def main() -> int:
     st = {"n": 0, "crc_bad": 0, "non_finite": 0, "out_of_limits": 0, "too_fast": 0, "leg_commanded": 0,
           "bad_weight": 0, "powered": 0, "off": 0, "damping": 0, "max_step_rate": 0.0,
           "damping_starts": [], "weights": [], "first_t": None, "first_powered_t": None, "last_t": None, "last_kind": None,
-          "max_abs_q_powered": 0.0}
+          "max_abs_q_powered": 0.0, "max_receive_lag": 0.0, "last_rx": 0.0}
     prev = {"q": None, "t": None, "on": None}
 
     def on_cmd(msg):
-        t = time.time()
+        # The writer's source timestamp (same machine clock): the time the bridge sent this
+        # message, immune to how late this (loaded) receiver gets to it.
+        info = getattr(msg, "sample_info", None)
+        t = info.source_timestamp * 1e-9 if info is not None else time.time()
+        st["last_rx"] = time.time()
+        st["max_receive_lag"] = max(st["max_receive_lag"], st["last_rx"] - t)
         a = unitree.lowcmd_arrays(msg)
         on = a["mode"] == 1
         with lock:
@@ -72,8 +81,7 @@ def main() -> int:
                 step = float(np.max(np.abs(a["q"] - prev["q"])[both], initial=0.0))
                 dt = t - prev["t"]
                 st["max_step_rate"] = max(st["max_step_rate"], step / max(dt, contract.LOWCMD_DT))
-                # No sequence number in LowCmd_: a message dropped or delivered late by this (loaded)
-                # receiver shows up as a bigger step; allow RECEIVE_JITTER of receipt-time error.
+                # dt from the writer's stamps: a dropped message only makes dt longer.
                 if step > 1.05 * vmax * (dt + RECEIVE_JITTER) + 1e-6:
                     st["too_fast"] += 1
             if stiff.any():
@@ -81,10 +89,22 @@ def main() -> int:
             prev.update(q=a["q"], t=t, on=stiff)
             st["last_kind"] = kind
 
-    unitree.subscriber(topic, low_cmd, on_cmd, 10)
+    # queue_len 0: the handler runs in the DDS listener as each sample arrives (newest wins), so a
+    # receipt time is close to the send time. (The SDK's queue drops the NEWEST samples when full,
+    # which would hide gaps between messages handled back to back.)
+    unitree.subscriber(topic, low_cmd, on_cmd, 0)
     print("READY", flush=True)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not stop_file.exists():
+        time.sleep(0.05)
+    # Drain: the test stops the bridge before it creates STOPFILE, so whatever is still queued
+    # for this (possibly loaded) receiver gets checked too; quiet for 0.5 s = done.
+    drain_end = time.monotonic() + 15.0
+    while time.monotonic() < drain_end:
+        with lock:
+            quiet = time.time() - st["last_rx"] > 0.5
+        if quiet:
+            break
         time.sleep(0.05)
     with lock:
         if arm_sdk:  # keep the weight profile short: start, peak, end and count
