@@ -220,7 +220,7 @@ def _watch(cfg: DemoConfig, task: DemoTask, monitor, group: processes.ProcessGro
         with rec.lock:
             level, message = rec.diag_messages.get("g1_bridge", ("", ""))
         if (message.startswith("damping") and "estop" not in message and "damp_service" not in message
-                and first_chunk and reenables < 20 and now_wall - last_enable > 3.0
+                and reenables < 20 and now_wall - last_enable > 3.0
                 and monitor.node.request_enable()):
             last_enable = now_wall
             reenables += 1
