@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.init(args=[])
         node = Node("scripted_demo")
         lock = threading.Lock()
-        latest: dict = {"q": None, "diag": {}}
+        latest: dict = {"q": None, "diag": {}, "rtf": []}
 
         def on_js(m: JointState) -> None:
             with lock:
@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                 if s.name == "g1_bridge":
                     with lock:
                         latest["diag"] = msgs.diagnostic_values(s)
+                elif "realtime_factor_achieved" in (values := msgs.diagnostic_values(s)):
+                    with lock:
+                        latest["rtf"].append(float(values["realtime_factor_achieved"]))
 
         node.create_subscription(JointState, contract.TOPIC_JOINT_STATES, on_js, rosutil.STATE_QOS)
         node.create_subscription(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, on_diag, rosutil.STATE_QOS)
@@ -183,6 +186,11 @@ def _run(args, kids, node, pub, lock, latest, msgs, rosutil) -> int:
     print(f"bridge: state {diag.get('state')}/{diag.get('source')}, chunks accepted {diag.get('accepted_chunk')}, "
           f"rejected {rejects or 'none'}, loop period error p99 {diag.get('period_error_p99_ms')} ms, "
           f"overruns {diag.get('overruns')}")
+    with lock:
+        rtf = latest["rtf"][1:]  # the first window includes start-up
+    if rtf:
+        print(f"sim_g1: real-time factor achieved min {min(rtf):.2f}, median {np.median(rtf):.2f} "
+              "(below 1 the physics runs slower than the wall clock: the machine is overloaded)")
     return 0
 
 
