@@ -9,7 +9,6 @@ import subprocess
 import pytest
 from support import REPO, Proc, python, random_dds_domain, ros_env, script, wait_for
 
-from neon_ros import g1
 from neon_ros.sim.firmware import G1_29DOF_MODE_MACHINE
 
 pytestmark = [pytest.mark.ros, pytest.mark.dds]
@@ -81,6 +80,3 @@ def test_camera_image_and_diagnostics(sim_node):
     print(f"sim_g1 physics {r['physics_rate_hz']} Hz, real-time factor {r['realtime_factor_achieved']}, "
           f"received {r['lowcmd_received']}, bad CRC {r['lowcmd_bad_crc']}")
 
-
-def test_joint_count_matches_contract():
-    assert g1.NUM_JOINTS == 29  # the peers and the simulator share g1's table

@@ -22,37 +22,45 @@ from neon_ros import contract, msgs, rosutil
 from neon_ros.sim.camera import CameraLoop
 from neon_ros.sim.robot_dds import SimRobot, SimRobotConfig
 
+# name -> (default, description, range or None): declared by the node, printed by --help.
+PARAMETERS: dict[str, tuple] = {
+    "network_interface": ("lo", "Unitree DDS network interface (lo for a local sim)", None),
+    "dds_domain_id": (1, "Unitree DDS domain (the robot uses 0; sims default to 1)", (0, 232)),
+    "fixed_base": (True, "pin the pelvis at standing height, as on a gantry", None),
+    "realtime_factor": (1.0, "simulated s per wall s: 1.0 real time, 0 = as fast as possible", (0.0, 100.0)),
+    "camera_rate": (15.0, "head camera frames per wall second on /camera/image_raw (0 = off)", (0.0, 120.0)),
+    "camera_width": (224, "head camera image width, px", (16, 4096)),
+    "camera_height": (224, "head camera image height, px", (16, 4096)),
+    "frame_id": ("head_camera", "frame_id of /camera/image_raw", None),
+    "diagnostics_period": (1.0, "seconds between /diagnostics messages", (0.1, 60.0)),
+}
+
 
 class SimG1(Node):
     def __init__(self) -> None:
         super().__init__("sim_g1")
-        d = rosutil.declare
+        p = {name: rosutil.declare(self, name, default, desc, *(rng or (None, None)))
+             for name, (default, desc, rng) in PARAMETERS.items()}
         self.config = SimRobotConfig(
-            network_interface=d(self, "network_interface", "lo", "Unitree DDS network interface (lo for a local sim)"),
-            dds_domain_id=d(self, "dds_domain_id", 1, "Unitree DDS domain (the robot uses 0; sims default to 1)",
-                            0, 232),
-            fixed_base=d(self, "fixed_base", True, "pin the pelvis at standing height, as on a gantry"),
-            realtime_factor=d(self, "realtime_factor", 1.0,
-                              "simulated s per wall s: 1.0 real time, 0 = as fast as possible", 0.0, 100.0),
-            camera_width=d(self, "camera_width", 224, "head camera image width, px", 16, 4096),
-            camera_height=d(self, "camera_height", 224, "head camera image height, px", 16, 4096),
-        )
-        self.camera_rate = d(self, "camera_rate", 15.0, "head camera frames per wall second (0 = off)", 0.0, 120.0)
-        self.frame_id = d(self, "frame_id", "head_camera", "frame_id of /camera/image_raw")
-        period = d(self, "diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0)
-
+            network_interface=p["network_interface"], dds_domain_id=p["dds_domain_id"],
+            fixed_base=p["fixed_base"], realtime_factor=p["realtime_factor"],
+            camera_width=p["camera_width"], camera_height=p["camera_height"])
+        self.camera_rate = p["camera_rate"]
+        self.frame_id = p["frame_id"]
         self.image_pub = self.create_publisher(Image, contract.TOPIC_CAMERA, rosutil.SENSOR_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
+        self.create_timer(p["diagnostics_period"], self.publish_diagnostics)
+        self._bad_crc_logged = 0
+        self._invalid_logged = 0
+        self._camera_error_logged = False
         self.robot = SimRobot(self.config)
         self.robot.on_first_command = self._on_first_command
         self.camera: CameraLoop | None = None
-        self._bad_crc_logged = 0
-        self._invalid_logged = 0
-        self.robot.start()
         if self.camera_rate > 0:
             self.camera = CameraLoop(self.robot.sim, self.camera_rate, self._publish_frame)
+        self.robot.start()  # threads last: everything they touch exists
+        if self.camera is not None:
             self.camera.start()
-        self.create_timer(period, self.publish_diagnostics)
         c = self.config
         self.get_logger().info(
             f"simulated G1 on DDS domain {c.dds_domain_id} ({c.network_interface}), fixed_base={c.fixed_base}, "
@@ -103,6 +111,10 @@ class SimG1(Node):
         statuses = [msgs.diagnostic_status("sim_g1: physics", level, message, values)]
         if self.camera is not None:
             cam = self.camera
+            if cam.error is not None and not self._camera_error_logged:
+                self._camera_error_logged = True
+                self.get_logger().error(f"head camera stopped: {cam.error!r} (MUJOCO_GL=egl needs libegl1 + "
+                                        f"libgl1-mesa-dri; or set camera_rate:=0.0)")
             cam_level = "error" if cam.error else "ok"
             statuses.append(msgs.diagnostic_status(
                 "sim_g1: head camera", cam_level, repr(cam.error) if cam.error else "rendering",
@@ -117,7 +129,20 @@ class SimG1(Node):
         self.robot.sim.close()
 
 
+def usage() -> str:
+    lines = [__doc__.strip(), "", "parameters (--ros-args -p NAME:=VALUE, or --params-file config/neon.yaml):"]
+    for name, (default, desc, rng) in PARAMETERS.items():
+        span = f" [{rng[0]}, {rng[1]}]" if rng else ""
+        lines.append(f"  {name:20s} {default!s:12s} {desc}{span}")
+    return "\n".join(lines)
+
+
 def main(args: list[str] | None = None) -> int:
+    argv = sys.argv if args is None else args
+    user_args = argv[1:argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
+    if "-h" in user_args or "--help" in user_args:
+        print(usage())
+        return 0
     return rosutil.run_node(SimG1, args)
 
 

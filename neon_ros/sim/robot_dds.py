@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neon_ros import contract, unitree
-from neon_ros.sim.firmware import G1_29DOF_MODE_MACHINE, InboxCounts, LowCmdInbox, MotorCommand, fill_lowstate
+from neon_ros.sim.firmware import G1_29DOF_MODE_MACHINE, InboxCounts, LowCmdInbox, MotorCommand
 from neon_ros.sim.g1_sim import G1Sim
+from neon_ros.sim.lowstate_wire import LowStateWire
 
 MAX_LAG = 0.1  # s behind schedule before the loop gives up catching up and restarts its clock
 
@@ -84,7 +85,7 @@ class SimRobot:
         self._stats = LoopStats()
         self._pub = None
         self._sub = None
-        self._state_msg = None
+        self._wire: LowStateWire | None = None
         self._first_command_logged = False
         self.on_first_command = None  # optional callback(MotorCommand), e.g. a log line
 
@@ -93,7 +94,7 @@ class SimRobot:
         """Join the Unitree DDS domain and create rt/lowcmd (subscriber) and rt/lowstate (publisher)."""
         unitree.init_channels(self.config.dds_domain_id, self.config.network_interface)
         lowcmd_type, lowstate_type = unitree.hg_types()
-        self._state_msg = unitree.new_lowstate()
+        self._wire = LowStateWire()
         self._pub = unitree.publisher(contract.DDS_LOWSTATE, lowstate_type)
         self._sub = unitree.subscriber(contract.DDS_LOWCMD, lowcmd_type, self.inbox.offer, 1)
 
@@ -130,10 +131,10 @@ class SimRobot:
         if self._pub is not None:
             sim = self.sim
             newest = self.inbox.newest()
-            fill_lowstate(self._state_msg, sim.q, sim.dq, sim.tau_est, sim.imu(),
-                          tick=round(sim.time * 1000.0), mode_machine=self.config.mode_machine,
-                          enabled=None if newest is None else newest.enabled)
-            self._pub.Write(self._state_msg)
+            self._wire.fill(sim.q, sim.dq, sim.tau_est, sim.imu(), tick=round(sim.time * 1000.0),
+                            mode_machine=self.config.mode_machine,
+                            enabled=None if newest is None else newest.enabled)
+            self._pub.Write(self._wire.wire)
             with self._stats_lock:
                 self._stats.lowstate_published += 1
         with self._stats_lock:

@@ -42,6 +42,10 @@ HEAD_CAMERA_POS = (0.07, 0.0, 0.45)  # in the torso frame: the front of the head
 HEAD_CAMERA_PITCH = math.radians(50.0)  # below horizontal
 HEAD_CAMERA_FOVY = 75.0  # degrees, vertical
 
+# Off-screen rendering runs in software GL (Mesa llvmpipe through EGL) on CPU-only machines:
+# no multisampling and no floor reflection halve the cost of a frame (~65 -> ~30 ms at 224x224).
+OFFSCREEN_SAMPLES = 0
+
 PELVIS_BODY = "pelvis"
 FREE_JOINT = "floating_base_joint"
 CUP_BODY = "red_cup"
@@ -110,7 +114,7 @@ def _add_environment(spec, mujoco) -> None:
     spec.add_texture(name="floor_grid", type=mujoco.mjtTexture.mjTEXTURE_2D,
                      builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
                      rgb1=[0.3, 0.32, 0.35], rgb2=[0.22, 0.24, 0.27], width=256, height=256)
-    floor_mat = spec.add_material(name="floor_mat", texrepeat=[6.0, 6.0], reflectance=0.05)
+    floor_mat = spec.add_material(name="floor_mat", texrepeat=[6.0, 6.0], reflectance=0.0)
     floor_mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "floor_grid"
     world = spec.worldbody
     world.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 0.05],
@@ -178,6 +182,7 @@ def build_spec(config: SceneConfig | None = None):
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     spec.visual.global_.offwidth = max(640, config.camera_width)
     spec.visual.global_.offheight = max(480, config.camera_height)
+    spec.visual.quality.offsamples = OFFSCREEN_SAMPLES
     _add_environment(spec, mujoco)
     _add_table(spec, mujoco)
     _add_cup(spec, mujoco, config)

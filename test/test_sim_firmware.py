@@ -1,0 +1,121 @@
+"""The simulator's robot side without DDS channels: LowCmd_ acceptance, LowState_ bytes and CRC, the loop."""
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import time
+
+import numpy as np
+import pytest
+
+from neon_ros import g1, unitree
+from neon_ros.sim import firmware
+from neon_ros.sim.lowstate_wire import C_DTYPE, LowStateWire
+from neon_ros.sim.robot_dds import SimRobot, SimRobotConfig
+
+ELBOW = g1.JOINT_INDEX["left_elbow_joint"]
+ZEROS = np.zeros(g1.NUM_JOINTS)
+
+
+def lowcmd(q, kp=g1.DEFAULT_KP, kd=g1.DEFAULT_KD, mode_machine=firmware.G1_29DOF_MODE_MACHINE, enabled=None):
+    return unitree.fill_lowcmd(unitree.new_lowcmd(), q, ZEROS, kp, kd, ZEROS, mode_machine, enabled)
+
+
+def random_state(rng):
+    q, dq, tau = rng.normal(size=(3, g1.NUM_JOINTS))
+    imu = {"quaternion": rng.normal(size=4), "gyroscope": rng.normal(size=3),
+           "accelerometer": rng.normal(size=3), "rpy": rng.normal(size=3)}
+    return q, dq, tau, imu, rng.random(g1.NUM_JOINTS) > 0.3
+
+
+def test_inbox_accepts_good_crc_and_counts_bad_crc():
+    inbox = firmware.LowCmdInbox()
+    q = g1.STANDING_POSE.copy()
+    q[ELBOW] = 0.3
+    assert inbox.take() is None
+    assert inbox.offer(lowcmd(q))
+    bad = lowcmd(q + 1.0)
+    bad.crc ^= 0x1
+    assert not inbox.offer(bad)
+    cmd = inbox.take()
+    assert cmd is not None and cmd.q[ELBOW] == pytest.approx(0.3) and cmd.enabled.all()
+    assert inbox.take() is None  # consumed; the newest stays readable
+    assert inbox.newest() is cmd
+    c = inbox.snapshot()
+    assert (c.received, c.accepted, c.bad_crc, c.invalid) == (2, 1, 1, 0)
+
+
+def test_inbox_refuses_non_finite_and_negative_gains_but_notes_mode_machine():
+    inbox = firmware.LowCmdInbox()
+    nan_q = g1.STANDING_POSE.copy()
+    nan_q[0] = np.nan
+    assert not inbox.offer(lowcmd(nan_q))  # CRC is fine, values are not
+    assert not inbox.offer(lowcmd(g1.STANDING_POSE, kp=-g1.DEFAULT_KP))
+    enabled = np.ones(g1.NUM_JOINTS, dtype=bool)
+    enabled[:12] = False
+    assert inbox.offer(lowcmd(g1.STANDING_POSE, mode_machine=3, enabled=enabled))
+    c = inbox.snapshot()
+    assert (c.invalid, c.accepted, c.mode_machine_mismatch) == (2, 1, 1)
+    assert inbox.take().enabled.tolist() == enabled.tolist()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fast_lowstate_matches_cyclonedds_bytes_and_sdk_crc(seed):
+    q, dq, tau, imu, enabled = random_state(np.random.default_rng(seed))
+    wire = LowStateWire()
+    crc = wire.fill(q, dq, tau, imu, tick=1234 + seed, mode_machine=5, enabled=enabled)
+    ref = firmware.fill_lowstate(unitree.new_lowstate(), q, dq, tau, imu, 1234 + seed, 5, enabled)
+    assert crc == ref.crc == unitree.crc32(ref)
+    assert wire.wire.serialize() == type(ref).serialize(ref)  # byte for byte what cyclonedds would send
+    msg = wire.message()
+    assert unitree.crc_ok(msg) and msg.motor_state[ELBOW].q == pytest.approx(q[ELBOW], rel=1e-6)
+    _, lowstate_type = unitree.hg_types()
+    back = firmware.lowstate_arrays(lowstate_type.deserialize(wire.wire.serialize()))
+    assert np.allclose(back["q"], q, atol=1e-6) and np.allclose(back["quaternion"], imu["quaternion"], atol=1e-6)
+    assert C_DTYPE.itemsize == 2092
+
+
+def test_damping_before_first_command_then_newest_good_command_drives():
+    robot = SimRobot(SimRobotConfig(camera_width=32, camera_height=32))
+    robot.sim.set_command(**{k: getattr(firmware.MotorCommand.damping(), k)
+                             for k in ("q", "dq", "kp", "kd", "tau", "enabled")})
+    start = robot.sim.q[ELBOW]
+    for _ in range(100):
+        robot.step_once()  # no channels: physics only
+    assert abs(robot.sim.q[ELBOW] - start) > 1e-3  # damping only: the arm sags under gravity
+    assert np.all(robot.sim.tau_est * robot.sim.dq <= 1e-12)  # and every torque opposes motion (kp = 0)
+    q = g1.STANDING_POSE.copy()
+    q[ELBOW] = 0.3
+    robot.inbox.offer(lowcmd(q))
+    bad = lowcmd(np.full(g1.NUM_JOINTS, 0.5))
+    bad.crc ^= 0x4
+    robot.inbox.offer(bad)
+    for _ in range(750):
+        robot.step_once()
+    assert robot.sim.q[ELBOW] == pytest.approx(0.3, abs=0.08)
+    s = robot.stats()
+    assert s.steps == 850 and s.inbox.bad_crc == 1 and s.lowstate_published == 0
+    robot.sim.close()
+
+
+@pytest.mark.timeout(30)
+def test_realtime_loop_never_runs_ahead_of_the_wall_clock():
+    robot = SimRobot(SimRobotConfig(camera_width=32, camera_height=32, realtime_factor=1.0))
+    t0 = time.monotonic()
+    robot.start(open_dds=False)
+    time.sleep(0.5)
+    robot.stop()
+    wall = time.monotonic() - t0
+    assert not robot.running
+    steps = robot.stats().steps
+    assert steps > 10  # it ran (no rate assertion: the machine is shared)
+    assert robot.sim.time <= wall + 2 * robot.sim.timestep  # absolute deadlines: never ahead of real time
+    robot.sim.close()
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="realtime_factor"):
+        SimRobotConfig(realtime_factor=-1.0)
+    with pytest.raises(ValueError, match="dds_domain_id"):
+        SimRobotConfig(dds_domain_id=999)
