@@ -137,20 +137,20 @@ class PersonaPlexClient:
         c = self.config
         url = chat_url(c, text)
         t0 = time.monotonic()
-        try:
-            ws = connect(url, ssl=_ssl_context(url, c.verify_tls), open_timeout=c.connect_timeout,
-                         max_size=None, compression=None, ping_interval=None, close_timeout=2)
-        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-            raise PersonaPlexError(f"cannot connect to PersonaPlex at {c.url}: {exc}") from exc
         counts: dict[int, int] = {}
+        connected = False
         try:
-            self._await_handshake(ws, counts, cancel)
-            handshake_s = time.monotonic() - t0
-            result = self._converse(ws, counts, cancel)
+            with connect(url, ssl=_ssl_context(url, c.verify_tls), open_timeout=c.connect_timeout,
+                         max_size=None, compression=None, ping_interval=None, close_timeout=2) as ws:
+                connected = True
+                self._await_handshake(ws, counts, cancel)
+                handshake_s = time.monotonic() - t0
+                result = self._converse(ws, counts, cancel)
         except ConnectionClosed as exc:
             raise PersonaPlexError(f"PersonaPlex closed the connection: {exc}") from exc
-        finally:
-            ws.close()
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            what = "connection to PersonaPlex failed" if connected else "cannot connect to PersonaPlex"
+            raise PersonaPlexError(f"{what} at {c.url}: {exc}") from exc
         if result is None:
             return None
         audio, words, first = result
@@ -186,7 +186,7 @@ class PersonaPlexClient:
         silence = np.zeros(FRAME_SAMPLES, np.float32)
         chunks: list[np.ndarray] = []
         words: list[str] = []
-        spoke, last_loud, first = False, 0, float("nan")
+        spoke, last_loud, quiet_audio, first = False, 0, 0.0, float("nan")
         t_start = time.monotonic()
         frames = int(np.ceil(c.max_s * OPUS_RATE / FRAME_SAMPLES))
         for n in range(frames):
@@ -211,13 +211,16 @@ class PersonaPlexClient:
                             first = time.monotonic() - t_start
                         chunks.append(pcm)
                         if float(np.sqrt(np.mean(pcm * pcm))) > LOUD_RMS:
-                            spoke, last_loud = True, n
+                            spoke, last_loud, quiet_audio = True, n, 0.0
+                        else:
+                            quiet_audio += pcm.size / reader.rate
                 elif kind == KIND_TEXT:
                     words.append(payload.decode("utf-8", errors="replace"))
                 elif kind == KIND_ERROR:
                     raise PersonaPlexError(f"PersonaPlex error: {payload.decode(errors='replace')}")
-            if spoke and (n - last_loud) * FRAME_SAMPLES / OPUS_RATE >= c.quiet_s:
-                break  # spoke, then quiet_s of model time without speech
+            silent_steps_s = (n - last_loud) * FRAME_SAMPLES / OPUS_RATE
+            if spoke and (quiet_audio >= c.quiet_s or silent_steps_s >= c.quiet_s + 1.0):
+                break  # spoke, then quiet_s of quiet audio (or no speech for a second longer)
         audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
         return audio, words, first
 

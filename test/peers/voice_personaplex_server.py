@@ -28,6 +28,8 @@ from websockets.asyncio.server import serve
 
 from neon_ros.voice.audio import resample
 
+REPLY_SECONDS = [0.0]
+
 
 def emit(**kw) -> None:
     print(json.dumps(kw), flush=True)
@@ -39,8 +41,9 @@ def spoken_reply(text: str) -> bytes:
                          capture_output=True, check=True).stdout
     pcm, rate = sf.read(io.BytesIO(wav), dtype="float32")
     pcm = np.concatenate([resample(pcm, rate, 24000), np.zeros(24000, np.float32)])  # speech, then 1 s quiet
+    REPLY_SECONDS[0] = pcm.size / 24000
     buf = io.BytesIO()
-    out = av.open(buf, "w", format="ogg")
+    out = av.open(buf, "w", format="ogg", options={"page_duration": "80000"})  # small pages, like sphn
     stream = out.add_stream("libopus", rate=24000)
     stream.layout = "mono"
     for i in range(0, pcm.size - 480 + 1, 480):
@@ -75,19 +78,20 @@ async def session(ws, handshake_delay: float) -> None:
     for key in ("text_prompt", "voice_prompt"):
         if key not in query:
             rec["violations"].append(f"missing query {key}")
+    m = re.search(r'"([^"]+)"', rec["text_prompt"])
+    sentence = m.group(1) if m else rec["text_prompt"]
+    reply = await asyncio.to_thread(spoken_reply, sentence)  # like the real server's prompt phase
     try:
         early = await asyncio.wait_for(ws.recv(), timeout=handshake_delay)
         rec["violations"].append(f"client sent {len(early)} bytes before the handshake")
     except asyncio.TimeoutError:
         pass
     await ws.send(b"\x00")
-    m = re.search(r'"([^"]+)"', rec["text_prompt"])
-    sentence = m.group(1) if m else rec["text_prompt"]
-    reply = spoken_reply(sentence)
     words = sentence.split()
     received = bytearray()
     pos, step = 0, 0
-    cut = 997  # deliberately not aligned to Ogg pages
+    # one model step (80 ms of audio) per client message, cut at byte offsets that ignore page bounds
+    cut = max(1, int(len(reply) * 0.08 / (REPLY_SECONDS[0] or 1.0)))
     try:
         async for msg in ws:
             rec["client_messages"] += 1
