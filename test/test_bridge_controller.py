@@ -176,3 +176,19 @@ def test_lowcmd_builder_sets_crc_mode_machine_and_arm_sdk_weight():
     bad.kp[0] = 10.0
     with pytest.raises(UnsafeCommandError, match="leg"):
         check_command(bad, "arm_sdk")
+
+
+def test_arm_sdk_estop_during_ramp_out_damps_and_never_restiffens():
+    rig = Rig(mode="arm_sdk", enable_ramp=0.5)
+    rig.c.enable(True, rig.meas(), rig.now)
+    rig.run(0.6, every=lambda k: k % 25 == 0 and rig.chunk(elbow_pose(1.5)))
+    rig.c.enable(False, rig.meas(), rig.now)
+    rig.run(0.1)
+    assert rig.cmds[-1].state == "disabled" and rig.cmds[-1].kp.any() and 0 < rig.cmds[-1].weight < 1
+    rig.c.damp("estop", rig.now)
+    cmd = rig.run(0.002)
+    assert cmd.state == "damping" and not cmd.kp.any() and cmd.kd.any() and cmd.weight > 0
+    rig.c.enable(False, rig.meas(), rig.now)  # disabling from damping: the weight ramps out, still damped
+    rig.run(1.0)
+    out = [c for c in rig.cmds[-500:] if c.publish]
+    assert out and all(not c.kp.any() for c in out) and out[-1].weight < 0.01 and not rig.cmds[-1].publish

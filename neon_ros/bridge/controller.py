@@ -143,6 +143,7 @@ class Controller:
         self._teleop_quiet_ns = 0
         self._prev_q: np.ndarray | None = None
         self._last_step_ns = 0
+        self._ramp_damped = False
         self._estop_cycle: int | None = None
         self.estop_latency_cycles: int | None = None
         self.estop_latency_ms: float | None = None
@@ -165,12 +166,15 @@ class Controller:
     def enable(self, on: bool, meas: Measured | None, now_ns: int) -> tuple[bool, str]:
         """Enable (from the measured pose; clears a damping latch) or disable."""
         if not on:
+            # arm_sdk: a ramp-out that starts from damping keeps damping gains (never re-stiffens)
+            self._ramp_damped = self._ramp_damped or self.state == "damping"
             self.state, self.source, self.damp_reason = "disabled", "none", ""
             return True, "disabled"
         if not self.fresh(meas, now_ns):
             self.counts["enable_refused"] += 1
             return False, "refused: no fresh LowState from the robot"
         self.counts["enable"] += 1
+        self._ramp_damped = False
         self.limiter.reset(meas.q)
         self._hold_q = self.limiter.prev.copy()
         self._prev_q = self._hold_q.copy()
@@ -181,13 +185,13 @@ class Controller:
         return True, "enabled from the measured pose"
 
     def damp(self, reason: str, now_ns: int = 0) -> None:
-        """Latch damping until the next enable (from disabled there is nothing to damp)."""
+        """Latch damping until the next enable (a disabled lowcmd bridge has nothing to damp)."""
         if reason == "estop":
             self.counts["estop"] += 1
             if self._estop_cycle is None and self.state == "active":
                 self._estop_cycle, self._estop_ns = self.cycle, now_ns
-        if self.state == "active":
-            self.counts["damp"] += 1
+        if self.state == "active" or (self.state == "disabled" and self.weight > 0.0):
+            self.counts["damp"] += 1  # (disabled with weight > 0: an arm_sdk ramp-out still in progress)
             self.state, self.source, self.damp_reason = "damping", "none", reason
 
     # --- the 2 ms step -------------------------------------------------------------------
@@ -270,6 +274,8 @@ class Controller:
             # Ramp the blend weight out while holding the last target, then go silent.
             self.weight = max(0.0, self.weight - cfg.dt / cfg.enable_ramp) if cfg.enable_ramp > 0 else 0.0
             q = self.limiter.prev.copy()
+            if self._ramp_damped:
+                return self._command(q, zeros, zeros.copy(), np.where(self.mask, cfg.damping_kd, 0.0), True)
             return self._command(q, zeros, np.where(self.mask, cfg.kp, 0.0), np.where(self.mask, cfg.kd, 0.0), True)
         self.weight = 0.0
         if meas is not None and np.all(np.isfinite(meas.q)):

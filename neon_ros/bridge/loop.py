@@ -108,13 +108,30 @@ class BridgeLoop:
         self._thread.start()
 
     def stop(self, final_damping_cycles: int = 50) -> None:
-        """Stop the thread; an active bridge first latches damping and sends it for a while."""
+        """Stop the thread, leaving the robot safe first.
+
+        lowcmd mode: an active bridge latches damping and sends it for final_damping_cycles.
+        arm_sdk mode: the blend weight ramps out (Unitree's controller takes the arms back;
+        damping gains if the bridge was damping), then the bridge goes silent.
+        """
+        ctrl = self.controller
         with self.lock:
-            was_active = self.controller.state == "active"
-            if was_active:
-                self.controller.damp("shutdown")
-        if was_active and self._thread is not None:
-            time.sleep(final_damping_cycles * self.dt)
+            if self.mode == "arm_sdk":
+                ramping = ctrl.weight > 0.0
+                if ramping:
+                    ctrl.enable(False, None, time.time_ns())
+            else:
+                ramping = ctrl.state == "active"
+                if ramping:
+                    ctrl.damp("shutdown")
+        if ramping and self._thread is not None:
+            if self.mode == "arm_sdk":
+                deadline = time.monotonic() + ctrl.cfg.enable_ramp + 0.5
+                while ctrl.weight > 0.0 and time.monotonic() < deadline:
+                    time.sleep(self.dt)
+                time.sleep(5 * self.dt)
+            else:
+                time.sleep(final_damping_cycles * self.dt)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
