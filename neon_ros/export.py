@@ -2,7 +2,7 @@
 
 Head: ``--checkpoint PATH --out DIR`` writes DIR/head.onnx (torch dynamo exporter, dynamic
 batch, verified against onnxruntime at batch 1 and 8) and, with ``--trt``, DIR/head.engine
-(DIR/head_fp16.engine with ``--fp16``). Backbone: ``--backbone PRESET --out DIR`` hands
+(DIR/head_fp16.engine with ``--fp16``), with ``--int8`` DIR/head_int8.onnx. Backbone: ``--backbone PRESET --out DIR`` hands
 over to ``neon_ros.backbones.export.export_vision_tower``. ``--trt`` where TensorRT does not
 import exits with status 1 and one sentence saying so, before any work.
 """
@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory (created)")
     parser.add_argument("--trt", action="store_true", help="also build a TensorRT engine (needs TensorRT)")
     parser.add_argument("--fp16", action="store_true", help="FP16 TensorRT engine (with --trt)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also write DIR/head_int8.onnx (dynamic int8 weights; runtime onnxruntime_int8)")
     parser.add_argument("--max-batch", type=int, default=8, help="largest batch of the TensorRT profile (default 8)")
 
 
@@ -53,6 +55,10 @@ def _export_head(args: argparse.Namespace) -> int:
         shutil.copy2(ck.path, args.out / "head.json")
         src_weights = ck.path.with_name(checkpoint.resolve(ck.path)[1].name)
         shutil.copy2(src_weights, args.out / "head.safetensors")
+    if args.int8:
+        int8_path = args.out / "head_int8.onnx"
+        diff = onnx_export.quantize_int8(onnx_path, int8_path, model=ck.build_model())
+        print(f"{int8_path}  (int8 weights; max abs diff vs torch {diff:.3f} normalised units)")
     if args.trt:
         engine = args.out / ("head_fp16.engine" if args.fp16 else "head.engine")
         trt.build_engine(onnx_path, engine, fp16=args.fp16, batch=(1, 1, args.max_batch))

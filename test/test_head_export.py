@@ -7,6 +7,7 @@ import sys
 import types
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -50,7 +51,7 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("head")
     model = random_head()
     ck = checkpoint.save(root / "ckpt" / "head", model, backbone_id="cpu_default", stats=make_stats(CFG), step=42)
-    assert cli.main(["export", "--checkpoint", str(ck), "--out", str(root / "out")]) == 0
+    assert cli.main(["export", "--checkpoint", str(ck), "--out", str(root / "out"), "--int8"]) == 0
     return model, ck, root / "out"
 
 
@@ -125,7 +126,20 @@ def test_runtime_torch_and_onnxruntime_agree(exported):
     assert a.ee_transforms().shape == (16, 2, 4, 4)
 
 
-@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
+def test_int8_runtime_stays_close_to_torch(exported):
+    _, _, out = exported
+    rt8, rt = HeadRuntime(out, "onnxruntime_int8"), HeadRuntime(out, "torch")
+    assert rt8.onnx_path == out / "head_int8.onnx"
+    assert "MatMulInteger" in {n.op_type for n in onnx.load(str(rt8.onnx_path)).graph.node}
+    rng = np.random.default_rng(9)
+    f, p = rng.normal(size=(1, 96)).astype(np.float32), rng.normal(size=(1, 58)).astype(np.float32)
+    a, b = rt8.raw(f, p), rt.raw(f, p)
+    diff = max(float(np.abs(a[k] - b[k]).max()) for k in COMPONENTS)
+    assert diff <= onnx_export.INT8_TOLERANCE * max(1.0, *(float(np.abs(v).max()) for v in b.values()))
+    assert diff > 0  # really quantised, not the float32 graph
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime", "onnxruntime_int8"])
 def test_runtime_refuses_bad_input(exported, runtime):
     rt = HeadRuntime(exported[2], runtime)
     f, q = np.zeros(96), np.zeros(29)
@@ -174,7 +188,7 @@ def test_export_backbone_delegates_lazily(monkeypatch, tmp_path):
 
 
 def test_bench_head_prints_latency_params_and_floor(exported, capsys):
-    args = argparse.Namespace(checkpoint=exported[1], iters=20, warmup=2, matmul_seconds=0.05)
+    args = argparse.Namespace(checkpoint=exported[2], iters=20, warmup=2, matmul_seconds=0.05)
     assert bench.run(args) == 0
     text = capsys.readouterr().out
     assert "M parameters" in text and "MFLOP per step" in text and "GFLOP/s" in text
