@@ -158,3 +158,25 @@ def test_bad_commands_are_refused(fresh):
         fresh.site_pose("nope")
     with pytest.raises(ValueError, match="camera_width"):
         scene.SceneConfig(camera_width=3)
+
+
+def test_camera_loop_delivers_frames_from_its_own_thread(fresh):
+    import threading
+
+    from neon_ros.sim.camera import CameraLoop
+
+    frames, threads = [], set()
+
+    def on_frame(img):
+        frames.append(img)
+        threads.add(threading.get_ident())
+
+    cam = CameraLoop(fresh, 20.0, on_frame)
+    cam.start()  # returns after the first frame
+    assert len(frames) >= 1 and cam.error is None
+    fresh.step(50)  # physics keeps running in this thread meanwhile
+    cam.stop()
+    assert frames[0].shape == (96, 96, 3) and frames[0].dtype == np.uint8
+    assert threading.get_ident() not in threads
+    with pytest.raises(ValueError, match="rate"):
+        CameraLoop(fresh, 0.0, on_frame)

@@ -58,9 +58,9 @@ class SimG1(Node):
         self.camera: CameraLoop | None = None
         if self.camera_rate > 0:
             self.camera = CameraLoop(self.robot.sim, self.camera_rate, self._publish_frame)
-        self.robot.start()  # threads last: everything they touch exists
         if self.camera is not None:
-            self.camera.start()
+            self.camera.start()  # returns after the first frame: GL setup done before physics runs
+        self.robot.start()  # threads last: everything they touch exists
         c = self.config
         self.get_logger().info(
             f"simulated G1 on DDS domain {c.dds_domain_id} ({c.network_interface}), fixed_base={c.fixed_base}, "
