@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=3000, help="calls for the step-cost medians (default 3000)")
     parser.add_argument("--mode", choices=("lowcmd", "arm_sdk"), default="lowcmd", help="bridge mode")
     parser.add_argument("--rt-priority", type=int, default=0,
-                        help="SCHED_FIFO priority for the loop thread (needs CAP_SYS_NICE; 0 = normal)")
+                        help="SCHED_FIFO priority of the bridge side (this process after sim_g1 started; "
+                             "needs CAP_SYS_NICE; 0 = normal)")
     parser.add_argument("--no-sim", action="store_true", help="skip the loop part (step cost only)")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
 
@@ -75,13 +76,15 @@ def loop_timing(seconds: float, mode: str, rt_priority: int) -> dict:
     from neon_ros.bench import percentiles
     from neon_ros.bridge import procs
     from neon_ros.bridge.controller import Controller, ControllerConfig
-    from neon_ros.bridge.loop import BridgeLoop
+    from neon_ros.bridge.loop import BridgeLoop, set_realtime
     from neon_ros.bridge.safety import validate_trajectory
 
     domain = procs.random_dds_domain()
     with procs.ChildProcesses(procs.isolated_env()) as kids:
         kids.start("sim_g1", procs.node_command("sim_g1", {"dds_domain_id": domain, "network_interface": "lo",
                                                            "camera_rate": 0.0, "fixed_base": True}))
+        # After the sim started (it must not inherit it), before any DDS thread exists.
+        set_realtime(rt_priority)
         ctrl = Controller(ControllerConfig(mode=mode))
         loop = BridgeLoop(ctrl, "lo", domain, history=int(seconds / contract.LOWCMD_DT) + 100,
                           rt_priority=rt_priority)

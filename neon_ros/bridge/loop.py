@@ -36,6 +36,23 @@ log = logging.getLogger(__name__)
 SWITCH_INTERVAL = 0.0002  # s, GIL hand-over interval while the loop runs
 
 
+def set_realtime(priority: int) -> str:
+    """SCHED_FIFO for the calling thread (and every thread it creates later); a status text.
+
+    Call it in the main thread BEFORE the DDS endpoints and executors exist, so their threads
+    inherit it: with only the loop thread real-time, a normal-priority thread holding the GIL
+    while preempted by other processes still delays the loop (priority inversion via the GIL).
+    Needs CAP_SYS_NICE (or an rtprio limit); refused -> normal priority, said in the status.
+    """
+    if priority <= 0:
+        return "normal priority"
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
+        return f"SCHED_FIFO {int(priority)}"
+    except (PermissionError, OSError, AttributeError) as e:
+        return f"SCHED_FIFO refused ({e}); normal priority"
+
+
 class BridgeLoop:
     """Owns the DDS endpoints and the timing thread of one bridge."""
 
@@ -138,13 +155,8 @@ class BridgeLoop:
             self._thread = None
 
     def _set_priority(self) -> None:
-        if self.rt_priority <= 0:
-            return
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.rt_priority))
-            self.rt_status = f"SCHED_FIFO {self.rt_priority}"
-        except (PermissionError, OSError, AttributeError) as e:
-            self.rt_status = f"SCHED_FIFO refused ({e}); normal priority"
+        if self.rt_priority > 0:
+            self.rt_status = set_realtime(self.rt_priority)
 
     def _run(self) -> None:
         self._set_priority()

@@ -28,7 +28,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from neon_ros import contract, g1, msgs, rosutil
 from neon_ros.bridge.controller import Controller, ControllerConfig
-from neon_ros.bridge.loop import BridgeLoop
+from neon_ros.bridge.loop import BridgeLoop, set_realtime
 from neon_ros.bridge.safety import REASONS, InputRejectedError, SafetyConfig, validate_trajectory
 
 
@@ -61,11 +61,14 @@ class G1Bridge(Node):
         js_rate = d(self, "joint_state_rate", 100.0, "Hz of /joint_states", 1.0, 500.0)
         diag_rate = d(self, "diagnostics_rate", 2.0, "Hz of /diagnostics", 0.1, 50.0)
         check_crc = d(self, "check_lowstate_crc", True, "drop LowState_ messages with a wrong CRC")
-        rt_priority = d(self, "rt_priority", 0, "SCHED_FIFO priority of the 500 Hz thread (0 = normal)", 0, 99)
+        rt_priority = d(self, "rt_priority", 0, "SCHED_FIFO priority of the bridge's threads (0 = normal; "
+                        "needs CAP_SYS_NICE)", 0, 99)
 
         self.controller = Controller(self.cfg)
         self.rejects = dict.fromkeys(REASONS, 0)
         self.accepted = {"chunk": 0, "teleop": 0}
+        # Real-time before the DDS endpoints and executor threads exist, so they inherit it.
+        rt_status = set_realtime(rt_priority)
         self.loop = BridgeLoop(self.controller, iface, domain, check_lowstate_crc=check_crc, rt_priority=rt_priority)
         self.loop.open()
         self.js_pub = self.create_publisher(JointState, contract.TOPIC_JOINT_STATES, rosutil.STATE_QOS)
@@ -87,7 +90,7 @@ class G1Bridge(Node):
             f"g1_bridge: mode={mode} on {self.loop.builder.topic} (DDS domain {domain}, {iface}), "
             f"autostart={self._autostart}, command_timeout={self.cfg.command_timeout}s, "
             f"damp_timeout={self.cfg.damp_timeout}s, max_joint_velocity={safety.max_velocity} rad/s; "
-            f"500 Hz thread: {self.loop.rt_status}")
+            f"scheduling: {rt_status}")
 
     # --- inputs ---------------------------------------------------------------------------
     def _on_trajectory(self, kind: str, msg: JointTrajectory) -> None:
