@@ -64,6 +64,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
     if fp16:
+        if not hasattr(trt.BuilderFlag, "FP16"):  # strongly typed TensorRT: precision comes from the ONNX types
+            raise EngineBuildError(f"TensorRT {trt.__version__} has no FP16 builder flag; build without --fp16")
         config.set_flag(trt.BuilderFlag.FP16)
     profile = builder.create_optimization_profile()
     shapes = shapes or {}

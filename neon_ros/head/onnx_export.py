@@ -2,7 +2,7 @@
 
 The graph is ``ActionHead.forward_unchecked`` (input checks stay in Python, where the
 runtime does them before every call). Inputs: features (B, F) float32, proprio (B, 58)
-float32, proprio_mask (B, 58) float32, embodiment (B,) int64; outputs in
+float32, proprio_mask (B, 58) float32, embodiment (B,) int32 (TensorRT 8 has no int64 inputs); outputs in
 ``model.COMPONENTS`` order. The weights' sha256 goes in the model's metadata so a
 runtime can tell whether an .onnx file belongs to a checkpoint.
 """
@@ -26,6 +26,7 @@ from neon_ros.head.model import COMPONENTS, ActionHead
 
 INPUT_NAMES = ("features", "proprio", "proprio_mask", "embodiment")
 OUTPUT_NAMES = COMPONENTS
+GRAPH_VERSION = "2"  # bump when inputs/outputs change, so stale cached .onnx files are re-exported
 PARITY_TOLERANCE = 1e-4  # max abs difference torch vs onnxruntime (normalised units)
 
 
@@ -55,7 +56,7 @@ def example_inputs(model: ActionHead, batch: int, seed: int = 0, scale: float = 
     return (torch.randn(batch, cfg.feature_dim, generator=g) * scale,
             torch.randn(batch, cfg.proprio_dim, generator=g),
             (torch.rand(batch, cfg.proprio_dim, generator=g) > 0.2).float(),
-            torch.randint(0, cfg.num_embodiments, (batch,), generator=g))
+            torch.randint(0, cfg.num_embodiments, (batch,), generator=g, dtype=torch.int32))
 
 
 def ort_session(path: str | os.PathLike, threads: int = 1):
@@ -115,7 +116,7 @@ def export_onnx(model: ActionHead, path: str | os.PathLike, *, weights_sha256: s
             input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
             dynamic_shapes=tuple({0: batch} for _ in INPUT_NAMES), optimize=True, verbose=False)
     proto = program.model_proto
-    meta = {"neon.format": "neon-action-head", "neon.weights_sha256": weights_sha256,
+    meta = {"neon.format": "neon-action-head", "neon.graph_version": GRAPH_VERSION, "neon.weights_sha256": weights_sha256,
             "neon.backbone_id": backbone_id, "neon.config": json.dumps(model.cfg.to_dict())}
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)

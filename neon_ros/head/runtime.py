@@ -64,7 +64,7 @@ class HeadRuntime:
         self._norm = {k: tuple(a.astype(np.float32) for a in stats.mean_std(k, self.embodiment.name))
                       for k in ("proprio", *COMPONENTS)}
         self._mask = np.ones((1, self.config.proprio_dim), np.float32)
-        self._emb = np.array([self.embodiment.id], np.int64)
+        self._emb = np.array([self.embodiment.id], np.int32)  # the ONNX input is int32
         self.model = self.checkpoint.build_model()
         self.session = None
         self.onnx_path: Path | None = None
@@ -81,7 +81,8 @@ class HeadRuntime:
         suffix = "_int8.onnx" if int8 else ".onnx"
 
         def matches(p: Path) -> bool:
-            return bool(sha) and p.exists() and onnx_export.onnx_metadata(p).get("neon.weights_sha256") == sha
+            meta = onnx_export.onnx_metadata(p) if sha and p.exists() else {}
+            return meta.get("neon.weights_sha256") == sha and meta.get("neon.graph_version") == onnx_export.GRAPH_VERSION
 
         if onnx_path is None and self.checkpoint.path is not None:
             beside = self.checkpoint.path.with_name(self.checkpoint.path.stem + suffix)
