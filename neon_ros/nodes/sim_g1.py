@@ -78,6 +78,7 @@ class SimG1(Node):
     def publish_diagnostics(self) -> None:
         s = self.robot.stats()
         ib = s.inbox
+        new_drops = (ib.bad_crc - self._bad_crc_logged) + (ib.invalid - self._invalid_logged)
         if ib.bad_crc > self._bad_crc_logged:
             self.get_logger().warning(f"dropped {ib.bad_crc - self._bad_crc_logged} rt/lowcmd with a bad CRC "
                                       f"(total {ib.bad_crc})")
@@ -106,8 +107,8 @@ class SimG1(Node):
             level, message = "error", "physics thread stopped"
         elif target > 0 and s.steps > 0 and s.realtime_factor and s.realtime_factor < 0.8 * target:
             level, message = "warn", f"slower than requested: real-time factor {s.realtime_factor:.2f}"
-        elif ib.bad_crc or ib.invalid:
-            level, message = "warn", f"dropped rt/lowcmd: {ib.bad_crc} bad CRC, {ib.invalid} invalid"
+        elif new_drops:
+            level, message = "warn", f"dropping rt/lowcmd: {ib.bad_crc} bad CRC, {ib.invalid} invalid in total"
         statuses = [msgs.diagnostic_status("sim_g1: physics", level, message, values)]
         if self.camera is not None:
             cam = self.camera
