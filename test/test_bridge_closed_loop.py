@@ -26,8 +26,8 @@ def bridge_cmd(domain: int, mode: str, autostart: bool) -> list[str]:
     params = {"mode": mode, "dds_domain_id": domain, "network_interface": "lo", "autostart": autostart,
               "command_timeout": 0.3, "damp_timeout": 1.0, "diagnostics_rate": 10.0, "enable_ramp": 0.5,
               "teleop_timeout": 0.2, "handback_time": 1.0, "max_joint_velocity": VMAX,
-              # CI machines are loaded: a LowState gap of 0.1 s (the default) would latch damping
-              "lowstate_timeout": 0.5}
+              # CI machines are loaded: a sim_g1 stall over 0.1 s (the default) would latch damping
+              "lowstate_timeout": 1.0}
     args = [a for k, v in params.items() for a in ("-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}")]
     return [*script("g1_bridge"), "--ros-args", *args]
 
