@@ -3,8 +3,14 @@
 - ``scene``: builds the model with ``mujoco.MjSpec`` from the G1 MJCF of ``neon-ros assets``.
 - ``g1_sim``: ``G1Sim``, the plain-Python simulator (motor PD like the real robot, IMU,
   off-screen rendering); no DDS, no rclpy.
-- ``robot_dds``: the robot's DDS side (rt/lowcmd in, rt/lowstate out) around a ``G1Sim``,
-  stepped in real time by a dedicated thread; used by the ``sim_g1`` node.
+- ``firmware``: what the robot does with DDS messages (CRC check of LowCmd_, newest wins,
+  LowState_ contents), as plain functions and classes.
+- ``lowstate_wire``: a fast LowState_ writer for the 500 Hz loop (same bytes and CRC as the SDK).
+- ``robot_dds``: ``SimRobot``, the robot's DDS side (rt/lowcmd in, rt/lowstate out) around a
+  ``G1Sim``, stepped in real time on absolute deadlines by a dedicated thread.
+- ``camera``: ``CameraLoop``, the head camera rendered at a fixed rate in its own thread.
 
-Nothing here imports rclpy, and nothing runs at import time.
+The ``sim_g1`` node (neon_ros/nodes/sim_g1.py) wires these to ROS. Nothing here imports
+rclpy, and nothing runs at import time except choosing MUJOCO_GL=egl as the default
+off-screen GL (``g1_sim.configure_gl``) before mujoco is imported.
 """

@@ -107,10 +107,9 @@ def _mjcf_path(config: SceneConfig) -> Path:
 def _add_environment(spec, mujoco) -> None:
     spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
     spec.visual.headlight.diffuse = [0.5, 0.5, 0.5]
-    sky = spec.add_texture(name="skybox", type=mujoco.mjtTexture.mjTEXTURE_SKYBOX,
-                           builtin=mujoco.mjtBuiltin.mjBUILTIN_GRADIENT,
-                           rgb1=[0.55, 0.65, 0.8], rgb2=[0.1, 0.1, 0.15], width=256, height=256)
-    del sky
+    spec.add_texture(name="skybox", type=mujoco.mjtTexture.mjTEXTURE_SKYBOX,
+                     builtin=mujoco.mjtBuiltin.mjBUILTIN_GRADIENT,
+                     rgb1=[0.55, 0.65, 0.8], rgb2=[0.1, 0.1, 0.15], width=256, height=256)
     spec.add_texture(name="floor_grid", type=mujoco.mjtTexture.mjTEXTURE_2D,
                      builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
                      rgb1=[0.3, 0.32, 0.35], rgb2=[0.22, 0.24, 0.27], width=256, height=256)
