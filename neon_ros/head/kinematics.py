@@ -38,7 +38,7 @@ class IKConfig:
     max_step: float = 0.2  # rad, largest joint change per iteration
     position_tolerance: float = 1e-4  # m
     rotation_tolerance: float = 1e-3  # rad
-    rotation_weight: float = 0.5  # m per rad: how much orientation error counts against position
+    rotation_weight: float = 0.5  # m per rad: how much orientation error counts (0 = position-only IK)
 
     def __post_init__(self) -> None:
         if not self.damping > 0 or not self.max_step > 0 or self.max_iterations < 1:
@@ -120,7 +120,7 @@ class G1Kinematics:
         for it in range(1, cfg.max_iterations + 1):
             jac = self.arm_jacobian(q, arm)
             e_pos, e_rot = self.pose_error(self._site_pose(arm), target)
-            if np.linalg.norm(e_pos) < cfg.position_tolerance and np.linalg.norm(e_rot) < cfg.rotation_tolerance:
+            if self._within(cfg, e_pos, e_rot):
                 return IKResult(q, float(np.linalg.norm(e_pos)), float(np.linalg.norm(e_rot)), it - 1, True)
             jw = w[:, None] * jac
             err = w * np.concatenate([e_pos, e_rot])
@@ -128,8 +128,14 @@ class G1Kinematics:
             dq *= min(1.0, cfg.max_step / max(np.abs(dq).max(), 1e-12))
             q[idx] = np.clip(q[idx] + dq, lo, hi)
         e_pos, e_rot = self.pose_error(self.hand_pose(q, arm), target)
-        ok = np.linalg.norm(e_pos) < cfg.position_tolerance and np.linalg.norm(e_rot) < cfg.rotation_tolerance
-        return IKResult(q, float(np.linalg.norm(e_pos)), float(np.linalg.norm(e_rot)), cfg.max_iterations, bool(ok))
+        return IKResult(q, float(np.linalg.norm(e_pos)), float(np.linalg.norm(e_rot)), cfg.max_iterations,
+                        self._within(cfg, e_pos, e_rot))
+
+    @staticmethod
+    def _within(cfg: IKConfig, e_pos: np.ndarray, e_rot: np.ndarray) -> bool:
+        """Converged: position within tolerance, and orientation too unless rotation_weight is 0."""
+        return bool(np.linalg.norm(e_pos) < cfg.position_tolerance
+                    and (cfg.rotation_weight == 0 or np.linalg.norm(e_rot) < cfg.rotation_tolerance))
 
     def displacement_targets(self, q: np.ndarray, ee: np.ndarray, arms=(True, True)) -> np.ndarray:
         """Predicted end-effector displacements -> G1 joint targets (K, 29).
