@@ -1,0 +1,237 @@
+"""Export a backbone preset's vision tower to ONNX (verified by onnxruntime), optionally TensorRT.
+
+``export_vision_tower(preset, out_dir, trt=False, fp16=False, tiny=False)`` writes
+``OUT/<backbone_id>.vision.onnx`` and returns a ``VisionExport`` report. The vision tower is:
+
+- cpu_default: EfficientNet-Lite0 up to its last block; input ``frames`` (N, H, W, 3) uint8
+  (normalisation inside the graph), output ``frame_maps`` (N, 320, 8, 8); dynamic N.
+- qwen2_5_omni_* / cosmos_reason2_*: the ViT on the processor's ``pixel_values_videos``
+  (patches, C*2*p*p) for the preset's clip (frame_size, num_frames), output the merged
+  vision embeddings (tokens, hidden) fed to the language model. Its window/cu_seqlens
+  bookkeeping depends on the grid, so the graph is made for the preset's fixed grid.
+- tribe_v2: the V-JEPA2 encoder on ``pixel_values_videos`` (1, T, 3, H, W) -> tokens.
+
+The torch dynamo exporter is used where torch.export can capture the model; the Qwen
+towers turn their grid into Python lists, which it cannot, so the TorchScript exporter
+traces their fixed shapes instead (also the fallback if dynamo fails), and the report says so. Every export is checked against torch on an
+input other than the one it was traced with. ``trt=True`` builds an engine through
+``neon_ros.trt`` (TensorRT machines only; elsewhere the report carries its one-sentence reason).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neon_ros.backbones.registry import load_backbone
+
+PARITY_TOLERANCE = 1e-3  # max abs difference torch vs onnxruntime (float32)
+
+
+@dataclasses.dataclass
+class VisionExport:
+    """What export_vision_tower produced."""
+
+    preset: str
+    backbone_id: str
+    onnx_path: Path
+    exporter: str  # "dynamo" or "torchscript"
+    input_shapes: dict[str, tuple[int, ...]]
+    output_shape: tuple[int, ...]
+    max_abs_diff: float
+    seconds: float
+    engine_path: Path | None = None
+    note: str = ""
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.onnx_path}  ({self.preset} vision tower, {self.exporter} exporter, {self.seconds:.1f} s)",
+            f"  inputs {self.input_shapes} -> output {self.output_shape}; onnxruntime vs torch max abs diff "
+            f"{self.max_abs_diff:.2e}",
+        ]
+        if self.engine_path is not None:
+            lines.append(f"  TensorRT engine: {self.engine_path}")
+        if self.note:
+            lines.append(f"  {self.note}")
+        return "\n".join(lines)
+
+
+class _FrameTower:
+    """Builders of (graph module, example inputs, input names, output name, dynamic axes) per architecture."""
+
+    @staticmethod
+    def cpu_default(bb: Any, seed: int) -> tuple[Any, tuple, list[str], str, dict]:
+        import torch
+
+        from neon_ros.backbones.cpu_default import LITE_MEAN, LITE_STD
+
+        net = bb._net
+
+        class Graph(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.net = net
+
+            def forward(self, frames: torch.Tensor) -> torch.Tensor:
+                x = (frames.permute(0, 3, 1, 2).float() - LITE_MEAN) / LITE_STD
+                x = self.net._swish(self.net._bn0(self.net._conv_stem(x)))
+                for block in self.net._blocks:
+                    x = block(x)
+                return x
+
+        rng = np.random.default_rng(seed)
+        frames = torch.from_numpy(rng.integers(0, 255, (2, *bb.frame_size, 3), dtype=np.uint8))
+        return Graph().eval(), (frames,), ["frames"], "frame_maps", {"frames": {0: "n"}}
+
+    @staticmethod
+    def chat_video(bb: Any, seed: int) -> tuple[Any, tuple, list[str], str, dict]:
+        import torch
+
+        rng = np.random.default_rng(seed)
+        clip = rng.integers(0, 255, (bb.num_frames, *bb.frame_size, 3), dtype=np.uint8)
+        processed = bb.processor.video_processor([clip])
+        grid = processed["video_grid_thw"]
+        tower = bb.vision_tower()
+
+        class Graph(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.tower = tower
+                self.register_buffer("grid", grid.clone(), persistent=False)
+
+            def forward(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
+                out = self.tower(pixel_values_videos, grid_thw=self.grid)
+                pooled = getattr(out, "pooler_output", None)
+                return pooled if pooled is not None else out[0]
+
+        pixels = processed["pixel_values_videos"].to(next(tower.parameters()).dtype)
+        return Graph().eval(), (pixels,), ["pixel_values_videos"], "vision_embeds", {}
+
+    @staticmethod
+    def tribe(bb: Any, seed: int) -> tuple[Any, tuple, list[str], str, dict]:
+        import torch
+
+        rng = np.random.default_rng(seed)
+        clip = rng.integers(0, 255, (bb.num_frames, *bb.frame_size, 3), dtype=np.uint8)
+        model = bb.video_model
+
+        class Graph(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
+                return self.model(pixel_values_videos=pixel_values_videos, skip_predictor=True).last_hidden_state
+
+        pixels = bb.video_pixels(clip).to(next(model.parameters()).dtype)
+        return Graph().eval(), (pixels,), ["pixel_values_videos"], "tokens", {"pixel_values_videos": {0: "n"}}
+
+
+GRAPHS = {
+    "cpu_default": _FrameTower.cpu_default,
+    "qwen2_5_omni": _FrameTower.chat_video,
+    "qwen3_vl": _FrameTower.chat_video,
+    "tribe_v2": _FrameTower.tribe,
+}
+
+
+# torch.export cannot capture the Qwen vision towers (their window / cu_seqlens bookkeeping calls
+# grid_thw.tolist()), so they go straight to the TorchScript tracer on the preset's fixed grid.
+TORCHSCRIPT_ONLY = {"qwen2_5_omni", "qwen3_vl"}
+
+
+def _export(
+    graph: Any, example: tuple, path: Path, names: list[str], output: str, dynamic: dict, dynamo: bool = True
+) -> str:
+    import torch
+
+    quiet = contextlib.redirect_stdout(io.StringIO())
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if not dynamo:
+                raise RuntimeError("dynamo export not attempted")
+            with quiet, contextlib.redirect_stderr(io.StringIO()):
+                torch.onnx.export(
+                    graph, example, str(path), dynamo=True, input_names=names, output_names=[output],
+                    dynamic_axes=dynamic or None, external_data=False,
+                )
+            return "dynamo"
+        except Exception:  # torch.export cannot capture data-dependent grids: trace the fixed shapes instead
+            with quiet, contextlib.redirect_stderr(io.StringIO()):
+                torch.onnx.export(
+                    graph, example, str(path), dynamo=False, input_names=names, output_names=[output],
+                    dynamic_axes=dynamic or None, opset_version=17,
+                )
+            return "torchscript"
+
+
+def verify(graph: Any, path: Path, inputs: tuple, names: list[str]) -> tuple[float, tuple[int, ...]]:
+    """Max abs difference torch vs onnxruntime on ``inputs``; ValueError above PARITY_TOLERANCE."""
+    import onnxruntime as ort
+    import torch
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        ref = graph(*inputs).float().numpy()
+    got = session.run(None, {n: x.numpy() for n, x in zip(names, inputs, strict=True)})[0]
+    if got.shape != ref.shape:
+        raise ValueError(f"onnxruntime output {got.shape} != torch output {ref.shape} for {path}")
+    diff = float(np.abs(got.astype(np.float32) - ref).max())
+    if not diff <= PARITY_TOLERANCE:
+        raise ValueError(f"{path}: onnxruntime differs from torch by {diff:.3e} (> {PARITY_TOLERANCE})")
+    return diff, tuple(ref.shape)
+
+
+def export_vision_tower(
+    preset: str, out_dir: str | Path, trt: bool = False, fp16: bool = False, tiny: bool = False, **overrides: Any
+) -> VisionExport:
+    """Export ``preset``'s vision tower to ONNX (+ TensorRT with trt=True); see the module docstring."""
+    t0 = time.perf_counter()
+    if not tiny:
+        overrides.setdefault("dtype", "float32")  # ONNX on CPU is verified in float32; TensorRT picks fp16 itself
+    bb = load_backbone(preset, tiny=tiny, **overrides)
+    builder = GRAPHS.get(bb.config.architecture)
+    if builder is None:
+        raise ValueError(f"no vision-tower export for architecture {bb.config.architecture!r}")
+    graph, example, names, output, dynamic = builder(bb, seed=0)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{bb.backbone_id}.vision.onnx"
+    dynamo = bb.config.architecture not in TORCHSCRIPT_ONLY
+    exporter = _export(graph, example, path, names, output, dynamic, dynamo=dynamo)
+    _, check, _, _, _ = builder(bb, seed=1)  # another clip of the same shapes
+    diff, out_shape = verify(graph, path, check, names)
+    report = VisionExport(
+        preset=bb.config.name, backbone_id=bb.backbone_id, onnx_path=path, exporter=exporter,
+        input_shapes={n: tuple(x.shape) for n, x in zip(names, example, strict=True)}, output_shape=out_shape,
+        max_abs_diff=diff, seconds=0.0,
+    )
+    if exporter == "torchscript":
+        report.note = "graph traced for the preset's fixed clip shape (frame_size x num_frames)."
+    if trt:
+        try:
+            from neon_ros import trt as trt_module
+        except ImportError:
+            report.note += " TensorRT skipped: neon_ros.trt is not part of this install."
+        else:
+            if not trt_module.available():
+                report.note += " TensorRT skipped: " + trt_module.UNAVAILABLE
+            else:
+                shapes = {n: (tuple(x.shape),) * 3 for n, x in zip(names, example, strict=True)}
+                engine = path.with_suffix(".fp16.engine" if fp16 else ".engine")
+                report.engine_path = trt_module.build_engine(path, engine, fp16=fp16, shapes=shapes)
+    report.note = report.note.strip()
+    report.seconds = time.perf_counter() - t0
+    return report
