@@ -128,6 +128,12 @@ def test_statistics_ignore_non_finite_samples_and_name_missing_keys():
     assert stats.mean_std("grip", "so100")[0][0] == pytest.approx(2.0)
     with pytest.raises(KeyError, match="loco"):
         stats.mean_std("loco", "g1")
+    # per element: what franka never observed (the left arm) comes from the pooled statistics
+    stats.update("arm", np.array([[0.0, 10.0], [0.0, 12.0]]), "franka", mask=np.array([[0.0, 1.0]]))
+    stats.update("arm", np.array([[4.0, 0.0], [6.0, 2.0]]), "aloha")
+    mean, _ = stats.mean_std("arm", "franka")
+    assert mean.tolist() == pytest.approx([5.0, 11.0])
+    assert stats.mean_std("arm", "g1")[0].tolist() == pytest.approx([5.0, 6.0])  # pooled: (10+12+0+2)/4
 
 
 def test_embodiment_registry():

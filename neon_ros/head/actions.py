@@ -242,12 +242,18 @@ class NormStats:
         return {k for _, k in self.entries}
 
     def mean_std(self, key: str, embodiment: str) -> tuple[np.ndarray, np.ndarray]:
-        """(mean, std) of ``key`` for an embodiment, falling back to the pooled statistics."""
-        for emb in (embodiment, POOLED):
-            stats = self.entries.get((emb, key))
-            if stats is not None and stats.count.any():
-                return stats.mean_std(self.std_floor)
-        raise KeyError(f"no normalisation statistics for {key!r} (have: {sorted(self.keys()) or 'none'})")
+        """(mean, std) of ``key`` for an embodiment; elements it never observed take the pooled values
+        (and mean 0, std 1 where no source observed them)."""
+        pooled = self.entries.get((POOLED, key))
+        if pooled is None:
+            raise KeyError(f"no normalisation statistics for {key!r} (have: {sorted(self.keys()) or 'none'})")
+        mean, std = pooled.mean_std(self.std_floor)
+        own = self.entries.get((embodiment, key))
+        if own is not None:
+            own_mean, own_std = own.mean_std(self.std_floor)
+            seen = own.count > 0
+            mean, std = np.where(seen, own_mean, mean), np.where(seen, own_std, std)
+        return mean, std
 
     def normalize(self, key: str, x, embodiment: str):
         """(x - mean) / std; numpy in -> numpy out, torch in -> torch out."""
