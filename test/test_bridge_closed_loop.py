@@ -95,12 +95,14 @@ def test_closed_loop_elbow_bad_inputs_teleop(tmp_path):
         assert r["active"], rig.logs()
         # every bad input rejected with its own counted reason, and nothing moved because of them
         assert r["rejects_counted"] and all(r["rejects"][k] >= 1 for k in REASONS), r["rejects"]
-        assert r["after_bad"][:2] == ["active", "hold"] and r["moved_by_bad"] < 0.05, r
+        assert r["after_bad"][:2] == ["active", "hold"] and r["accepted_after_bad"] == [0, 0], r
+        assert r["moved_by_bad"] < 0.1, r  # (still settling under gravity after the enable ramp)
         # chunks bend the left elbow; the other joints hold
         assert r["reached"] and r["elbow_error"] < 0.1, r
-        # (the commands of the other joints do not change; their measured pose moves only by what the
-        # elbow's changed gravity load does to PD joints without gravity compensation)
-        assert r["others_max_dev"] < 0.1, r
+        # The commands of the other joints do not change; their measured pose moves only by what the
+        # elbow's changed gravity load does to PD joints without gravity compensation, most at the
+        # waist pitch (kp 40 carrying the whole upper body).
+        assert r["limbs_max_dev"] < 0.06 and r["waist_max_dev"] < 0.15, r
         # teleop overrides, then control returns to the policy through a ramp
         assert r["teleop_source"] and r["teleop_reached"], r
         assert r["handback_seen"] and r["back_to_policy"], r
@@ -138,7 +140,8 @@ def test_watchdog_kill9_estop_and_enable(tmp_path):
     assert r["still_latched"][0] == "damping" and r["damp_service"], r
     starts = [t for t in mon["damping_starts"] if t >= r["t_estop"]]
     assert starts, mon["damping_starts"]
-    print(f"e-stop publish -> first damping LowCmd seen by the monitor: {(starts[0] - r['t_estop']) * 1e3:.1f} ms "
+    print(f"e-stop published -> first damping LowCmd written (its DDS source stamp): "
+          f"{(starts[0] - r['t_estop']) * 1e3:.1f} ms "
           f"(bridge-side: {r['estop_latency_cycles']} cycle(s), {r['estop_latency_ms']} ms)")
     assert_nothing_unsafe(mon)
     assert mon["last_kind"] == "damping"

@@ -141,6 +141,7 @@ def closed_loop(node: Scenario) -> dict:
     q1, d = node.get()
     r["rejects"] = {k: int(d[f"reject_{k}"]) for k in REASONS}
     r["after_bad"] = state(d)
+    r["accepted_after_bad"] = [int(d["accepted_chunk"]), int(d["accepted_teleop"])]
     r["moved_by_bad"] = float(np.max(np.abs(q1 - q0)))
     # bend the left elbow with chunks
     pose = g1.STANDING_POSE.copy()
@@ -155,6 +156,10 @@ def closed_loop(node: Scenario) -> dict:
     r["elbow_start"], r["elbow_final"] = float(q1[ELBOW]), float(q2[ELBOW])
     r["elbow_error"] = float(abs(q2[ELBOW] - ELBOW_TARGET))
     r["others_max_dev"] = float(np.max(np.abs(q2 - q1)[others]))
+    limbs = others.copy()
+    limbs[list(g1.GROUPS["waist"])] = False
+    r["limbs_max_dev"] = float(np.max(np.abs(q2 - q1)[limbs]))
+    r["waist_max_dev"] = float(np.max(np.abs(q2 - q1)[list(g1.GROUPS["waist"])]))
     r["others_worst"] = g1.JOINT_NAMES[int(np.argmax(np.where(others, np.abs(q2 - q1), -1)))]
     r["during_chunks"] = state(d)
     # teleop override, then hand-back to the policy
