@@ -86,7 +86,8 @@ def node_commands(cfg: DemoConfig, checkpoint: str, dds: int, speech_wav: Path, 
                          damp_timeout=5.0, lowstate_timeout=1.0),
         "camera_buffer": cmd("camera_buffer", source="topic", preset="cpu_default"),
         "backbone": cmd("backbone", preset="cpu_default"),
-        "action_head": cmd("action_head", checkpoint=checkpoint, max_feature_age=1.0),
+        # features up to 1.2 s old still give chunks the bridge accepts (last point 0.75 s + max_input_age 0.5 s)
+        "action_head": cmd("action_head", checkpoint=checkpoint, max_feature_age=1.2),
         "speech_in": cmd("speech_in", audio_source=str(speech_wav)),
         "speech_out": cmd("speech_out", output=str(narration_dir)),
     }
