@@ -159,3 +159,18 @@ def test_narrator_preempts_throttles_and_drops_stale(tmp_path: Path):
     s = n.stats
     assert (s.received, s.spoken, s.preempted, s.throttled, s.stale, s.failed) == (5, 1, 1, 1, 1, 0), s
     assert [p.name for p in sorted(tmp_path.glob("*.wav"))] == ["00000_waving_my_left_hand_now.wav"]
+
+
+@pytest.mark.timeout(180)
+def test_openai_whisper_backend_on_the_real_weights(tmp_path):
+    """Second backend: the bundled tiny.en converted to an openai-whisper checkpoint, then real transcription."""
+    from neon_ros.voice.ct2_whisper import convert, read_ct2
+
+    spec, variables = read_ct2(bundled_tiny_en() / "model.bin")
+    assert spec == "WhisperSpec" and variables["decoder/embeddings/weight"].shape == (51864, 384)
+    convert(bundled_tiny_en(), tmp_path / "tiny.en.pt")
+    cfg = AsrConfig(backend="openai_whisper", model=str(tmp_path), beam_size=1, threads=2)
+    asr = make_asr(cfg)
+    speech, rate = speak(COMMANDS[2])
+    t = asr.transcribe(audio.prepare(speech, rate))
+    assert normalize(t.text) == COMMANDS[2] and t.accepted(cfg), t

@@ -153,6 +153,7 @@ class FileSource:
         self.files = audio_files(source)
         self.block, self.realtime, self.gap_s, self.lead_s = block, realtime, gap_s, lead_s
         self.current: Path | None = None
+        self.started_at = float("nan")  # time.monotonic() of stream time 0 (first block)
         self._stop = threading.Event()
 
     def describe(self) -> str:
@@ -169,7 +170,7 @@ class FileSource:
             yield np.zeros(int(self.gap_s * SAMPLE_RATE), np.float32)
 
     def blocks(self) -> Iterator[np.ndarray]:
-        t0 = time.monotonic()
+        t0 = self.started_at = time.monotonic()
         sent = 0
         pending = np.zeros(0, np.float32)
         for clip in self._clips():

@@ -66,6 +66,7 @@ class SpeechListener:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._source = None
+        self._working = False
 
     # -- synchronous use (tests, benchmark) --------------------------------------------------
     def recognize(self, utterance: Utterance) -> Heard:
@@ -136,18 +137,20 @@ class SpeechListener:
                 continue
             if u is None:
                 return
+            self._working = True
             try:
                 heard = self.recognize(u)
+                self.on_heard(heard)
             except Exception as exc:  # keep listening after one bad utterance
                 self.stats.errors += 1
                 self.stats.last_error = f"transcription failed: {exc}"
-                continue
-            self.on_heard(heard)
+            finally:
+                self._working = False
 
     @property
     def idle(self) -> bool:
         """Source finished and every utterance handled."""
-        return self.stats.source_done and self._q.empty()
+        return self.stats.source_done and self._q.empty() and not self._working
 
 
 def matches(text: str, expected: str) -> bool:
