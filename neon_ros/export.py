@@ -10,6 +10,7 @@ import exits with status 1 and one sentence saying so, before any work.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -52,9 +53,10 @@ def _export_head(args: argparse.Namespace) -> int:
     print(f"{onnx_path}  ({report.seconds:.1f} s; onnxruntime vs torch max abs diff {parity})")
     # The runtime needs the checkpoint JSON (config, statistics) beside the ONNX file.
     if ck.path is not None and ck.path.resolve() != (args.out / "head.json").resolve():
-        shutil.copy2(ck.path, args.out / "head.json")
-        src_weights = ck.path.with_name(checkpoint.resolve(ck.path)[1].name)
-        shutil.copy2(src_weights, args.out / "head.safetensors")
+        meta = json.loads(ck.path.read_text())
+        shutil.copy2(ck.path.parent / meta["weights"], args.out / "head.safetensors")
+        meta["weights"] = "head.safetensors"
+        (args.out / "head.json").write_text(json.dumps(meta, indent=1))
     if args.int8:
         int8_path = args.out / "head_int8.onnx"
         diff = onnx_export.quantize_int8(onnx_path, int8_path, model=ck.build_model())

@@ -77,6 +77,7 @@ def save(path: str | os.PathLike, model: ActionHead, *, backbone_id: str, stats:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = weights_path.with_name(weights_path.name + ".tmp")
     save_file(state, str(tmp), metadata={"format": FORMAT, "config": json.dumps(model.cfg.to_dict())})
+    os.chmod(tmp, 0o644)
     os.replace(tmp, weights_path)
     meta = {
         "format": FORMAT, "version": VERSION, "weights": weights_path.name, "weights_sha256": _sha256(weights_path),
