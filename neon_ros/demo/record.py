@@ -22,6 +22,7 @@ class DemoRecord:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     counts: dict[str, int] = field(default_factory=dict)
     arrivals: dict[str, deque] = field(default_factory=dict)  # topic -> recent arrival times (s)
+    arrival_log: dict[str, list[float]] = field(default_factory=dict)  # topic -> every arrival time (s)
     js_t: list[float] = field(default_factory=list)
     js_q: list[np.ndarray] = field(default_factory=list)
     chunk_t: list[float] = field(default_factory=list)  # receipt time
@@ -43,6 +44,7 @@ class DemoRecord:
 
     def arrived(self, topic: str, t: float, keep_s: float = 3.0) -> None:
         self.counts[topic] = self.counts.get(topic, 0) + 1
+        self.arrival_log.setdefault(topic, []).append(t)
         dq = self.arrivals.setdefault(topic, deque())
         dq.append(t)
         while dq and dq[0] < t - keep_s:
@@ -54,6 +56,13 @@ class DemoRecord:
             return 0.0
         n = sum(1 for t in dq if t >= now - window)
         return n / window
+
+    def rate_between(self, topic: str, start: float, end: float) -> float:
+        """Mean rate (Hz) of ``topic`` over [start, end]."""
+        if end <= start:
+            return 0.0
+        times = self.arrival_log.get(topic, [])
+        return sum(1 for t in times if start <= t <= end) / (end - start)
 
     # --- arrays for the report -------------------------------------------------------------
     def joint_arrays(self) -> tuple[np.ndarray, np.ndarray]:

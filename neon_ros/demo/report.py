@@ -34,6 +34,8 @@ class RunInfo:
     instruction_source: str = "speech"  # "speech" (speech_in heard it) or "typed" (fallback)
     startup_s: float = float("nan")
     live_s: float = 0.0
+    observed_s: float = 0.0  # the observer node's whole watch, startup included
+    live_from: float = 0.0  # observer time (s) when the live period began
     children: dict[str, dict] = field(default_factory=dict)  # name -> {"returncode", "stop_signal", "log"}
     notes: list[str] = field(default_factory=list)
 
@@ -158,7 +160,8 @@ def plot_distance(path: Path, outcome: TaskOutcome, task: DemoTask, rec: DemoRec
 
 def build_summary(rec: DemoRecord, info: RunInfo, outcome: TaskOutcome, latency: dict,
                   tracking: float, joints: list[int], wavs: list[Path]) -> dict:
-    live = max(info.live_s, 1e-9)
+    observed = max(info.observed_s, info.live_s, 1e-9)
+    live_start = info.live_from
     with rec.lock:
         counts = dict(rec.counts)
         instructions = [text for _, text in rec.instructions]
@@ -176,7 +179,9 @@ def build_summary(rec: DemoRecord, info: RunInfo, outcome: TaskOutcome, latency:
         "narrations": narrations,
         "narration_wavs": [w.name for w in wavs],
         "counts": counts,
-        "mean_rates_hz": {t: round(n / live, 2) for t, n in counts.items()},
+        "mean_rates_hz": {t: round(rec.rate_between(t, live_start, live_start + info.live_s), 2)
+                          for t in counts} if info.live_s > 0 else {t: round(n / observed, 2)
+                                                                    for t, n in counts.items()},
         "latency_ms": {k: {kk: (round(vv, 1) if isinstance(vv, float) else vv) for kk, vv in v.items()}
                        for k, v in latency.items()},
         "tracking_rms_rad": None if not np.isfinite(tracking) else round(tracking, 4),
@@ -185,7 +190,7 @@ def build_summary(rec: DemoRecord, info: RunInfo, outcome: TaskOutcome, latency:
         "bridge_states": bridge,
         "diagnostics": diag,
         "run": {"seconds": info.seconds, "started": info.started, "startup_s": round(info.startup_s, 1),
-                "live_s": round(info.live_s, 1), "checkpoint": info.checkpoint,
+                "live_s": round(info.live_s, 1), "observed_s": round(observed, 1), "checkpoint": info.checkpoint,
                 "ros_domain_id": info.ros_domain_id, "dds_domain_id": info.dds_domain_id,
                 "children": info.children, "notes": info.notes},
     }
@@ -237,7 +242,8 @@ def render_markdown(s: dict, info: RunInfo) -> str:
         f"Unitree DDS domain {s['run']['dds_domain_id']} (localhost only).",
         f"- Tracking RMS (commanded - measured, plotted joints): {s['tracking_rms_rad']} rad.",
         "",
-        "## Rates (messages / s over the live period)",
+        f"## Rates (messages / s over the {s['run']['live_s']} s live period; counts over the whole "
+        f"{s['run']['observed_s']} s watch)",
         "",
         "| topic | Hz | messages |",
         "|---|---|---|",

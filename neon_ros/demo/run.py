@@ -161,6 +161,7 @@ def run_demo(cfg: DemoConfig, stream=None) -> tuple[int, Path]:
     finally:
         printer.message("stopping the nodes (SIGINT, clean shutdown)...")
         group.stop(grace=15.0)
+        info.observed_s = monitor.node.now()
         monitor.close()
     for c in group.children:
         info.children[c.name] = {"returncode": c.returncode, "stop_signal": c.stop_signal,
@@ -231,6 +232,7 @@ def _watch(cfg: DemoConfig, task: DemoTask, monitor, group: processes.ProcessGro
         if live_at is None and first_chunk and (heard or typed):
             live_at = now_wall
             info.startup_s = live_at - t_start
+            info.live_from = monitor.node.now()
             printer.message(f"LIVE after {info.startup_s:.1f} s: chunks flowing, instruction in force")
         elapsed = now_wall - (live_at if live_at is not None else t_start)
         phase = "running" if live_at is not None else "starting"
