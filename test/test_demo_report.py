@@ -12,7 +12,7 @@ from neon_ros.demo import processes
 from neon_ros.demo.record import DemoRecord
 from neon_ros.demo.report import RunInfo, write_report
 from neon_ros.demo.status import StatusPrinter, status_lines
-from neon_ros.demo.tasks import TASKS, cup_in_pelvis_frame, evaluate, resolve_task
+from neon_ros.demo.tasks import cup_in_pelvis_frame, evaluate, known_tasks, resolve_task
 
 
 @pytest.fixture(scope="module")
@@ -22,23 +22,17 @@ def kinematics():
     return G1Kinematics()
 
 
-def reach_pose(kinematics, target, q0=None):
-    """Left-arm joints that put the left palm at ``target`` (pelvis frame), by the head's IK."""
-    from neon_ros.head.kinematics import G1Kinematics, IKConfig
+def expert_goal_pose(kinematics):
+    """Where the soup's scripted expert takes the left arm for reach_cup (its own plan)."""
+    from neon_ros.data import sim_expert
 
-    q0 = g1.STANDING_POSE.copy() if q0 is None else q0
-    pose = kinematics.hand_pose(q0, "left").copy()
-    pose[:3, 3] = target
-    position_only = G1Kinematics(ik=IKConfig(rotation_weight=0.0, max_iterations=400))
-    result = position_only.solve_ik(q0, "left", pose)
-    assert result.position_error < 0.04, result
-    return result.q
+    plan = sim_expert.plan_task("reach_cup", g1.STANDING_POSE.copy(), kinematics, np.random.default_rng(0))
+    return plan.target(10.0)
 
 
 def synthetic_record(kinematics, reach=True) -> DemoRecord:
     rec = DemoRecord(t0_ns=0)
-    cup = cup_in_pelvis_frame()
-    q_end = reach_pose(kinematics, cup + np.array([-0.02, 0.0, 0.05])) if reach else g1.STANDING_POSE
+    q_end = expert_goal_pose(kinematics) if reach else g1.STANDING_POSE
     for i in range(200):
         a = min(1.0, i / 150)
         t = i * 0.05
@@ -53,7 +47,7 @@ def synthetic_record(kinematics, reach=True) -> DemoRecord:
         rec.chunk_latency_ms.append(100.0 + i)
         rec.feature_latency_ms.append(60.0 + i)
     rec.frames = [(1.0, np.zeros((32, 32, 3), np.uint8)), (5.0, np.full((32, 32, 3), 200, np.uint8))]
-    rec.instructions = [(0.5, "Pick up the red cup.")]
+    rec.instructions = [(0.5, "Reach the red cup.")]
     rec.narrations = [(1.0, "I see the red cup.")]
     rec.teleop_t = [3.0, 3.05, 3.1, 3.2, 6.0]
     rec.bridge = [(0.0, "active", "policy"), (3.0, "active", "teleop"), (3.4, "active", "handback")]
@@ -72,24 +66,28 @@ def test_commanded_timeline_and_teleop_spans(kinematics):
 
 
 def test_task_verdict_from_forward_kinematics(kinematics):
-    task = TASKS["reach_cup"]
+    task = known_tasks()["reach_cup"]
     t, q = synthetic_record(kinematics, reach=True).joint_arrays()
     out = evaluate(task, t, q, kinematics)
-    assert out.achieved is True and out.hand == "left" and out.min_distance < 0.08
+    assert out.achieved is True and out.hand == "left", out.summary
+    assert out.min_distance < evaluate(task, t[:1], q[:1], kinematics).min_distance - 0.1  # came closer to the cup
     t, q = synthetic_record(kinematics, reach=False).joint_arrays()
     out = evaluate(task, t, q, kinematics)
     assert out.achieved is False and out.min_distance > 0.3 and "NOT achieved" in out.summary
+    # standing still IS the stand_still task
+    assert evaluate(known_tasks()["stand_still"], t, q, kinematics).achieved is True
     custom = resolve_task("dance a little")
     assert custom.name == "custom" and evaluate(custom, t, q, kinematics).achieved is None
-    assert resolve_task("pick up the red cup") is TASKS["reach_cup"]
+    assert resolve_task("Reach the red cup.") == known_tasks()["reach_cup"]
     assert evaluate(task, np.zeros(0), np.zeros((0, 29)), kinematics).achieved is False
+    assert np.linalg.norm(cup_in_pelvis_frame() - np.array([0.4, 0.1, -0.054])) < 0.01
 
 
 def test_report_files(tmp_path, kinematics):
     rec = synthetic_record(kinematics)
     (tmp_path / "narration").mkdir()
     (tmp_path / "narration" / "0001.wav").write_bytes(b"RIFF" + bytes(2000))
-    info = RunInfo(task=TASKS["reach_cup"], seconds=10, started="now", checkpoint="head.json",
+    info = RunInfo(task=known_tasks()["reach_cup"], seconds=10, started="now", checkpoint="head.json",
                    live_s=9.5, startup_s=3.0, children={"sim_g1": {"returncode": 0, "stop_signal": "SIGINT"}})
     t, q = rec.joint_arrays()
     summary = write_report(tmp_path, rec, info, evaluate(info.task, t, q, kinematics))
@@ -111,7 +109,7 @@ def test_status_lines_and_printer(kinematics):
     rec = synthetic_record(kinematics)
     lines = status_lines(rec, now=9.9, phase="running", elapsed=5.0, total=10.0, distance=0.05)
     text = "\n".join(lines)
-    assert "5.0/10 s" in text and "Pick up the red cup." in text and "I see the red cup." in text
+    assert "5.0/10 s" in text and "Reach the red cup." in text and "I see the red cup." in text
     assert "joints" in text and "5.0 cm" in text and "handback" in text
     buf = io.StringIO()
     StatusPrinter(buf, interactive=False).show(lines)

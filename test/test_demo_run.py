@@ -54,7 +54,7 @@ def test_demo_report_says_what_happened(demo):
     d = demo["dir"]
     summary = json.loads((d / "summary.json").read_text())
     report = (d / "report.md").read_text()
-    assert "pick up the red cup" in report and ("task achieved" in report or "task not achieved" in report)
+    assert "reach the red cup" in report and ("task achieved" in report or "task not achieved" in report)
     assert summary["outcome"] in report and summary["achieved"] in (True, False)
     assert 0.0 < summary["min_palm_cup_distance_m"] < 1.0
     for fig in ("joints.png", "latency.png", "hand_to_cup.png", "frames.png"):

@@ -1,8 +1,8 @@
 """`neon-ros demo`: the whole Neon loop on a simulated G1, with a report at the end.
 
-    neon-ros demo                          # ~30 s, task "pick up the red cup"
+    neon-ros demo                          # ~30 s, task reach_cup: "reach the red cup"
     neon-ros demo --seconds 10 --headless  # CI / no terminal redraw, no browser
-    neon-ros demo --task "wave hello"
+    neon-ros demo --task wave_left         # or any instruction text: --task "wave the left hand"
 
 What runs: sim_g1 (MuJoCo G1 on a gantry, rendered head camera) -> camera_buffer ->
 backbone (cpu_default: EfficientNet-Lite0 + MiniLM) -> action_head (a head trained on
@@ -14,7 +14,8 @@ localhost-only discovery and a random Unitree DDS domain, so nothing else is dis
 While it runs: live rates, latencies, instruction, narration and hand-to-cup distance.
 At the end: reports/demo-<time>/report.md (+ report.html, summary.json) with a plot of
 commanded vs measured joints, latency histograms, rendered frames, palm-to-cup distance,
-the narration WAVs, and whether the task was achieved.
+the narration WAVs, and whether the task was achieved (the simulated soup's own success
+test on forward kinematics of the measured joints, as `neon-ros eval` scores the head).
 Take over meanwhile from another terminal: ROS_DOMAIN_ID=<shown> neon-ros teleop ...
 """
 
@@ -24,7 +25,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from neon_ros.demo.tasks import DEFAULT_TASK, TASKS
+from neon_ros.demo.tasks import DEFAULT_TASK, known_tasks
 
 HELP = "run the whole loop on a simulated G1 and write a report"
 
@@ -32,7 +33,7 @@ HELP = "run the whole loop on a simulated G1 and write a report"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    tasks = "; ".join(f"{t.name}: {t.instruction!r}" for t in TASKS.values())
+    tasks = "; ".join(f"{t.name}: {t.instruction!r}" for t in known_tasks().values())
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds of live run (default 30)")
     parser.add_argument("--task", default=DEFAULT_TASK,
                         help=f"task name or any instruction text (default {DEFAULT_TASK}); known: {tasks}")
@@ -50,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="s to wait for the first action chunk (default 240)")
     parser.add_argument("--instruction-timeout", type=float, default=60.0,
                         help="s to wait for speech recognition before using the typed task (default 60)")
-    parser.add_argument("--camera-rate", type=float, default=15.0, help="simulated camera Hz (default 15)")
+    parser.add_argument("--camera-rate", type=float, default=0.0,
+                        help="simulated camera Hz (default 0: the rate the demo head was trained on)")
 
 
 def run(args: argparse.Namespace) -> int:

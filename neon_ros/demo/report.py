@@ -144,8 +144,8 @@ def plot_distance(path: Path, outcome: TaskOutcome, task: DemoTask, rec: DemoRec
     if len(outcome.times):
         ax.plot(outcome.times, outcome.distances[:, 0] * 100, label="left palm")
         ax.plot(outcome.times, outcome.distances[:, 1] * 100, label="right palm")
-    if task.success_distance:
-        ax.axhline(task.success_distance * 100, color="tab:red", ls="--", lw=1, label="success threshold")
+    if rec.live_since is not None:
+        ax.axvline(rec.live_since, color="k", ls=":", lw=1, label="first chunk")
     for a, b in rec.teleop_spans():
         ax.axvspan(a, b + 0.3, color="tab:green", alpha=0.15)
     ax.set_xlabel("time since demo start (s)")
@@ -169,8 +169,7 @@ def build_summary(rec: DemoRecord, info: RunInfo, outcome: TaskOutcome, latency:
         bridge = [{"t": round(t, 2), "state": s, "source": src} for t, s, src in rec.bridge]
         diag = {name: {"level": lvl, "message": msg} for name, (lvl, msg) in rec.diag_messages.items()}
     return {
-        "task": {"name": info.task.name, "instruction": info.task.instruction,
-                 "success_distance_m": info.task.success_distance},
+        "task": {"name": info.task.name, "instruction": info.task.instruction, "scored": info.task.scored},
         "achieved": outcome.achieved,
         "outcome": outcome.summary,
         "min_palm_cup_distance_m": None if not np.isfinite(outcome.min_distance) else round(outcome.min_distance, 4),

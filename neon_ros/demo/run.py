@@ -32,7 +32,7 @@ class DemoConfig:
     """One demo run.
 
     seconds: how long to watch the live stack (after the first chunk and the instruction).
-    task: a task name of neon_ros.demo.tasks.TASKS or any instruction text.
+    task: a task of the simulated soup (neon_ros.data.sim_expert.TASKS) or any instruction text.
     headless: no in-place terminal redraw and no browser at the end.
     output_root: reports/demo-<time>/ is created under it.
     checkpoint: a head checkpoint; '' = ensure_demo_head() (trained once, cached).
@@ -41,7 +41,8 @@ class DemoConfig:
     localhost_only: ROS 2 discovery limited to this machine.
     startup_timeout: s to wait for the first chunk before giving up.
     instruction_timeout: s to wait for speech_in before publishing the typed task instead.
-    camera_rate: sim_g1 head camera Hz.
+    camera_rate: sim_g1 head camera Hz (0 = the demo head's training data rate).
+    camera_size: (width, height) of the rendered camera ((0, 0) = the training data's).
     params_file: node parameters (config/neon.yaml of the checkout if it exists).
     """
 
@@ -56,7 +57,8 @@ class DemoConfig:
     localhost_only: bool = True
     startup_timeout: float = 240.0
     instruction_timeout: float = 60.0
-    camera_rate: float = 15.0
+    camera_rate: float = 0.0
+    camera_size: tuple[int, int] = (0, 0)
     params_file: Path | None = field(default_factory=lambda: REPO_CONFIG if REPO_CONFIG.is_file() else None)
 
     def __post_init__(self) -> None:
@@ -64,12 +66,25 @@ class DemoConfig:
             raise ValueError(f"--seconds must be in [1, 3600], got {self.seconds}")
         if self.startup_timeout <= 0 or self.instruction_timeout <= 0:
             raise ValueError("startup_timeout and instruction_timeout must be > 0")
-        if not 0 < self.camera_rate <= 60:
-            raise ValueError(f"camera_rate must be in (0, 60] Hz, got {self.camera_rate}")
+        if not 0 <= self.camera_rate <= 60:
+            raise ValueError(f"camera_rate must be in [0, 60] Hz, got {self.camera_rate}")
+        if len(self.camera_size) != 2 or min(self.camera_size) < 0:
+            raise ValueError(f"camera_size must be (width, height) >= 0, got {self.camera_size}")
         self.output_root = Path(self.output_root)
         if self.params_file is not None and not Path(self.params_file).is_file():
             raise FileNotFoundError(f"params file {self.params_file} does not exist")
         resolve_task(self.task)  # raises on an empty task
+
+
+def training_camera(quick: bool) -> tuple[float, int, int]:
+    """(fps, width, height) of the camera the demo head was trained on (the sim soup recipe)."""
+    try:
+        from neon_ros.train.demo_head import recipe
+
+        r = recipe(quick)
+        return float(r.fps), int(r.camera_size[0]), int(r.camera_size[1])
+    except (ImportError, OSError, KeyError, ValueError):
+        return 10.0, 128, 128
 
 
 def node_commands(cfg: DemoConfig, checkpoint: str, dds: int, speech_wav: Path, narration_dir: Path
@@ -77,9 +92,12 @@ def node_commands(cfg: DemoConfig, checkpoint: str, dds: int, speech_wav: Path, 
     def cmd(name: str, **params) -> list[str]:
         return processes.executable(name) + processes.ros_args(cfg.params_file, params)
 
+    fps, width, height = training_camera(cfg.quick and not cfg.checkpoint)
     return {
+        # the camera the head was trained on: same rate and render size as the soup's demonstrations
         "sim_g1": cmd("sim_g1", network_interface="lo", dds_domain_id=dds, fixed_base=True,
-                      camera_rate=float(cfg.camera_rate)),
+                      camera_rate=float(cfg.camera_rate or fps), camera_width=cfg.camera_size[0] or width,
+                      camera_height=cfg.camera_size[1] or height),
         # A laptop CPU shares itself between physics, rendering, the backbone and Whisper: allow
         # older features and longer gaps than on the robot (where config/neon.yaml rules).
         "g1_bridge": cmd("g1_bridge", mode="lowcmd", autostart=True, network_interface="lo", dds_domain_id=dds,
@@ -171,7 +189,7 @@ def run_demo(cfg: DemoConfig, stream=None) -> tuple[int, Path]:
 
         kin = G1Kinematics()
     t, q = rec.joint_arrays()
-    outcome = evaluate(task, t, q, kin)
+    outcome = evaluate(task, t, q, kin, live_from=info.live_from)
     summary = write_report(out, rec, info, outcome)
     printer.message(f"\n{outcome.summary}")
     printer.message(f"report: {out / 'report.md'} (figures: {', '.join(summary['figures'])}; "

@@ -19,43 +19,41 @@ from neon_ros import g1
 class DemoTask:
     """A task the demo can ask for.
 
-    name: short name for --task.
+    name: a task of the simulated soup (neon_ros.data.sim_expert.TASKS), or "custom".
     instruction: what the synthesised voice says (and speech_in should hear).
-    success_distance: m; achieved when a palm gets this close to the cup centre (0 = no criterion).
-    hand: which palm counts: "left", "right" or "either".
     """
 
     name: str
     instruction: str
-    success_distance: float = 0.0
-    hand: str = "either"
 
-    def __post_init__(self) -> None:
-        if self.hand not in ("left", "right", "either"):
-            raise ValueError(f"hand must be left, right or either, got {self.hand!r}")
-        if self.success_distance < 0:
-            raise ValueError("success_distance must be >= 0")
+    @property
+    def scored(self) -> bool:
+        """Whether the soup's own success test applies (a known task)."""
+        from neon_ros.data.sim_expert import TASKS as SOUP_TASKS
+
+        return self.name in SOUP_TASKS
 
 
-TASKS: dict[str, DemoTask] = {
-    t.name: t for t in (
-        DemoTask("reach_cup", "pick up the red cup", success_distance=0.08),
-        DemoTask("touch_cup", "touch the red cup", success_distance=0.08),
-        DemoTask("wave", "wave hello"),
-    )
-}
+def known_tasks() -> dict[str, DemoTask]:
+    """The tasks the demo head was trained on, with the soup's instructions."""
+    from neon_ros.data.sim_expert import TASKS as SOUP_TASKS
+
+    return {name: DemoTask(name, text) for name, text in SOUP_TASKS.items()}
+
+
 DEFAULT_TASK = "reach_cup"
 
 
 def resolve_task(text: str) -> DemoTask:
-    """A task name of TASKS, or any instruction text (then with no success criterion)."""
-    if text in TASKS:
-        return TASKS[text]
-    for task in TASKS.values():
-        if text.strip().lower() == task.instruction:
+    """A task name of the soup, its instruction, or any instruction text (then unscored)."""
+    tasks = known_tasks()
+    if text in tasks:
+        return tasks[text]
+    for task in tasks.values():
+        if text.strip().lower().rstrip(".") == task.instruction:
             return task
     if not text.strip():
-        raise ValueError(f"empty task; known tasks: {', '.join(TASKS)}")
+        raise ValueError(f"empty task; known tasks: {', '.join(tasks)}")
     return DemoTask("custom", text.strip())
 
 
@@ -86,27 +84,47 @@ def palm_distances(q: np.ndarray, kinematics, cup: np.ndarray | None = None) -> 
     return out
 
 
-def evaluate(task: DemoTask, times: np.ndarray, q: np.ndarray, kinematics, max_points: int = 600) -> TaskOutcome:
-    """Closest palm-to-cup approach over the measured motion, and the verdict."""
+def evaluate(task: DemoTask, times: np.ndarray, q: np.ndarray, kinematics, live_from: float = 0.0,
+             max_points: int = 600) -> TaskOutcome:
+    """The verdict (the soup's own success test on the live period, from measured joints) and
+    the palm-to-cup distances over the whole run."""
+    times, q = np.asarray(times), np.asarray(q)
     if len(times) == 0:
-        return TaskOutcome(False if task.success_distance else None, float("nan"), float("nan"), "-",
+        return TaskOutcome(False if task.scored else None, float("nan"), float("nan"), "-",
                            "no /joint_states were received: the robot was never observed",
                            np.zeros(0), np.zeros((0, 2)))
     step = max(1, len(times) // max_points)
-    t, qs = np.asarray(times)[::step], np.asarray(q)[::step]
+    t, qs = times[::step], q[::step]
     d = palm_distances(qs, kinematics)
-    cols = {"left": [0], "right": [1], "either": [0, 1]}[task.hand]
-    sub = d[:, cols]
-    i, j = np.unravel_index(int(np.argmin(sub)), sub.shape)
-    hand = ("left", "right")[cols[j]]
-    best = float(sub[i, j])
-    if task.success_distance:
-        achieved = best <= task.success_distance
-        verdict = "ACHIEVED" if achieved else "NOT achieved"
-        summary = (f"{verdict}: the {hand} palm came within {best * 100:.1f} cm of the cup at t={t[i]:.1f} s "
-                   f"(success: <= {task.success_distance * 100:.0f} cm; start: {d[0].min() * 100:.1f} cm)")
-    else:
-        achieved = None
-        summary = (f"no success criterion for '{task.instruction}'; closest palm-to-cup approach "
-                   f"{best * 100:.1f} cm ({hand}) at t={t[i]:.1f} s")
-    return TaskOutcome(achieved, best, float(t[i]), hand, summary, t, d)
+    i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+    hand, best = ("left", "right")[j], float(d[i, j])
+    approach = f"closest palm-to-cup approach {best * 100:.1f} cm ({hand} palm, t={t[i]:.1f} s)"
+    if not task.scored:
+        return TaskOutcome(None, best, float(t[i]), hand,
+                           f"no success test for {task.instruction!r}; {approach}", t, d)
+    achieved, detail = soup_verdict(task.name, times, q, kinematics, live_from)
+    verdict = "ACHIEVED" if achieved else "NOT achieved"
+    return TaskOutcome(achieved, best, float(t[i]), hand, f"{verdict}: {detail}; {approach}", t, d)
+
+
+def soup_verdict(name: str, times: np.ndarray, q: np.ndarray, kinematics, live_from: float) -> tuple[bool, str]:
+    """neon_ros.data.sim_expert.success on the palms (FK of measured joints, 20 Hz) of the live period.
+
+    The scripted expert's goal is planned from the pose at the start of the live period
+    (a fixed seed for its small randomisation), exactly as `neon-ros eval` scores the head.
+    """
+    from neon_ros.contract import CONTROL_DT
+    from neon_ros.data import sim_expert
+
+    live = times >= live_from
+    if live.sum() < 2:
+        return False, "the live period has no joint states"
+    grid = np.arange(times[live][0], times[live][-1], CONTROL_DT)
+    qg = np.stack([np.interp(grid, times, q[:, k]) for k in range(q.shape[1])], 1)
+    palms = np.stack([kinematics.hand_poses(row)[:, :3, 3] for row in qg])
+    plan = sim_expert.plan_task(name, qg[0], kinematics, np.random.default_rng(0))
+    ok = bool(sim_expert.success(name, plan, palms))
+    if plan.goal_palms is not None:
+        err = np.linalg.norm(palms[-1] - plan.goal_palms, axis=-1)[list(plan.hands)]
+        return ok, (f"final palm {err.max() * 100:.1f} cm from the expert's goal (soup test: < 7 cm)")
+    return ok, "the soup's test of this task on the last 1.5 s"
