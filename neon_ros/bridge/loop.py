@@ -142,13 +142,18 @@ class BridgeLoop:
                 if ramping:
                     ctrl.damp("shutdown")
         if ramping and self._thread is not None:
-            if self.mode == "arm_sdk":
-                deadline = time.monotonic() + ctrl.cfg.enable_ramp + 0.5
-                while ctrl.weight > 0.0 and time.monotonic() < deadline:
-                    time.sleep(self.dt)
-                time.sleep(5 * self.dt)
-            else:
-                time.sleep(final_damping_cycles * self.dt)
+            # Wait for the loop to have sent them (counted in cycles: a starved loop is slow),
+            # within a wall-clock bound.
+            start = ctrl.cycle
+            deadline = time.monotonic() + 2.0 * ctrl.cfg.enable_ramp + 2.0
+            while time.monotonic() < deadline and self._thread.is_alive():
+                with self.lock:
+                    done = (ctrl.weight == 0.0 if self.mode == "arm_sdk" else
+                            ctrl.cycle - start >= final_damping_cycles)
+                if done:
+                    break
+                time.sleep(self.dt)
+            time.sleep(5 * self.dt)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
