@@ -79,8 +79,14 @@ def test_no_sound_card_is_a_clear_error():
         audio.MicSource()
 
 
+_SEGMENTER: list[Segmenter] = []
+
+
 def _segments(x: np.ndarray, rate: int) -> list:
-    seg = Segmenter(VadConfig())
+    if not _SEGMENTER:
+        _SEGMENTER.append(Segmenter(VadConfig()))
+    seg = _SEGMENTER[0]
+    seg.reset()
     x = audio.prepare(x, rate)
     x = np.concatenate([np.zeros(8000, np.float32), x, np.zeros(16000, np.float32)])
     out = []

@@ -18,8 +18,8 @@ STALE = "Holding the red cup."
 NEWER = "Waving my left hand now."
 
 
-def _say(env, *pairs: tuple[str, float], seconds: float = 3.0) -> list[dict]:
-    cmd = python("-m", "test.peers.voice_say", "--seconds", str(seconds))
+def _say(env, *pairs: tuple[str, float], seconds: float = 3.0, subscribers: int = 1) -> list[dict]:
+    cmd = python("-m", "test.peers.voice_say", "--seconds", str(seconds), "--subscribers", str(subscribers))
     for text, delay in pairs:
         cmd += ["--say", text, str(delay)]
     out = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=90)
@@ -65,7 +65,7 @@ def test_missing_backend_is_reported(tmp_path):
             Proc(script("speech_out") + plex, env, tmp_path / "plex.log") as b:
         assert wait_for(lambda: "unavailable" in a.output() or not a.alive(), 60), a.output()
         assert wait_for(lambda: "unavailable" in b.output() or not b.alive(), 60), b.output()
-        rows = _say(env, ("Reaching for the cup now.", 0.0), seconds=2.5)
+        rows = _say(env, ("Reaching for the cup now.", 0.0), seconds=2.5, subscribers=2)
         assert a.alive() and b.alive(), a.output() + b.output()
     diags = {r["values"]["backend"]: r for r in rows if "values" in r}
     assert diags["piper"]["level"] == 2 and "'piper' not found" in diags["piper"]["message"], diags

@@ -25,6 +25,7 @@ def main() -> int:
     ap.add_argument("--say", nargs=2, action="append", default=[], metavar=("TEXT", "DELAY"))
     ap.add_argument("--seconds", type=float, default=5.0, help="diagnostics echo time after the last message")
     ap.add_argument("--name", default="speech_out")
+    ap.add_argument("--subscribers", type=int, default=1, help="wait for this many narration subscribers")
     a = ap.parse_args()
     rclpy.init()
     node = Node("voice_say")
@@ -40,7 +41,7 @@ def main() -> int:
     ex = SingleThreadedExecutor()
     ex.add_node(node)
     deadline = time.monotonic() + 60
-    while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+    while pub.get_subscription_count() < a.subscribers and time.monotonic() < deadline:
         ex.spin_once(timeout_sec=0.1)
     for text, delay in a.say:
         end = time.monotonic() + float(delay)
