@@ -57,18 +57,31 @@ def test_narrations_to_wav_files(tmp_path):
 
 @pytest.mark.timeout(90)
 def test_missing_backend_is_reported(tmp_path):
+    """piper not installed, no PersonaPlex server, no sound card: ERROR diagnostics saying so, nodes stay up."""
+    import sounddevice as sd
+
+    try:
+        has_card = len(sd.query_devices()) > 0
+    except sd.PortAudioError:
+        has_card = False
     env = ros_env()
     piper = ["--ros-args", "-p", "backend:=piper", "-p", f"output:={tmp_path / 'a'}"]
     plex = ["--ros-args", "-p", "backend:=personaplex", "-p", "personaplex_url:=ws://127.0.0.1:9",
             "-p", f"output:={tmp_path / 'b'}"]
+    speaker = ["--ros-args", "-p", "output:=speaker", "-p", "device:=no-such-card"]
     with Proc(script("speech_out") + piper, env, tmp_path / "piper.log") as a, \
-            Proc(script("speech_out") + plex, env, tmp_path / "plex.log") as b:
-        assert wait_for(lambda: "unavailable" in a.output() or not a.alive(), 60), a.output()
-        assert wait_for(lambda: "unavailable" in b.output() or not b.alive(), 60), b.output()
-        rows = _say(env, ("Reaching for the cup now.", 0.0), seconds=2.5, subscribers=2)
-        assert a.alive() and b.alive(), a.output() + b.output()
-    diags = {r["values"]["backend"]: r for r in rows if "values" in r}
-    assert diags["piper"]["level"] == 2 and "'piper' not found" in diags["piper"]["message"], diags
-    assert diags["personaplex"]["level"] == 2 and "no PersonaPlex server" in diags["personaplex"]["message"], diags
-    assert diags["piper"]["values"]["unspoken"] == "1", diags["piper"]
+            Proc(script("speech_out") + plex, env, tmp_path / "plex.log") as b, \
+            Proc(script("speech_out") + speaker, env, tmp_path / "speaker.log") as c:
+        for p in (a, b, c):
+            assert wait_for(lambda p=p: "[ERROR]" in p.output() or not p.alive(), 60), p.output()
+        rows = _say(env, ("Reaching for the cup now.", 0.0), seconds=2.5, subscribers=3)
+        assert a.alive() and b.alive() and c.alive(), a.output() + b.output() + c.output()
+    diags = {r["values"]["output"]: r for r in rows if "values" in r}
+    d_piper, d_plex, d_speaker = diags[str(tmp_path / "a")], diags[str(tmp_path / "b")], diags["speaker"]
+    assert d_piper["level"] == 2 and "'piper' not found" in d_piper["message"], d_piper
+    assert d_plex["level"] == 2 and "no PersonaPlex server" in d_plex["message"], d_plex
+    assert d_speaker["level"] == 2 and "no speaker" in d_speaker["message"], d_speaker
+    if not has_card:
+        assert "no sound card" in d_speaker["message"], d_speaker
+    assert d_piper["values"]["unspoken"] == "1", d_piper
     assert not [w for d in ("a", "b") for w in (tmp_path / d).glob("*.wav")]
