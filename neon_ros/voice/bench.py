@@ -39,14 +39,16 @@ SPEAKER_VOICE, SPEAKER_WPM, SPEAKER_GAP = "en-us+klatt2", 165, 4
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--utterances", type=int, default=6, help="spoken commands to stream (real time)")
     parser.add_argument("--narrations", type=int, default=20, help="narrations to synthesize")
-    parser.add_argument("--backend", default="faster_whisper", help="ASR backend (faster_whisper | openai_whisper)")
-    parser.add_argument("--model", default="", help="ASR model (see speech_in `model`)")
-    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--backend", default="faster_whisper", choices=("faster_whisper", "openai_whisper"),
+                        help="ASR backend")
+    parser.add_argument("--model", default="", help="ASR model (see speech_in `model`; openai_whisper needs one, "
+                        "e.g. made by python -m neon_ros.voice.ct2_whisper DIR)")
+    parser.add_argument("--beam-size", type=int, default=5, help="Whisper beam width (1 = greedy)")
     parser.add_argument("--threads", type=int, default=2, help="Whisper CPU threads")
     parser.add_argument("--min-silence-ms", type=int, default=500, help="VAD silence that ends an utterance")
-    parser.add_argument("--tts", default="espeak", help="narration backend (espeak | personaplex | piper)")
-    parser.add_argument("--personaplex-url", default="ws://127.0.0.1:8998")
-    parser.add_argument("--piper-model", default="")
+    parser.add_argument("--tts", default="espeak", choices=("espeak", "personaplex", "piper"), help="narration backend")
+    parser.add_argument("--personaplex-url", default="ws://127.0.0.1:8998", help="PersonaPlex server (--tts personaplex)")
+    parser.add_argument("--piper-model", default="", help="Piper voice .onnx (--tts piper)")
     parser.add_argument("--no-ros", action="store_true", help="skip rclpy: stop the clock at the publish callback")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
 
