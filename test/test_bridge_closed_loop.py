@@ -93,6 +93,7 @@ def test_closed_loop_elbow_bad_inputs_teleop(tmp_path):
         print("\nclosed loop:", json.dumps({k: v for k, v in r.items() if k != "diag"}))
         print("monitor:", json.dumps({k: v for k, v in mon.items() if k != "damping_starts"}))
         assert r["active"], rig.logs()
+        assert r["joint_state_names_in_g1_order"], r
         # every bad input rejected with its own counted reason, and nothing moved because of them
         assert r["rejects_counted"] and all(r["rejects"][k] >= 1 for k in REASONS), r["rejects"]
         assert r["after_bad"][:2] == ["active", "hold"] and r["accepted_after_bad"] == [0, 0], r

@@ -40,6 +40,7 @@ class Scenario(Node):
         super().__init__("bridge_scenario")
         self.lock = threading.Lock()
         self.q: np.ndarray | None = None
+        self.js_names: list[str] = []
         self.diag: dict[str, str] = {}
         self.sources: list[str] = []
         self.create_subscription(JointState, contract.TOPIC_JOINT_STATES, self._on_js, rosutil.STATE_QOS)
@@ -57,6 +58,7 @@ class Scenario(Node):
         q, _ = msgs.joint_state_to_g1(m)
         with self.lock:
             self.q = q
+            self.js_names = list(m.name)
 
     def _on_diag(self, m: DiagnosticArray) -> None:
         for s in m.status:
@@ -130,6 +132,7 @@ def bad_messages(now: int) -> list[tuple[str, JointTrajectory]]:
 def closed_loop(node: Scenario) -> dict:
     r: dict = {}
     r["active"] = node.wait(lambda q, d: d["state"] == "active", 30)
+    r["joint_state_names_in_g1_order"] = node.js_names == list(g1.JOINT_NAMES)
     time.sleep(1.5)
     q0, _ = node.get()
     for _, msg in bad_messages(rosutil.now_ns(node)):
