@@ -8,5 +8,12 @@ benchmark and the scripted demo drive the same code. Modules:
 - ``schedule``: plays a chunk on its own time base and switches chunks without a jump;
 - ``controller``: disabled / enabling / policy / teleop / hold / damp / e-stop decisions;
 - ``lowcmd``: unitree_hg LowCmd_ building for the ``lowcmd`` and ``arm_sdk`` modes;
-- ``loop``: the 500 Hz thread with absolute deadlines over unitree_sdk2py DDS.
+- ``loop``: the 500 Hz thread with absolute deadlines over unitree_sdk2py DDS;
+- ``bench`` (`neon-ros bench bridge`), ``scripted_demo`` (a scripted arm motion on sim_g1)
+  and ``procs`` (their child processes).
+
+Figures measured on the 2-core development machine while 7 other engineers loaded it
+(load average 12-20): one safety+LowCmd+CRC step ~150 us median; 500 Hz period error
+p50 0.004-0.01 ms, p99 0.26-0.51 ms with ``rt_priority`` 50 (SCHED_FIFO), p99 12-18 ms at
+normal priority.
 """
