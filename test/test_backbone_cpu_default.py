@@ -57,7 +57,7 @@ def test_presets_listed_and_declared():
 
 
 def test_real_weights_end_to_end(bb):
-    clip = moving_clip(bb.num_frames)
+    clip = moving_clip(4)  # any T works; 4 keeps CI fast
     f = bb.encode(clip, INSTRUCTION)
     assert f.shape == (bb.width,) == (2048,) and f.dtype == np.float32 and np.all(np.isfinite(f))
     assert bb.backbone_id == "cpu_default.L-1"
@@ -65,13 +65,12 @@ def test_real_weights_end_to_end(bb):
     np.testing.assert_array_equal(f, bb.encode(clip, INSTRUCTION))
     rev = bb.encode(clip[::-1].copy(), INSTRUCTION)
     assert np.linalg.norm(rev - f) > 1e-2 * np.linalg.norm(f)
-    # the instruction matters
-    assert not np.allclose(f, bb.encode(clip, "wave with the left hand"))
-    # incremental per-frame path == clip path
-    incremental = bb.pool([bb.encode_frame(frame) for frame in clip], INSTRUCTION)
-    np.testing.assert_allclose(incremental, f, rtol=1e-4, atol=1e-4)
+    # incremental per-frame path == clip path; the instruction matters
+    maps = [bb.encode_frame(frame) for frame in clip]
+    np.testing.assert_allclose(bb.pool(maps, INSTRUCTION), f, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(f, bb.pool(maps, "wave with the left hand"))
     # batch path == single path
-    batch = bb.encode_batch([clip, clip[::-1].copy()], [INSTRUCTION, INSTRUCTION])
+    batch = bb.encode_batch([clip[:2], clip[::-1].copy()], [INSTRUCTION, INSTRUCTION])
     np.testing.assert_allclose(batch[1], rev, rtol=1e-4, atol=1e-4)
 
 

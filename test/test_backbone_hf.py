@@ -133,3 +133,12 @@ def test_tribe_modality_dropout_and_missing_modalities():
     assert 0.3 < 1 - kept[:, 1].mean() < 0.7 and np.all(feats == 1)  # ~p dropped, input untouched
     t = modality_dropout(torch.ones(8, cfg.width), slices, {"audio": 1.0}, torch.Generator().manual_seed(0))
     assert torch.all(t[:, slices["audio"]] == 0) and torch.all(t[:, slices["video"]] == 1)
+
+
+def test_int8_dynamic_quantization_stays_close():
+    clip = moving_clip(2, 256, 352)
+    ref = load_backbone("cosmos_reason2_2b", tiny=True, num_frames=2)
+    q8 = load_backbone("cosmos_reason2_2b", tiny=True, num_frames=2, quantization="int8_dynamic")
+    a, b = ref.encode(clip, INSTRUCTION), q8.encode(clip, INSTRUCTION)
+    assert np.all(np.isfinite(b)) and not np.array_equal(a, b)  # int8 weights really in use
+    assert np.abs(a - b).max() < 0.1 * np.abs(a).max()

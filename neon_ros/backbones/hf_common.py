@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -175,8 +176,10 @@ class HFBackbone(Backbone):
         """dtype, device, optional dynamic int8 quantisation, then frozen (eval, no grad)."""
         torch = self._torch
         model = model.to(dtype=self._dtype, device=self.config.device)
-        if self.config.quantization == "int8_dynamic":
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        if self.config.quantization == "int8_dynamic":  # int8 weights, float activations (CPU kernels)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.ao deprecation notice; the kernels still ship in 2.13
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         return freeze(model)
 
     def pool_layer(self, hidden_states: Any, attention_mask: Any, who: str) -> Any:
