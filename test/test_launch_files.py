@@ -45,9 +45,15 @@ def console_scripts() -> dict[str, str]:
 
 
 def declared_params(module: str) -> set[str]:
+    """Parameter names a node declares: declare(self, "x"), d(self, "x"), declare_parameter("x"),
+    or the keys of a module-level PARAMETERS table it declares in a loop."""
     src = (REPO / (module.split(":")[0].replace(".", "/") + ".py")).read_text()
-    # rosutil.declare(self, "name", ...), its usual alias d(self, "name", ...), declare_parameter("name", ...)
-    return set(re.findall(r"(?:\bd|declare|declare_parameter)\(\s*(?:self\s*,\s*)?\"(\w+)\"", src))
+    names = set(re.findall(r"(?:\bd|declare|declare_parameter)\(\s*(?:self\s*,\s*)?\"(\w+)\"", src))
+    for n in ast.parse(src).body:
+        target = n.target if isinstance(n, ast.AnnAssign) else (n.targets[0] if isinstance(n, ast.Assign) else None)
+        if getattr(target, "id", "") == "PARAMETERS" and isinstance(n.value, ast.Dict) and "PARAMETERS.items()" in src:
+            names.update(const(k) for k in n.value.keys if const(k))
+    return names
 
 
 def parse(name: str) -> ast.Module:
