@@ -16,7 +16,7 @@ def test_clips_from_camera_topic(tmp_path):
     params = {"num_frames": T, "frame_height": H, "frame_width": W, "clip_rate": 5.0, "diagnostics_period": 0.5}
     with start_node("camera_buffer", env, tmp_path, params, params_file=True) as cam:
         wait_ready(cam, "camera_buffer")
-        evs = run_driver(env, "--camera", "bgr8", "--height", "60", "--width", "80", "--duration", "8")
+        evs = run_driver(env, "--camera", "bgr8", "--height", "60", "--width", "80", "--duration", "5")
         assert cam.alive(), cam.output()
         log = cam.output()
     clips = of(evs, "clip")
@@ -38,9 +38,9 @@ def test_malformed_frames_are_counted_and_node_survives(tmp_path):
     params = {"num_frames": T, "frame_height": H, "frame_width": W, "clip_rate": 5.0, "diagnostics_period": 0.5}
     with start_node("camera_buffer", env, tmp_path, params) as cam:
         wait_ready(cam, "camera_buffer")
-        bad = run_driver(env, "--camera", "unknown", "--duration", "5")
-        zero = run_driver(env, "--camera", "zero", "--duration", "4")
-        good = run_driver(env, "--camera", "mono8", "--duration", "6")
+        bad = run_driver(env, "--camera", "unknown", "--duration", "3")
+        zero = run_driver(env, "--camera", "zero", "--duration", "3")
+        good = run_driver(env, "--camera", "mono8", "--duration", "4")
         assert cam.alive(), cam.output()
         log = cam.output()
     assert not of(bad, "clip") and not of(zero, "clip")  # nothing from bad data

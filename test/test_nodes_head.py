@@ -31,8 +31,8 @@ def test_stale_features_stop_chunks_and_fresh_resume(tmp_path, head_ckpt):
     env = ros_env()
     with start_node("action_head", env, tmp_path, _head_params(head_ckpt), params_file=True) as head:
         wait_ready(head, "action_head")
-        evs = run_driver(env, "--features", "fresh:3,stale:3,fresh:3", "--joints", "--width-features",
-                         str(WIDTH), "--instruction", "wave hello", "--duration", "10")
+        evs = run_driver(env, "--features", "fresh:2,stale:2.5,fresh:2.5", "--joints", "--width-features",
+                         str(WIDTH), "--instruction", "wave hello", "--duration", "7.5")
         assert head.alive(), head.output()
     sent = of(evs, "features_sent")
     fresh = {e["stamp"] for e in sent if e["mode"] == "fresh"}
@@ -58,9 +58,9 @@ def test_malformed_input_is_refused_and_node_keeps_running(tmp_path, head_ckpt):
     env = ros_env()
     with start_node("action_head", env, tmp_path, _head_params(head_ckpt)) as head:
         wait_ready(head, "action_head")
-        no_js = run_driver(env, "--features", "fresh:3", "--width-features", str(WIDTH), "--duration", "4")
-        bad = run_driver(env, "--features", "nan:1.5,wide:1.5,wrongid:1.5,badenc:1.5,fresh:3", "--joints",
-                         "--width-features", str(WIDTH), "--duration", "9.5")
+        no_js = run_driver(env, "--features", "fresh:2.5", "--width-features", str(WIDTH), "--duration", "3")
+        bad = run_driver(env, "--features", "nan:1,wide:1,wrongid:1,badenc:1,fresh:2.5", "--joints",
+                         "--width-features", str(WIDTH), "--duration", "7")
         assert head.alive(), head.output()
     assert not of(no_js, "chunk")
     d = last_diag(no_js, "action_head")

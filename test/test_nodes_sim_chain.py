@@ -34,7 +34,7 @@ def test_sim_robot_moves_within_limits(tmp_path):
          start_node("action_head", env, tmp_path, head_p, params_file=True) as head:
         for proc, name in ((cam, "camera_buffer"), (bb, "backbone"), (head, "action_head")):
             wait_ready(proc, name, timeout=150)
-        evs = run_driver(env, "--watch-joints", "--instruction", "wave with your right hand", "--duration", "12")
+        evs = run_driver(env, "--watch-joints", "--instruction", "wave with your right hand", "--duration", "9")
         logs = "\n".join(p.output()[-2000:] for p in (sim, bridge, head))
         assert all(p.alive() for p in (sim, bridge, cam, bb, head)), logs
     chunks = of(evs, "chunk")

@@ -11,6 +11,8 @@ and a short sentence goes to /neon/narration when the instruction or the phase c
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
@@ -26,6 +28,8 @@ from neon_ros import contract, msgs, rosutil
 from neon_ros.perception import gate, markers, narration
 from neon_ros.perception.control import HeadStep
 from neon_ros.perception.timing import AbsoluteTicker, RateMeter, Window, flatten
+
+SWITCH_INTERVAL = 0.0005  # s, GIL hand-over interval (Python's default is 5 ms)
 
 
 class ActionHeadNode(Node):
@@ -44,6 +48,8 @@ class ActionHeadNode(Node):
         self.narrate = d(self, "narration", True, "publish /neon/narration on instruction or phase change")
         self.frame_id = d(self, "frame_id", "pelvis", "frame of /neon/action_chunk and /neon/markers")
         diag_period = d(self, "diagnostics_period", 1.0, "s between /diagnostics", 0.1, 60.0)
+        self.rt_priority = d(self, "rt_priority", 0, "SCHED_FIFO priority of the control thread (0 = normal)", 0, 99)
+        self.rt_status = "normal priority"
         if not ckpt:
             raise ValueError("action_head: set the 'checkpoint' parameter to a head checkpoint (neon-ros train)")
         from neon_ros.head.kinematics import G1Kinematics
@@ -82,6 +88,9 @@ class ActionHeadNode(Node):
         self.create_subscription(JointState, contract.TOPIC_JOINT_STATES, self.on_joint_state, rosutil.SENSOR_QOS)
         self.create_subscription(String, contract.TOPIC_INSTRUCTION, self.on_instruction, rosutil.LATCHED_QOS)
         self.create_timer(diag_period, self.publish_diagnostics)
+        # The control thread, waking from its sleep, must not wait up to the default 5 ms for the
+        # GIL held by the executor thread: hand the GIL over sooner (process-wide; the node owns it).
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self.thread = threading.Thread(target=self.control_loop, name="control_20hz", daemon=True)
         self.thread.start()
 
@@ -114,7 +123,17 @@ class ActionHeadNode(Node):
             self.instruction = msg.data
 
     # --- the control thread --------------------------------------------------------------------
+    def _set_priority(self) -> None:
+        if self.rt_priority <= 0:
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.rt_priority))
+            self.rt_status = f"SCHED_FIFO {self.rt_priority}"
+        except (PermissionError, OSError, AttributeError) as exc:
+            self.rt_status = f"SCHED_FIFO refused ({exc}); normal priority"
+
     def control_loop(self) -> None:
+        self._set_priority()
         ticker = self.ticker = AbsoluteTicker(1.0 / self.rate)
         prev_wake = None
         while not self.stop.is_set():
@@ -170,6 +189,7 @@ class ActionHeadNode(Node):
             "accepted_steps": st.accepted,
             **{f"refused_{r}": st.refused.get(r, 0) for r in gate.REASONS},
             "last_refusal": st.last_refusal,
+            "rt_status": self.rt_status,
             "missed_deadlines": self.ticker.missed if self.ticker else 0,
             "bad_feature_msgs": self.bad_features,
             "bad_joint_state_msgs": self.bad_joint_states,

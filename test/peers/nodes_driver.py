@@ -102,6 +102,11 @@ class Driver(Node):
         self.cam_pub.publish(msg)
         emit("camera", stamp=stamp, encoding=msg.encoding)
 
+    def matched(self) -> bool:
+        """True once every input publisher of this run has a subscriber (discovery done)."""
+        pubs = [getattr(self, n) for n in ("cam_pub", "feat_pub") if hasattr(self, n)]
+        return all(p.get_subscription_count() > 0 for p in pubs)
+
     def on_features(self) -> None:
         el = time.monotonic() - self.t0
         kind = next((k for end, k in self.script if el < end), None)
@@ -180,8 +185,12 @@ def main() -> int:
     node = Driver(a)
     ex = SingleThreadedExecutor()
     ex.add_node(node)
-    end = time.monotonic() + a.duration
     try:
+        wait_end = time.monotonic() + 30.0  # discovery: the script starts once the nodes listen
+        while not node.matched() and time.monotonic() < wait_end:
+            ex.spin_once(timeout_sec=0.05)
+        node.t0 = time.monotonic()
+        end = node.t0 + a.duration
         while time.monotonic() < end:
             ex.spin_once(timeout_sec=0.05)
     finally:
