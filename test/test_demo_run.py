@@ -87,22 +87,24 @@ def test_teleop_takes_control_and_hands_it_back(demo):
     tc, qc = data["command_t"], data["command_q"]
     j = g1.JOINT_INDEX[TELEOP_JOINT]
     tele_t = np.sort(data["teleop_t"])
-    assert tele_t.size > 20, "the demo saw no teleop messages"
-    start, end = float(tele_t[0]), float(tele_t[-1])
-    assert end - start > TELEOP_SECONDS - 1.0
+    assert tele_t.size > 10, "the demo saw no teleop messages"
+    # when the bridge itself switched to teleop and away from it (its /diagnostics, 2 Hz)
+    summary = json.loads((demo["dir"] / "summary.json").read_text())
+    sources = [(b["t"], b["source"]) for b in summary["bridge_states"]]
+    i = next((k for k, (_, s) in enumerate(sources) if s == "teleop"), None)
+    assert i is not None and i + 1 < len(sources), sources
+    start, end = sources[i][0], sources[i + 1][0]
+    assert end - start > TELEOP_SECONDS - 1.0, sources
+    assert sources[i + 1][1] in ("handback", "policy", "hold"), sources
+    assert any(s == "policy" and ts > end for ts, s in sources[i + 1:]), sources  # the policy drives again
 
-    before = q[(t > start - 1.0) & (t < start), j]
-    during = q[(t > end - 1.5) & (t <= end), j]
+    before = q[(t > start - 1.5) & (t < start - 0.5), j]
+    during = q[(t > end - 1.5) & (t <= end - 0.5), j]
     assert before.size and during.size
     # before: the policy had the joint far from the operator's target; during: the operator's target
     assert np.all(np.abs(before - TELEOP_TARGET) > 0.4), before
     assert np.all(np.abs(during - TELEOP_TARGET) < 0.1), during
 
-    summary = json.loads((demo["dir"] / "summary.json").read_text())
-    sources = [(b["t"], b["source"]) for b in summary["bridge_states"]]
-    t_teleop = [ts for ts, s in sources if s == "teleop"]
-    assert t_teleop, sources
-    assert any(s == "policy" and ts > t_teleop[0] for ts, s in sources), sources  # handed back
     # after the hand-back fade (1 s), the measured arm follows the policy's chunks again
     after = (tc > end + 2.5) & (tc < t[-1])
     assert after.sum() > 5, "no policy commands after the hand-back"

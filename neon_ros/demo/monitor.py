@@ -13,6 +13,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
@@ -22,6 +23,8 @@ from neon_ros import contract, g1, msgs, rosutil
 from neon_ros.demo.record import DemoRecord
 
 LEVEL_NAMES = {0: "ok", 1: "warn", 2: "error", 3: "stale"}
+# The observer must not lose what it reports on, even when the laptop is busy: deep reliable queues.
+OBSERVER_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class DemoMonitor(Node):
@@ -34,13 +37,13 @@ class DemoMonitor(Node):
         sub = self.create_subscription
         sub(Image, contract.TOPIC_CAMERA, self._on_camera, rosutil.SENSOR_QOS)
         sub(Image, contract.TOPIC_CLIP, lambda m: self._count(contract.TOPIC_CLIP), rosutil.SENSOR_QOS)
-        sub(Image, contract.TOPIC_FEATURES, self._on_features, rosutil.COMMAND_QOS)
-        sub(JointState, contract.TOPIC_JOINT_STATES, self._on_joint_state, rosutil.STATE_QOS)
-        sub(JointTrajectory, contract.TOPIC_ACTION_CHUNK, self._on_chunk, rosutil.COMMAND_QOS)
-        sub(JointTrajectory, contract.TOPIC_TELEOP, self._on_teleop, rosutil.COMMAND_QOS)
+        sub(Image, contract.TOPIC_FEATURES, self._on_features, OBSERVER_QOS)
+        sub(JointState, contract.TOPIC_JOINT_STATES, self._on_joint_state, OBSERVER_QOS)
+        sub(JointTrajectory, contract.TOPIC_ACTION_CHUNK, self._on_chunk, OBSERVER_QOS)
+        sub(JointTrajectory, contract.TOPIC_TELEOP, self._on_teleop, OBSERVER_QOS)
         sub(String, contract.TOPIC_INSTRUCTION, self._on_instruction, rosutil.LATCHED_QOS)
-        sub(String, contract.TOPIC_NARRATION, self._on_narration, rosutil.COMMAND_QOS)
-        sub(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, self._on_diagnostics, rosutil.STATE_QOS)
+        sub(String, contract.TOPIC_NARRATION, self._on_narration, OBSERVER_QOS)
+        sub(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, self._on_diagnostics, OBSERVER_QOS)
         self.instruction_pub = self.create_publisher(String, contract.TOPIC_INSTRUCTION, rosutil.LATCHED_QOS)
         self.enable_client = self.create_client(SetBool, contract.SERVICE_ENABLE)
 
