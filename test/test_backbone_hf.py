@@ -142,3 +142,13 @@ def test_int8_dynamic_quantization_stays_close():
     a, b = ref.encode(clip, INSTRUCTION), q8.encode(clip, INSTRUCTION)
     assert np.all(np.isfinite(b)) and not np.array_equal(a, b)  # int8 weights really in use
     assert np.abs(a - b).max() < 0.1 * np.abs(a).max()
+
+
+def test_preset_frames_are_not_resized_by_the_processor(bb):
+    """The processor's own budget (e.g. Qwen2.5-Omni's 128-token video minimum) keeps preset frames as they are."""
+    if not hasattr(bb, "processor"):
+        pytest.skip("V-JEPA2 crops by design (shortest edge 292 -> centre 256)")
+    batch = bb.inputs(clip_for(bb), INSTRUCTION, None)
+    p = bb.processor.video_processor.patch_size
+    h, w = bb.frame_size
+    assert batch["video_grid_thw"].tolist() == [[-(-bb.num_frames // 2), h // p, w // p]]

@@ -7,8 +7,11 @@
   the model's smart-resize to a multiple of patch x merge, ``rescale``, ``normalize``),
   and frames are then grouped into temporal patches in exactly the layout of
   ``Qwen2VLVideoProcessor.patchify`` / ``Qwen3VLVideoProcessor.patchify`` (tests check
-  it against the image processor on a static clip). Presets use frame sizes that are
-  already multiples of patch x merge, so the resize leaves them unchanged.
+  it against the image processor on a static clip). The resize is per frame (Qwen2-VL
+  video semantics, with the ``size`` budget the processor passes, else the image
+  processor's); Qwen3-VL's video processor budgets pixels over the whole clip instead.
+  Preset frame sizes are multiples of patch x merge and inside both budgets, so no resize
+  happens for them either way.
 - ``tiny_tokenizer``: a real byte-level BPE tokenizer trained in-process with the
   ``tokenizers`` library (tests and benchmarks; no download).
 - ``HFBackbone``: dtype / device / quantisation, freezing, mask-aware pooling of one layer.
@@ -75,8 +78,9 @@ def make_video_processor(image_processor: Any, video_config: dict[str, Any] | No
     """A FramesVideoProcessor (VideoProcessorMixin) on the model's image processor (module docstring).
 
     ``video_config``: the checkpoint's video_preprocessor_config.json (patch_size,
-    temporal_patch_size, merge_size, image_mean, image_std, size); defaults to the image
-    processor's values.
+    temporal_patch_size, merge_size, image_mean, image_std); defaults to the image
+    processor's values. The resize budget is the ``size`` the processor passes per call,
+    else the image processor's ``size`` (per-frame semantics).
     """
     from transformers.feature_extraction_utils import BatchFeature
     from transformers.image_utils import SizeDict
@@ -95,21 +99,21 @@ def make_video_processor(image_processor: Any, video_config: dict[str, Any] | No
             self.merge_size = int(cfg.get("merge_size", image_processor.merge_size))
             self.image_mean = cfg.get("image_mean", image_processor.image_mean)
             self.image_std = cfg.get("image_std", image_processor.image_std)
-            size = cfg.get("size") or dict(image_processor.size)
-            self.size = SizeDict(**size)
+            self.size = SizeDict(**dict(image_processor.size))
             self.rescale_factor = float(cfg.get("rescale_factor", image_processor.rescale_factor))
 
         def to_dict(self) -> dict[str, Any]:
             return {"patch_size": self.patch_size, "temporal_patch_size": self.temporal_patch_size,
                     "merge_size": self.merge_size}
 
-        def frames_to_chw(self, video: np.ndarray) -> np.ndarray:
+        def frames_to_chw(self, video: np.ndarray, size: Any = None) -> np.ndarray:
             """(T, H, W, 3) uint8 -> (T, 3, H', W') float32 through the image processor's own steps."""
             ip = self.image_processor
+            size = SizeDict(**dict(size)) if size is not None else self.size
             out = []
             for frame in video:
                 img = np.moveaxis(np.asarray(frame), -1, 0)
-                img = ip.resize(img, size=self.size, resample=ip.resample, factor=self.patch_size * self.merge_size)
+                img = ip.resize(img, size=size, resample=ip.resample, factor=self.patch_size * self.merge_size)
                 img = ip.rescale(img.astype(np.float32), self.rescale_factor)
                 img = ip.normalize(img, self.image_mean, self.image_std)
                 out.append(np.asarray(img, dtype=np.float32))
@@ -127,13 +131,15 @@ def make_video_processor(image_processor: Any, video_config: dict[str, Any] | No
             x = x.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
             return np.ascontiguousarray(x.reshape(gt * gh * gw, c * tps * p * p)), [gt, gh, gw]
 
-        def __call__(self, videos: Any, fps: float | None = None, return_tensors: Any = None, **kwargs: Any):
+        def __call__(
+            self, videos: Any, fps: float | None = None, size: Any = None, return_tensors: Any = None, **kwargs: Any
+        ):
             import torch
 
             videos = [videos] if isinstance(videos, np.ndarray) and videos.ndim == 4 else list(videos)
             patches, grids, metas = [], [], []
             for video in videos:
-                flat, grid = self.patchify(self.frames_to_chw(np.asarray(video)))
+                flat, grid = self.patchify(self.frames_to_chw(np.asarray(video), size))
                 patches.append(flat)
                 grids.append(grid)
                 metas.append(
