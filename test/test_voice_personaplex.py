@@ -133,3 +133,29 @@ def test_unreachable_server():
     client = PersonaPlexClient(PersonaPlexConfig(url="ws://127.0.0.1:9", connect_timeout=1.0))
     with pytest.raises(PersonaPlexError, match="cannot connect"):
         client.speak("hello")
+
+
+@pytest.mark.ros
+@pytest.mark.timeout(90)
+def test_speech_out_node_with_personaplex_backend(server, tmp_path):
+    """speech_out (real node) -> PersonaPlex protocol (loopback test server) -> one WAV per narration."""
+    import subprocess
+
+    import soundfile as sf
+    from support import REPO, script
+
+    proc, port = server
+    env = ros_env()
+    out_dir = tmp_path / "spoken"
+    args = ["--ros-args", "-p", "backend:=personaplex", "-p", f"personaplex_url:=ws://127.0.0.1:{port}",
+            "-p", f"output:={out_dir}"]
+    with Proc(script("speech_out") + args, env, tmp_path / "speech_out.log") as node:
+        assert wait_for(lambda: "speaking with" in node.output() or not node.alive(), 60), node.output()
+        subprocess.run(python("-m", "test.peers.voice_say", "--say", "Pointing at the cup now.", "0", "--seconds", "1"),
+                       env=env, cwd=REPO, capture_output=True, timeout=60, check=True)
+        assert wait_for(lambda: list(out_dir.glob("*.wav")), 30), node.output()
+    audio, rate = sf.read(next(out_dir.glob("*.wav")), dtype="float32")
+    assert rate == 48000 and 1.0 < audio.size / rate < 8.0 and np.abs(audio).max() > 0.1
+    assert wait_for(lambda: _sessions(proc), 10)
+    s = _sessions(proc)[0]
+    assert s["violations"] == [] and "Pointing at the cup now." in s["text_prompt"], s
