@@ -1,9 +1,5 @@
 """The simulator's robot side without DDS channels: LowCmd_ acceptance, LowState_ bytes and CRC, the loop."""
 
-import os
-
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 import time
 
 import numpy as np

@@ -2,8 +2,6 @@
 
 import os
 
-os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported (scripts/test.sh sets it too)
-
 import mujoco
 import numpy as np
 import pytest
@@ -180,3 +178,19 @@ def test_camera_loop_delivers_frames_from_its_own_thread(fresh):
     assert threading.get_ident() not in threads
     with pytest.raises(ValueError, match="rate"):
         CameraLoop(fresh, 0.0, on_frame)
+
+
+def test_renders_headless_even_if_mujoco_was_imported_without_mujoco_gl(tmp_path):
+    # mujoco.Renderer would pick GLFW (needs a display) here; our renderer picks EGL itself
+    import subprocess
+    import sys
+
+    from support import REPO
+
+    code = ("import mujoco\nfrom neon_ros.sim.g1_sim import G1Sim\n"
+            "s = G1Sim(camera_size=(32, 24)); img = s.render()\n"
+            "print('SHAPE', img.shape, s._renderer().backend, int(img.std() > 5))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY", "PYOPENGL_PLATFORM")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert "SHAPE (24, 32, 3) egl 1" in out.stdout, out.stdout + out.stderr

@@ -9,10 +9,7 @@ second thread to /camera/image_raw; the rclpy executor only serves /diagnostics.
 
 from __future__ import annotations
 
-import os
 import sys
-
-os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported (off-screen rendering)
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
@@ -114,8 +111,7 @@ class SimG1(Node):
             cam = self.camera
             if cam.error is not None and not self._camera_error_logged:
                 self._camera_error_logged = True
-                self.get_logger().error(f"head camera stopped: {cam.error!r} (MUJOCO_GL=egl needs libegl1 + "
-                                        f"libgl1-mesa-dri; or set camera_rate:=0.0)")
+                self.get_logger().error(f"head camera stopped: {cam.error!r} (camera_rate:=0.0 runs without it)")
             cam_level = "error" if cam.error else "ok"
             statuses.append(msgs.diagnostic_status(
                 "sim_g1: head camera", cam_level, repr(cam.error) if cam.error else "rendering",

@@ -9,28 +9,20 @@ Thread safety: one lock guards the physics state. ``step`` and ``set_command`` m
 one thread while ``render`` runs in another: rendering copies the state under the lock
 and draws outside it, with one renderer (GL context) per calling thread.
 
-Rendering is off-screen; entry points set ``MUJOCO_GL=egl`` (``configure_gl``) before
-mujoco is imported.
+Rendering is off-screen through EGL (else OSMesa), chosen by ``neon_ros.sim.render`` itself,
+so it works whatever MUJOCO_GL was when mujoco was first imported.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 
+import mujoco
 import numpy as np
 
 from neon_ros import g1
 from neon_ros.sim import scene
-
-
-def configure_gl(default: str = "egl") -> str:
-    """Choose the off-screen GL backend (unless MUJOCO_GL is already set); call before importing mujoco."""
-    return os.environ.setdefault("MUJOCO_GL", default)
-
-
-configure_gl()
-import mujoco  # noqa: E402
+from neon_ros.sim.render import OffscreenRenderer
 
 _N = g1.NUM_JOINTS
 
@@ -85,7 +77,7 @@ class G1Sim:
         self._gyro = self._sensor_slice("imu_ang_vel")
         self._acc = self._sensor_slice("imu_lin_acc")
         self._render_local = threading.local()
-        self._renderers: list[mujoco.Renderer] = []
+        self._renderers: list[OffscreenRenderer] = []
         self._render_data = mujoco.MjData(m)
         self._render_lock = threading.Lock()
         self.reset()
@@ -221,15 +213,10 @@ class G1Sim:
             self._tau = np.zeros(_N)
 
     # --- rendering -----------------------------------------------------------------------------
-    def _renderer(self) -> mujoco.Renderer:
+    def _renderer(self) -> OffscreenRenderer:
         r = getattr(self._render_local, "renderer", None)
         if r is None:
-            backend = os.environ.get("MUJOCO_GL", "")
-            if backend not in ("egl", "osmesa") and not os.environ.get("DISPLAY"):
-                raise RuntimeError(
-                    f"off-screen rendering needs MUJOCO_GL=egl (or osmesa) set before mujoco is first "
-                    f"imported; it is {backend!r} and there is no DISPLAY")
-            r = mujoco.Renderer(self.model, self.config.camera_height, self.config.camera_width)
+            r = OffscreenRenderer(self.model, self.config.camera_width, self.config.camera_height)
             self._render_local.renderer = r
             with self._render_lock:
                 self._renderers.append(r)
@@ -237,7 +224,8 @@ class G1Sim:
 
     def render(self, camera: str = scene.HEAD_CAMERA) -> np.ndarray:
         """Render a camera of the scene: (height, width, 3) uint8 RGB."""
-        if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
+        cam_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+        if cam_id < 0:
             cams = [self.model.camera(i).name for i in range(self.model.ncam)]
             raise KeyError(f"no camera {camera!r}; cameras: {', '.join(cams)}")
         r = self._renderer()
@@ -249,8 +237,7 @@ class G1Sim:
                 rd.time = self.data.time
             mujoco.mj_kinematics(self.model, rd)
             mujoco.mj_camlight(self.model, rd)
-            r.update_scene(rd, camera=camera)
-        return r.render()
+            return r.render(rd, cam_id)
 
     def close_thread_renderer(self) -> None:
         """Free the calling thread's renderer (call from a rendering thread before it ends)."""
