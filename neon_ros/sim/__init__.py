@@ -9,8 +9,8 @@
 - ``robot_dds``: ``SimRobot``, the robot's DDS side (rt/lowcmd in, rt/lowstate out) around a
   ``G1Sim``, stepped in real time on absolute deadlines by a dedicated thread.
 - ``camera``: ``CameraLoop``, the head camera rendered at a fixed rate in its own thread.
+- ``render``: ``OffscreenRenderer``, headless GL (EGL, else OSMesa) chosen by itself.
 
 The ``sim_g1`` node (neon_ros/nodes/sim_g1.py) wires these to ROS. Nothing here imports
-rclpy, and nothing runs at import time except choosing MUJOCO_GL=egl as the default
-off-screen GL (``g1_sim.configure_gl``) before mujoco is imported.
+rclpy, and nothing runs at import time.
 """
