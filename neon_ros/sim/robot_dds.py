@@ -68,6 +68,9 @@ class LoopStats:
     overruns: int = 0  # times the loop fell more than MAX_LAG behind and restarted its clock
     physics_rate_hz: float = 0.0  # physics steps per wall second
     realtime_factor: float = 0.0  # simulated seconds per wall second
+    late_p50_ms: float = 0.0  # how late steps started after their deadline, over the last window
+    late_p99_ms: float = 0.0
+    late_max_ms: float = 0.0
     inbox: InboxCounts = field(default_factory=InboxCounts)
 
 
@@ -145,15 +148,22 @@ class SimRobot:
         period = dt / self.config.realtime_factor if self.config.realtime_factor > 0 else 0.0
         next_t = time.monotonic()
         win_t, win_steps, win_sim = next_t, 0, self.sim.time
+        lateness: list[float] = []
         while not self._stop.is_set():
+            if period > 0.0:
+                lateness.append(time.monotonic() - next_t)
             self.step_once()
             win_steps += 1
             now = time.monotonic()
             if now - win_t >= 1.0:
+                late_ms = 1e3 * np.array(lateness or [0.0])
                 with self._stats_lock:
                     self._stats.physics_rate_hz = win_steps / (now - win_t)
                     self._stats.realtime_factor = (self.sim.time - win_sim) / (now - win_t)
+                    self._stats.late_p50_ms, self._stats.late_p99_ms = map(float, np.percentile(late_ms, [50, 99]))
+                    self._stats.late_max_ms = float(late_ms.max())
                 win_t, win_steps, win_sim = now, 0, self.sim.time
+                lateness = []
             if period <= 0.0:
                 continue
             next_t += period
