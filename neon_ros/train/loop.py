@@ -156,7 +156,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         _trim_csv(log_path, LOG_FIELDS, start)
         _trim_csv(eval_path, EVAL_FIELDS, start)
         print(f"train: {len(train_split)} samples, held-out {len(eval_split)}, backbone {backbone_id}, "
-              f"head {model.num_params() / 1e6:.2f}M params, steps {start}->{cfg.steps}")
+              f"head {model.num_params() / 1e6:.2f}M params, steps {start}->{cfg.steps}, {world} DDP ranks")
         print("mixture:\n" + sampler.report(min(50, cfg.steps), cfg.batch_size))
     per_rank = cfg.batch_size // world
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", unit="step",
@@ -181,10 +181,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             now = time.perf_counter()
             sps = n_last / max(now - t_last, 1e-9)
             t_last, n_last = now, 0
-            bar.set_postfix(loss=f"{float(loss):.4f}", sps=f"{sps:.0f}")
+            bar.set_postfix(loss=f"{loss.item():.4f}", sps=f"{sps:.0f}")
             with open(log_path, "a", newline="") as f:
                 csv.DictWriter(f, fieldnames=LOG_FIELDS).writerow(
-                    {"step": done, "samples": done * cfg.batch_size, "lr": f"{lr:.6g}", "loss": f"{float(loss):.6g}",
+                    {"step": done, "samples": done * cfg.batch_size, "lr": f"{lr:.6g}", "loss": f"{loss.item():.6g}",
                      **{k: f"{v:.6g}" for k, v in parts.items()}, "samples_per_s": f"{sps:.1f}"})
         if rank == 0 and ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps):
             result = evaluate_and_log(model, eval_split, stats, done, eval_path)

@@ -1,0 +1,121 @@
+"""Training: 2-step train + resume, kill -9 then resume = uninterrupted weights, DDP on gloo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from neon_ros import g1
+from neon_ros.data.labels import LabelWriter
+from neon_ros.data.schema import PROPRIO_DIM, Sample, empty_masks, empty_targets
+from neon_ros.train.loop import TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[1]
+WIDTH = 32
+TINY = ["--d-model", "32", "--layers", "1", "--threads", "1", "--no-progress", "--held-out", "0.25"]
+
+
+def make_data(root: Path, episodes: int = 8, per_episode: int = 8, seed: int = 0) -> Path:
+    """A `neon-ros features` folder: a feature cache + labels whose joint deltas follow the features."""
+    from neon_ros.backbones.cache import FeatureCache
+
+    rng = np.random.default_rng(seed)
+    writer = LabelWriter(root, shard_size=16)
+    ids, feats = [], []
+    for e in range(episodes):
+        for k in range(per_episode):
+            f = rng.normal(size=WIDTH).astype(np.float32)
+            t, m = empty_targets(), empty_masks()
+            t["joint_delta"][:] = np.outer(np.arange(16) / 16, np.tanh(f[:29] if WIDTH >= 29 else f[0]))
+            m["joint_delta"][:] = 1.0
+            sid = f"{'ab'[e % 2]}/ep{e}/{k:04d}"
+            writer.add(Sample(sid, "ab"[e % 2], "g1", "do it", None, g1.STANDING_POSE.tolist() + [0.0] * 29,
+                              np.ones(PROPRIO_DIM, np.float32), t, m, episode=f"ep{e}"))
+            ids.append(sid)
+            feats.append(f)
+    writer.close()
+    FeatureCache.create(root, "synthetic", WIDTH).write_shard(ids, np.stack(feats))
+    return root
+
+
+def config(data: Path, out: Path, steps: int, **kw) -> TrainConfig:
+    base = dict(batch_size=16, warmup=2, d_model=32, layers=1, threads=1, progress=False, held_out=0.25,
+                checkpoint_every=5, eval_every=0, log_every=1, lr=3e-3)
+    return TrainConfig(data=data, out=out, steps=steps, **{**base, **kw})
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "head.safetensors"))
+
+
+def test_two_step_train_then_resume(tmp_path):
+    data = make_data(tmp_path / "data")
+    train(config(data, tmp_path / "run", 2))
+    assert torch.load(tmp_path / "run" / "train_state.pt", weights_only=False)["step"] == 2
+    result = train(config(data, tmp_path / "run", 4), resume=True)
+    assert torch.load(tmp_path / "run" / "train_state.pt", weights_only=False)["step"] == 4
+    rows = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]  # each step logged once
+    assert "joint_delta" in result and (tmp_path / "run" / "head.json").exists()
+
+
+@pytest.mark.timeout(240)
+def test_resume_after_kill_9_gives_the_uninterrupted_weights(tmp_path):
+    data = make_data(tmp_path / "data")
+    steps = 200
+    train(config(data, tmp_path / "straight", steps))
+    cmd = [sys.executable, "-m", "neon_ros.cli", "train", "--data", str(data), "--out", str(tmp_path / "killed"),
+           "--steps", str(steps), "--batch-size", "16", "--warmup", "2", "--lr", "3e-3", "--checkpoint-every", "5",
+           "--eval-every", "0", "--log-every", "1", *TINY]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    state = tmp_path / "killed" / "train_state.pt"
+    deadline = time.monotonic() + 180
+    step = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.exists():
+            step = torch.load(state, weights_only=False)["step"]
+            if step >= 20:
+                break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    killed_at = torch.load(state, weights_only=False)["step"]
+    assert 20 <= killed_at < steps
+    train(config(data, tmp_path / "killed", steps), resume=True)
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "killed")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    rows = (tmp_path / "killed" / "train_log.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == list(range(1, steps + 1))
+
+
+@pytest.mark.timeout(240)
+def test_ddp_two_cpu_processes_on_gloo_match_one_process(tmp_path):
+    data = make_data(tmp_path / "data")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    args = ["--data", str(data), "--steps", "6", "--batch-size", "16", "--warmup", "2", "--eval-every", "0",
+            "--aux-weight", "0", *TINY]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "neon_ros.cli", "train", "--out", str(tmp_path / "ddp"), *args],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=200)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert "2 DDP ranks" in ddp.stdout
+    single = subprocess.run([sys.executable, "-m", "neon_ros.cli", "train", "--out", str(tmp_path / "one"), *args],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=200)
+    assert single.returncode == 0, single.stderr[-3000:]
+    a, b = weights(tmp_path / "ddp"), weights(tmp_path / "one")
+    for k in a:  # averaged half-batch gradients = the full-batch gradient (up to summation order)
+        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4)
