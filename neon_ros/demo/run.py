@@ -9,6 +9,8 @@ into the report's narration/ folder). The demo process itself runs one observer 
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import sys
 import time
@@ -119,6 +121,11 @@ def cached_demo_head(quick: bool = False) -> Path:
         raise RuntimeError(f"the demo head trainer is not available ({exc}); pass --checkpoint") from exc
     from neon_ros.assets import cache_root
 
+    # Building renders the sim soup (MuJoCo EGL) and then loads the backbone (transformers,
+    # which imports triton): importing triton AFTER an EGL context segfaults in this stack,
+    # before it is fine. So load it first when it is installed.
+    with contextlib.suppress(ImportError):
+        importlib.import_module("triton")
     return Path(ensure_demo_head(cache_root() / "demo_head", quick=quick))
 
 
