@@ -1,7 +1,16 @@
 """Voice: speech in (audio -> VAD -> Whisper -> instruction) and speech out (narration -> TTS).
 
-Plain-Python modules (no rclpy): ``audio`` (I/O, resampling, down-mix), ``vad`` (silero-vad),
-``asr`` (faster-whisper / openai-whisper), ``tts`` (espeak-ng, Piper CLI, PersonaPlex),
-``personaplex`` (client of the PersonaPlex server), ``narration`` (what Neon says),
-``bench`` (`neon-ros bench voice`). The nodes are neon_ros/nodes/speech_in.py and speech_out.py.
+Plain-Python modules (no rclpy):
+- ``audio``: I/O, resampling to 16 kHz, down-mix, file / microphone sources, playback;
+- ``vad``: silero-vad (its ONNX model via onnxruntime) cutting a stream into utterances;
+- ``asr``: Whisper backends: faster-whisper (bundled real tiny.en), openai-whisper;
+- ``ct2_whisper``: the bundled CTranslate2 weights -> an openai-whisper checkpoint;
+- ``listener``: the speech_in pipeline (capture + recognition threads);
+- ``audio_msg``: /neon/utterance_audio (std_msgs/Float32MultiArray, 16 kHz mono) conversion;
+- ``tts``: espeak-ng (default), Piper (CLI only, GPL), PersonaPlex;
+- ``personaplex`` + ``oggopus``: client of PersonaPlex's websocket protocol (Ogg Opus audio);
+- ``narrator``: newest narration wins, repeats throttled, output to speaker or WAV files;
+- ``narration``: what Neon says ("I see the red cup. Reaching for it now.");
+- ``bench``: `neon-ros bench voice`.
+The nodes are neon_ros/nodes/speech_in.py and speech_out.py.
 """
