@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tiny", action="store_true", help="tiny random backbone config (tests)")
     parser.add_argument("--shard-size", type=int, default=256, help="samples per feature shard")
     parser.add_argument("--batch-size", type=int, default=8, help="clips per backbone call")
+    parser.add_argument("--generate", action="store_true",
+                        help="first write the soup's simulated demonstrations (its `generate:` section, e.g. "
+                             "config/soup/sim.yaml) into each lerobot source path that does not exist yet")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -92,10 +95,13 @@ class FrameMemo:
 
 
 def cache_samples(samples: Iterator[Sample], labels: LabelWriter, backbone) -> Iterator:
-    """Feed the cache builder, recording each sample's labels on the way."""
+    """Feed the cache builder, recording each sample's labels on the way. Spoken-only samples
+    are left out when the backbone has no audio input (their pair then has no partner)."""
     from neon_ros.backbones.cache import Sample as CacheSample
 
     for s in samples:
+        if s.audio is not None and not s.instruction and not backbone.has_audio:
+            continue  # a spoken-only sample means nothing to a backbone that cannot hear
         labels.add(s)
         frames = s.frames
         audio = s.audio if backbone.has_audio else None
@@ -127,11 +133,28 @@ def extract(soup: Soup, out: Path, backbone, shard_size: int = 256, batch_size: 
     return summary
 
 
+def generate_sim(soup: Soup, progress: bool = True) -> None:
+    """Write the scripted-expert demonstrations a soup's ``generate:`` section asks for."""
+    from neon_ros.data import sim_expert
+
+    gen = soup.generate
+    if not gen:
+        raise ValueError(f"soup {soup.name} has no `generate:` section")
+    for src in soup.sources:
+        if src.type == "lerobot" and not src.path.exists():
+            rates = sim_expert.generate(src.path, list(gen["tasks"]), int(gen["episodes_per_task"]),
+                                        float(gen.get("seconds", 3.0)), int(gen.get("fps", 10)),
+                                        tuple(gen.get("camera_size", (128, 128))), seed=soup.seed, progress=progress)
+            print(f"sim expert -> {src.path}: success per task {rates}")
+
+
 def run(args: argparse.Namespace) -> int:
     from neon_ros.backbones import load_backbone
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     soup = load_soup(args.soup, args.data_root)
+    if args.generate:
+        generate_sim(soup, progress=not args.no_progress)
     backbone = load_backbone(args.backbone, **({"tiny": True} if args.tiny else {}))
     summary = extract(soup, args.out, backbone, args.shard_size, args.batch_size, not args.no_progress)
     print(f"features: {summary['encoded']} clips encoded ({summary['clips_per_second']} clips/s), "
