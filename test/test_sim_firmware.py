@@ -110,8 +110,21 @@ def test_realtime_loop_never_runs_ahead_of_the_wall_clock():
     robot.sim.close()
 
 
+@pytest.mark.timeout(30)
+def test_rt_priority_is_applied_to_the_physics_thread_or_reported():
+    robot = SimRobot(SimRobotConfig(camera_width=32, camera_height=32, rt_priority=5))
+    robot.start(open_dds=False)
+    time.sleep(0.3)
+    robot.stop()
+    assert robot.scheduling == "SCHED_FIFO 5" or robot.scheduling.startswith("normal (SCHED_FIFO 5 refused")
+    assert robot.stats().steps > 0
+    robot.sim.close()
+
+
 def test_config_is_validated():
     with pytest.raises(ValueError, match="realtime_factor"):
         SimRobotConfig(realtime_factor=-1.0)
     with pytest.raises(ValueError, match="dds_domain_id"):
         SimRobotConfig(dds_domain_id=999)
+    with pytest.raises(ValueError, match="rt_priority needs realtime_factor"):
+        SimRobotConfig(rt_priority=10, realtime_factor=0.0)

@@ -25,6 +25,7 @@ PARAMETERS: dict[str, tuple] = {
     "dds_domain_id": (1, "Unitree DDS domain (the robot uses 0; sims default to 1)", (0, 232)),
     "fixed_base": (True, "pin the pelvis at standing height, as on a gantry", None),
     "realtime_factor": (1.0, "simulated s per wall s: 1.0 real time, 0 = as fast as possible", (0.0, 100.0)),
+    "rt_priority": (0, "SCHED_FIFO priority of the physics thread (0 = normal; needs CAP_SYS_NICE)", (0, 99)),
     "camera_rate": (15.0, "head camera frames per wall second on /camera/image_raw (0 = off)", (0.0, 120.0)),
     "camera_width": (224, "head camera image width, px", (16, 4096)),
     "camera_height": (224, "head camera image height, px", (16, 4096)),
@@ -41,7 +42,7 @@ class SimG1(Node):
         self.config = SimRobotConfig(
             network_interface=p["network_interface"], dds_domain_id=p["dds_domain_id"],
             fixed_base=p["fixed_base"], realtime_factor=p["realtime_factor"],
-            camera_width=p["camera_width"], camera_height=p["camera_height"])
+            camera_width=p["camera_width"], camera_height=p["camera_height"], rt_priority=p["rt_priority"])
         self.camera_rate = p["camera_rate"]
         self.frame_id = p["frame_id"]
         self.image_pub = self.create_publisher(Image, contract.TOPIC_CAMERA, rosutil.SENSOR_QOS)
@@ -88,6 +89,7 @@ class SimG1(Node):
             "physics_rate_hz": f"{s.physics_rate_hz:.1f}",
             "realtime_factor_achieved": f"{s.realtime_factor:.3f}",
             "realtime_factor_target": self.config.realtime_factor,
+            "scheduling": self.robot.scheduling,
             "sim_time_s": f"{self.robot.sim.time:.3f}",
             "steps": s.steps,
             "lowstate_published": s.lowstate_published,

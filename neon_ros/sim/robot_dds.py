@@ -12,6 +12,7 @@ the machine allows. No rclpy here: the node wraps this and publishes /diagnostic
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ class SimRobotConfig:
     timestep: physics step and LowState_ period in simulated seconds.
     camera_width, camera_height: head camera render size (pixels).
     mode_machine: the LowState_.mode_machine reported (5 = G1 29 DoF).
+    rt_priority: SCHED_FIFO priority of the physics thread (0 = normal scheduling; needs
+        CAP_SYS_NICE, otherwise a warning and normal scheduling; not with realtime_factor 0).
     """
 
     network_interface: str = "lo"
@@ -47,6 +50,7 @@ class SimRobotConfig:
     camera_width: int = 224
     camera_height: int = 224
     mode_machine: int = G1_29DOF_MODE_MACHINE
+    rt_priority: int = 0
 
     def __post_init__(self) -> None:
         if not (0 <= self.dds_domain_id <= 232):
@@ -55,6 +59,10 @@ class SimRobotConfig:
             raise ValueError(f"realtime_factor must be in [0, 100] (0 = as fast as possible), got {self.realtime_factor}")
         if not (0.0 < self.timestep <= 0.01):
             raise ValueError(f"timestep must be in (0, 0.01] s, got {self.timestep}")
+        if not (0 <= self.rt_priority <= 99):
+            raise ValueError(f"rt_priority must be in [0, 99], got {self.rt_priority}")
+        if self.rt_priority and self.realtime_factor == 0:
+            raise ValueError("rt_priority needs realtime_factor > 0 (an unpaced real-time thread would starve the machine)")
         if not (0 <= self.mode_machine <= 255):
             raise ValueError(f"mode_machine must fit a uint8, got {self.mode_machine}")
 
@@ -91,6 +99,7 @@ class SimRobot:
         self._wire: LowStateWire | None = None
         self._first_command_logged = False
         self.on_first_command = None  # optional callback(MotorCommand), e.g. a log line
+        self.scheduling = "normal"  # what the physics thread got: "normal" | "SCHED_FIFO N" | an error
 
     # --- DDS -----------------------------------------------------------------------------------
     def open_channels(self) -> None:
@@ -143,7 +152,18 @@ class SimRobot:
         with self._stats_lock:
             self._stats.steps += 1
 
+    def _set_priority(self) -> None:
+        prio = self.config.rt_priority
+        if prio <= 0:
+            return
+        try:  # pid 0 = the calling thread on Linux
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))
+            self.scheduling = f"SCHED_FIFO {prio}"
+        except (OSError, AttributeError) as e:
+            self.scheduling = f"normal (SCHED_FIFO {prio} refused: {e})"
+
     def _run(self) -> None:
+        self._set_priority()
         dt = self.sim.timestep
         period = dt / self.config.realtime_factor if self.config.realtime_factor > 0 else 0.0
         next_t = time.monotonic()
