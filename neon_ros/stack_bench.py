@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tiny", action="store_true", help="tiny random config of the preset (no weights)")
     parser.add_argument("--checkpoint", default="", help="head checkpoint ('' = random weights, saved to a temp dir)")
     parser.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch", help="head runtime in stage 1")
+    parser.add_argument("--rt-priority", type=int, default=0,
+                        help="action_head rt_priority (SCHED_FIFO; 0 = normal, needs CAP_SYS_NICE)")
     parser.add_argument("--camera-rate", type=float, default=15.0, help="synthetic camera Hz (default 15)")
     parser.add_argument("--max-feature-age", type=float, default=0.3, help="action_head max_feature_age (s)")
     parser.add_argument("--steps", type=int, default=500, help="in-process head steps per runtime (default 500)")
@@ -106,7 +108,7 @@ def perception(args, kids, ckpt: Path) -> dict:
     kids.start("backbone", procs.node_command("backbone", {**common}))
     kids.start("action_head", procs.node_command("action_head", {
         "checkpoint": str(ckpt), "runtime": args.runtime, "max_feature_age": args.max_feature_age,
-        "diagnostics_period": 1.0}))
+        "diagnostics_period": 1.0, "rt_priority": args.rt_priority}))
     node = rclpy.create_node("stack_bench")
     ex = SingleThreadedExecutor()
     ex.add_node(node)
@@ -306,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
                           f"period error p50 {h['period_error_ms_p50']} ms, p99 {h['period_error_ms_p99']} ms, "
                           f"max {h['period_error_ms_max']} ms; lateness p99 {h['lateness_ms_p99']} ms; "
                           f"missed deadlines {h['missed_deadlines']}; chunks {h['chunks_total']}, "
-                          f"refused stale {h['refused_stale']}")
+                          f"refused stale {h['refused_stale']}; {h['rt_status']}")
                 b = p["backbone_diag"]
                 if b:
                     print(f"  backbone: encode p50 {b['encode_ms_p50']} ms, {b['features_rate_hz']} features/s, "

@@ -91,6 +91,7 @@ class ActionHeadNode(Node):
         # The control thread, waking from its sleep, must not wait up to the default 5 ms for the
         # GIL held by the executor thread: hand the GIL over sooner (process-wide; the node owns it).
         sys.setswitchinterval(SWITCH_INTERVAL)
+        self._set_priority()
         self.thread = threading.Thread(target=self.control_loop, name="control_20hz", daemon=True)
         self.thread.start()
 
@@ -124,16 +125,21 @@ class ActionHeadNode(Node):
 
     # --- the control thread --------------------------------------------------------------------
     def _set_priority(self) -> None:
+        """SCHED_FIFO for every thread of the process (DDS, executor, control; later ones inherit).
+
+        Only the control thread real-time is not enough: a normal-priority thread holding the
+        GIL while preempted by other processes would still delay it (priority inversion).
+        """
         if self.rt_priority <= 0:
             return
         try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.rt_priority))
-            self.rt_status = f"SCHED_FIFO {self.rt_priority}"
-        except (PermissionError, OSError, AttributeError) as exc:
+            for tid in os.listdir("/proc/self/task"):
+                os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(self.rt_priority))
+            self.rt_status = f"SCHED_FIFO {self.rt_priority} (whole process)"
+        except (PermissionError, OSError, AttributeError, ValueError) as exc:
             self.rt_status = f"SCHED_FIFO refused ({exc}); normal priority"
 
     def control_loop(self) -> None:
-        self._set_priority()
         ticker = self.ticker = AbsoluteTicker(1.0 / self.rate)
         prev_wake = None
         while not self.stop.is_set():
