@@ -63,6 +63,7 @@ def test_commanded_timeline_and_teleop_spans(kinematics):
     # within a chunk's period only its own points are used: 4 points per 0.2 s
     assert np.sum((t >= 0) & (t < 0.2 - 1e-9)) == 4
     assert rec.teleop_spans() == [(3.0, 3.2), (6.0, 6.0)]
+    assert rec.source_spans("teleop") == [(3.0, 3.4)]
 
 
 def test_task_verdict_from_forward_kinematics(kinematics):

@@ -120,7 +120,9 @@ class DemoMonitor(Node):
             self.record.narrations.append((t, msg.data))
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        t = self.now()
+        # the sender's stamp places state changes on the same clock as /joint_states
+        stamp = msgs.stamp_to_ns(msg.header.stamp)
+        t = self.record.rel(stamp) if stamp else self.now()
         with self.record.lock:
             for st in msg.status:
                 values = msgs.diagnostic_values(st)

@@ -94,6 +94,15 @@ class DemoRecord:
         order = np.argsort(ts, kind="stable")
         return np.asarray(ts)[order], np.stack(qs)[order]
 
+    def source_spans(self, source: str) -> list[tuple[float, float]]:
+        """Intervals during which the bridge reported ``source`` (e.g. "teleop") as in control."""
+        spans = []
+        for i, (t, _, src) in enumerate(self.bridge):
+            if src == source:
+                end = self.bridge[i + 1][0] if i + 1 < len(self.bridge) else (self.js_t[-1] if self.js_t else t)
+                spans.append((t, end))
+        return spans
+
     def teleop_spans(self, gap: float = 0.3) -> list[tuple[float, float]]:
         """Intervals during which teleop messages kept coming (gap = the bridge's teleop_timeout)."""
         spans: list[tuple[float, float]] = []

@@ -74,14 +74,18 @@ def plot_joints(path: Path, rec: DemoRecord, joints: list[int]) -> None:
     t_m, q_m = rec.joint_arrays()
     t_c, q_c = rec.commanded()
     fig, axes = plt.subplots(len(joints), 1, figsize=(10, 1.9 * len(joints) + 0.6), sharex=True, squeeze=False)
-    spans = rec.teleop_spans()
+    spans = rec.source_spans("teleop")
+    if len(t_c) > 1:  # break the commanded line where no chunk covered the time
+        gaps = np.flatnonzero(np.diff(t_c) > 2 * contract.CONTROL_DT) + 1
+        t_c = np.insert(t_c, gaps, np.nan)
+        q_c = np.insert(q_c, gaps, np.nan, axis=0)
     for ax, j in zip(axes[:, 0], joints, strict=True):
         if len(t_c):
             ax.plot(t_c, q_c[:, j], "--", color="tab:orange", lw=1.2, label="commanded (chunks)")
         if len(t_m):
             ax.plot(t_m, q_m[:, j], color="tab:blue", lw=1.2, label="measured (/joint_states)")
         for a, b in spans:
-            ax.axvspan(a, b + 0.3, color="tab:green", alpha=0.15, label="teleop" if (a, b) == spans[0] else None)
+            ax.axvspan(a, b, color="tab:green", alpha=0.15, label="teleop (bridge)" if (a, b) == spans[0] else None)
         ax.set_ylabel(g1.JOINT_NAMES[j].replace("_joint", ""), fontsize=8)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(loc="upper right", fontsize=8, ncol=3)
@@ -146,8 +150,8 @@ def plot_distance(path: Path, outcome: TaskOutcome, task: DemoTask, rec: DemoRec
         ax.plot(outcome.times, outcome.distances[:, 1] * 100, label="right palm")
     if rec.live_since is not None:
         ax.axvline(rec.live_since, color="k", ls=":", lw=1, label="first chunk")
-    for a, b in rec.teleop_spans():
-        ax.axvspan(a, b + 0.3, color="tab:green", alpha=0.15)
+    for a, b in rec.source_spans("teleop"):
+        ax.axvspan(a, b, color="tab:green", alpha=0.15)
     ax.set_xlabel("time since demo start (s)")
     ax.set_ylabel("palm to cup (cm)")
     ax.set_title("Hand-to-cup distance (FK of measured joints vs the scene's cup)")
@@ -185,7 +189,7 @@ def build_summary(rec: DemoRecord, info: RunInfo, outcome: TaskOutcome, latency:
                        for k, v in latency.items()},
         "tracking_rms_rad": None if not np.isfinite(tracking) else round(tracking, 4),
         "plotted_joints": [g1.JOINT_NAMES[j] for j in joints],
-        "teleop_spans_s": [[round(a, 2), round(b, 2)] for a, b in rec.teleop_spans()],
+        "teleop_spans_s": [[round(a, 2), round(b, 2)] for a, b in rec.source_spans("teleop")],
         "bridge_states": bridge,
         "diagnostics": diag,
         "run": {"seconds": info.seconds, "started": info.started, "startup_s": round(info.startup_s, 1),
