@@ -34,6 +34,7 @@ class IKConfig:
     """Damped least squares: dq = J^T (J J^T + lambda^2 I)^-1 e, iterated."""
 
     damping: float = 0.05  # lambda: trades accuracy for stability near singularities
+    damping_fade: float = 0.05  # weighted error (m) below which lambda^2 shrinks in proportion to the error
     max_iterations: int = 200
     max_step: float = 0.2  # rad, largest joint change per iteration
     position_tolerance: float = 1e-4  # m
@@ -41,8 +42,8 @@ class IKConfig:
     rotation_weight: float = 0.5  # m per rad: how much orientation error counts (0 = position-only IK)
 
     def __post_init__(self) -> None:
-        if not self.damping > 0 or not self.max_step > 0 or self.max_iterations < 1:
-            raise ValueError("IKConfig: damping and max_step must be > 0 and max_iterations >= 1")
+        if not self.damping > 0 or not self.damping_fade > 0 or not self.max_step > 0 or self.max_iterations < 1:
+            raise ValueError("IKConfig: damping, damping_fade and max_step must be > 0 and max_iterations >= 1")
         if not self.position_tolerance > 0 or not self.rotation_tolerance > 0 or not self.rotation_weight >= 0:
             raise ValueError("IKConfig: tolerances must be > 0 and rotation_weight >= 0")
 
@@ -124,7 +125,9 @@ class G1Kinematics:
                 return IKResult(q, float(np.linalg.norm(e_pos)), float(np.linalg.norm(e_rot)), it - 1, True)
             jw = w[:, None] * jac
             err = w * np.concatenate([e_pos, e_rot])
-            dq = jw.T @ np.linalg.solve(jw @ jw.T + cfg.damping**2 * np.eye(6), err)
+            # Damping fades as the error shrinks (Levenberg-Marquardt style): stable far away, exact near the goal.
+            lam2 = cfg.damping**2 * min(1.0, float(np.linalg.norm(err)) / cfg.damping_fade)
+            dq = jw.T @ np.linalg.solve(jw @ jw.T + lam2 * np.eye(6), err)
             dq *= min(1.0, cfg.max_step / max(np.abs(dq).max(), 1e-12))
             q[idx] = np.clip(q[idx] + dq, lo, hi)
         e_pos, e_rot = self.pose_error(self.hand_pose(q, arm), target)
