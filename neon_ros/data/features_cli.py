@@ -153,9 +153,10 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     soup = load_soup(args.soup, args.data_root)
+    # The backbone loads before the simulator creates a GL context (see train/evaluate.py).
+    backbone = load_backbone(args.backbone, **({"tiny": True} if args.tiny else {}))
     if args.generate:
         generate_sim(soup, progress=not args.no_progress)
-    backbone = load_backbone(args.backbone, **({"tiny": True} if args.tiny else {}))
     summary = extract(soup, args.out, backbone, args.shard_size, args.batch_size, not args.no_progress)
     print(f"features: {summary['encoded']} clips encoded ({summary['clips_per_second']} clips/s), "
           f"{summary['already_cached']} already cached, {len(summary['skipped_episodes'])} episodes skipped "

@@ -87,11 +87,12 @@ def build(r: DemoRecipe, work: Path, progress: bool = True) -> dict:
     from neon_ros.data.soup import Soup
     from neon_ros.train.loop import TrainConfig, train
 
+    backbone = load_backbone("cpu_default")  # before the simulator's GL context (see evaluate.py)
     expert = sim_expert.generate(work / "sim_g1", list(r.tasks), r.episodes_per_task, r.seconds, r.fps,
                                  r.camera_size, seed=r.seed, progress=progress)
     soup = Soup("sim", [SourceConfig("sim_g1", "lerobot", work / "sim_g1", stride=r.stride)], seed=r.seed,
                 held_out=r.held_out)
-    feats = extract(soup, work / "cache", load_backbone("cpu_default"), progress=progress)
+    feats = extract(soup, work / "cache", backbone, progress=progress)
     result = train(TrainConfig(data=work / "cache", out=work / "run", steps=r.steps, batch_size=r.batch_size,
                                lr=r.lr, warmup=min(50, r.steps // 5), d_model=r.d_model, held_out=r.held_out,
                                seed=r.seed, eval_every=0, checkpoint_every=r.steps, log_every=10,

@@ -47,20 +47,23 @@ def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: flo
 
     if episodes < 1 or replan < 1 or camera_fps < 1:
         raise ValueError("episodes, replan and camera_fps must be >= 1")
-    with G1Sim(fixed_base=True, camera_size=tuple(camera_size)) as sim:
-        from neon_ros.backbones import load_backbone
-        from neon_ros.contract import CHUNK_STEPS, CONTROL_DT
-        from neon_ros.data import sim_expert
-        from neon_ros.data.episode import select_clip
-        from neon_ros.data.features_cli import FrameMemo, fit_clip
-        from neon_ros.head.kinematics import G1Kinematics, IKConfig
-        from neon_ros.head.runtime import HeadRuntime
+    from neon_ros.backbones import load_backbone
+    from neon_ros.contract import CHUNK_STEPS, CONTROL_DT
+    from neon_ros.data import sim_expert
+    from neon_ros.data.episode import select_clip
+    from neon_ros.data.features_cli import FrameMemo, fit_clip
+    from neon_ros.head.runtime import HeadRuntime
 
-        head = HeadRuntime(checkpoint, runtime="torch", threads=0)
-        backbone = FrameMemo(load_backbone(backbone_preset or head.backbone_id.split(".")[0]))
-        if backbone.backbone_id != head.backbone_id:
-            raise ValueError(f"the head was trained on {head.backbone_id!r} features, the backbone is "
-                             f"{backbone.backbone_id!r}; pass --backbone")
+    # The backbone loads before any GL context exists (transformers' optional GPU imports
+    # crash in a process that already holds an EGL context).
+    head = HeadRuntime(checkpoint, runtime="torch", threads=0)
+    backbone = FrameMemo(load_backbone(backbone_preset or head.backbone_id.split(".")[0]))
+    if backbone.backbone_id != head.backbone_id:
+        raise ValueError(f"the head was trained on {head.backbone_id!r} features, the backbone is "
+                         f"{backbone.backbone_id!r}; pass --backbone")
+    with G1Sim(fixed_base=True, camera_size=tuple(camera_size)) as sim:
+        from neon_ros.head.kinematics import G1Kinematics, IKConfig
+
         kin = G1Kinematics(ik=IKConfig(rotation_weight=0.02, max_iterations=300))
         rng = np.random.default_rng(seed)
         per_frame = max(1, int(round(1.0 / (camera_fps * CONTROL_DT))))
