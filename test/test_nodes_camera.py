@@ -18,7 +18,9 @@ def test_clips_from_camera_topic(tmp_path):
         wait_ready(cam, "camera_buffer")
         evs = run_driver(env, "--camera", "bgr8", "--height", "60", "--width", "80", "--duration", "5")
         assert cam.alive(), cam.output()
-        log = cam.output()
+        assert cam.stop() == 0  # SIGTERM -> clean shutdown
+        log = cam.log_path.read_text()
+        assert "Traceback" not in log, log
     clips = of(evs, "clip")
     assert len(clips) >= 3, log
     camera_stamps = {e["stamp"] for e in of(evs, "camera")}
@@ -51,3 +53,30 @@ def test_malformed_frames_are_counted_and_node_survives(tmp_path):
     assert d is not None and "zero-size" in d["values"]["last_error"]
     assert len(of(good, "clip")) >= 1  # still alive and working on good frames
     assert "malformed frame" in log
+
+
+@pytest.mark.timeout(120)
+def test_clips_from_video_file(tmp_path):
+    import av
+    import numpy as np
+
+    from test.peers.nodes_driver import moving_frame
+
+    path = tmp_path / "walk.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=20)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for k in range(30):
+            for pkt in stream.encode(av.VideoFrame.from_ndarray(moving_frame(k, 48, 64), format="rgb24")):
+                out.mux(pkt)
+        for pkt in stream.encode():
+            out.mux(pkt)
+    env = ros_env()
+    params = {"source": str(path), "num_frames": T, "frame_height": H, "frame_width": W, "clip_rate": 5.0}
+    with start_node("camera_buffer", env, tmp_path, params) as cam:
+        wait_ready(cam, "camera_buffer")
+        evs = run_driver(env, "--duration", "4")
+        assert cam.alive(), cam.output()
+    clips = of(evs, "clip")
+    assert len(clips) >= 2 and all((c["height"], c["width"]) == (T * H, W) for c in clips)
+    assert np.all(np.diff([c["stamp"] for c in clips]) > 0)

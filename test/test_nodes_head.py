@@ -34,6 +34,8 @@ def test_stale_features_stop_chunks_and_fresh_resume(tmp_path, head_ckpt):
         evs = run_driver(env, "--features", "fresh:2,stale:2.5,fresh:2.5", "--joints", "--width-features",
                          str(WIDTH), "--instruction", "wave hello", "--duration", "7.5")
         assert head.alive(), head.output()
+        assert head.stop() == 0  # clean SIGTERM
+        assert "Traceback" not in head.log_path.read_text(), head.log_path.read_text()
     sent = of(evs, "features_sent")
     fresh = {e["stamp"] for e in sent if e["mode"] == "fresh"}
     stale = [e["stamp"] for e in sent if e["mode"] == "stale"]
