@@ -317,3 +317,28 @@ def test_clip_encoder_reuses_frames_and_matches_full_encode():
 
     whole = ClipEncoder(WholeClipOnly())
     assert not whole.incremental and whole.encode(np.stack(frames[:3])).shape == (2,)
+
+
+# --- one control step on a real (random-weight) head ---------------------------------------------
+
+def test_head_step_on_a_random_head(tmp_path):
+    from neon_ros.head.runtime import HeadRuntime
+    from neon_ros.perception.control import HeadStep
+    from neon_ros.perception.random_head import save_random_checkpoint
+
+    ckpt = save_random_checkpoint(tmp_path / "head", 16, "bb", d_model=32, delta_std=5.0)
+    head = HeadRuntime(ckpt, runtime="torch", threads=1)
+    core = HeadStep(head, gate.GateConfig("bb", 16), clamp_margin=0.01)
+    now = 10 * NS
+    res = core.step(_feat16(now), _joints(now), now)
+    assert res.verdict.ok and res.positions.shape == (16, 29) and res.stamp_ns == now
+    assert np.all(res.positions >= g1.LOWER_LIMITS + 0.01 - 1e-12)
+    assert np.all(res.positions <= g1.UPPER_LIMITS - 0.01 + 1e-12)
+    assert res.clamped > 0 and core.clamped_total == res.clamped  # huge random deltas got clamped
+    assert res.phase in narration.PHASES and res.hand_paths is None  # no kinematics given
+    stale = core.step(_feat16(now - 2 * NS), _joints(now), now)
+    assert not stale.verdict.ok and stale.positions is None and core.gate.stats.refused[gate.STALE] == 1
+
+
+def _feat16(stamp):
+    return gate.Features(np.linspace(-1, 1, 16).astype(np.float32), stamp, "bb")

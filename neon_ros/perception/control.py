@@ -61,7 +61,10 @@ class HeadStep:
         t1 = time.perf_counter()
         try:
             pred = self.runtime.predict(features.vector, joints.q, joints.dq)
-            safe = chunk_mod.safe_chunk(pred.joint_targets, self.clamp_margin)
+            # Deltas -> absolute targets here (not the runtime's pre-clipped targets), so clamping
+            # is counted and the margin applies.
+            targets = chunk_mod.absolute_targets(joints.q, pred.joint_delta)
+            safe = chunk_mod.safe_chunk(targets, self.clamp_margin)
         except (ValueError, chunk_mod.ChunkError) as exc:
             self.head_errors += 1
             self.last_head_error = str(exc)
