@@ -115,6 +115,13 @@ def test_status_lines_and_printer(kinematics):
     buf = io.StringIO()
     StatusPrinter(buf, interactive=False).show(lines)
     assert buf.getvalue().count("\n") == 1
+    tty = io.StringIO()
+    printer = StatusPrinter(tty, interactive=True)
+    printer.show(lines)
+    printer.show(lines)  # redraws in place: cursor up over the previous block
+    printer.message("LIVE")
+    out = tty.getvalue()
+    assert f"\x1b[{len(lines)}F" in out and out.count("\x1b[2K") == 2 * len(lines) and out.endswith("LIVE\n")
 
 
 def test_processes_env_args_and_clean_stop(tmp_path):
