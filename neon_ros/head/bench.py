@@ -1,8 +1,9 @@
 """`neon-ros bench head`: batch-1 latency of the action head, parameters, FLOPs and the FLOP floor.
 
 Runs the head (a checkpoint, or a random one of the default size) from torch eager and
-from onnxruntime (1 thread and all threads), plus the full ``HeadRuntime.predict`` call
-the node makes. The floor is FLOPs per step divided by the GFLOP/s this CPU reaches on a
+from onnxruntime, float32 and int8 (1 thread and all threads), plus the full
+HeadRuntime.predict call the node makes; cases alternate in short blocks so load from
+other processes hits them alike. The floor is FLOPs per step divided by the GFLOP/s this CPU reaches on a
 matmul (GEMM: compute peak; GEMV: the batch-1 shape, bound by memory), measured here.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from neon_ros.head.runtime import HeadRuntime
 
     if args.iters < 10 or args.warmup < 0:
-        print("neon-ros bench head: --iters must be >= 10 and --warmup >= 0")
+        print("neon-ros bench head: --iters must be >= 10 and --warmup >= 0", file=sys.stderr)
         return 2
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
