@@ -69,3 +69,52 @@ def test_reader_api(bb, tmp_path):
         FeatureCache.create(tmp_path, bb.backbone_id, bb.width + 1)
     with pytest.raises(FileNotFoundError, match="neon-ros features"):
         FeatureCache.open(tmp_path, "qwen2_5_omni_3b.L-1")
+
+
+# A deterministic stand-in for a frozen backbone: this test is about the cache unit only
+# (a real SIGKILL of the writing process), so it must start in a fraction of a second.
+WRITER = """
+import sys, time
+import numpy as np
+from neon_ros.backbones.cache import Sample, build_cache
+
+class Digest:
+    backbone_id = "digest.L-1"
+    width = 16
+
+    def encode_batch(self, clips, texts, audios):
+        time.sleep(float(sys.argv[2]))
+        return np.stack([np.resize(c.astype(np.float32).ravel(), 16) + len(t) for c, t in zip(clips, texts)])
+
+samples = (Sample(f"s{i:03d}", np.full((1, 4, 4, 3), i, np.uint8), "x" * (i % 5)) for i in range(40))
+build_cache(Digest(), samples, sys.argv[1], shard_size=2, batch_size=2, progress=False)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_cache_survives_sigkill(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from support import REPO
+
+    def writer(root, delay):
+        return subprocess.Popen([sys.executable, "-c", WRITER, str(root), str(delay)], cwd=REPO)
+
+    assert writer(tmp_path / "full", 0).wait(60) == 0
+    victim = writer(tmp_path / "killed", 0.1)
+    shards = tmp_path / "killed" / "digest.L-1"
+    deadline = time.monotonic() + 60
+    while len(list(shards.glob("shard-*.safetensors"))) < 5 and victim.poll() is None:
+        assert time.monotonic() < deadline, "the writer made no progress"
+        time.sleep(0.02)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(10)
+    done = len(list(shards.glob("shard-*.safetensors")))
+    assert 5 <= done < 20  # killed part-way
+    assert writer(tmp_path / "killed", 0).wait(60) == 0
+    assert shard_bytes(shards) == shard_bytes(tmp_path / "full" / "digest.L-1")
+    assert len(FeatureCache.open(tmp_path / "killed", "digest.L-1")) == 40
