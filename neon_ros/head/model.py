@@ -17,7 +17,7 @@ live in ``forward``; ``forward_unchecked`` is the traceable graph the exporter u
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +43,7 @@ class HeadConfig:
     proprio_dim: int = embodiment.PROPRIO_DIM  # proprio slots: positions then velocities (58)
     arms: int = len(embodiment.ARMS)  # end-effectors (left, right)
     loco_dim: int = 3  # locomotion command (vx, vy, yaw rate)
-    num_embodiments: int = 8  # embedding rows (>= embodiment.num_embodiments(); spare rows for new robots)
+    num_embodiments: int = field(default_factory=lambda: max(8, embodiment.num_embodiments()))  # embedding rows (spares for new robots)
     output_softcap: float = 8.0  # c of c*tanh(x/c) on every output, in normalised (std) units
     input_clip: float = 1e4  # |inputs| clamped to this before any square (keeps fp32 finite)
     norm_eps: float = 1e-6  # RMSNorm epsilon
