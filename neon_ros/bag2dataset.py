@@ -121,8 +121,9 @@ def convert(config: Bag2DatasetConfig, progress: bool = True) -> dict:
     with AnyReader(bags) as reader:
         conns = [c for c in reader.connections if c.topic in config.topics]
         instr_conns = [c for c in conns if c.topic == contract.TOPIC_INSTRUCTION]
+        # (an empty connection list would mean "every connection" to rosbags)
         instructions = [(t, str(reader.deserialize(raw, c.msgtype).data))
-                        for c, t, raw in reader.messages(connections=instr_conns)]
+                        for c, t, raw in reader.messages(connections=instr_conns)] if instr_conns else []
         if not instructions and not config.default_instruction:
             raise ValueError(f"{config.source} has no {contract.TOPIC_INSTRUCTION} message: pass "
                              "--default-instruction to name the task of the whole session")
@@ -133,8 +134,8 @@ def convert(config: Bag2DatasetConfig, progress: bool = True) -> dict:
         wconns: dict = {}
         config.output.mkdir(parents=True, exist_ok=True)
         total = sum(reader.topics[c.topic].msgcount for c in conns) if conns else 0
-        for conn, t, raw in tqdm(reader.messages(connections=conns), total=total, unit="msg",
-                                 disable=not progress, desc="bag2dataset"):
+        messages = reader.messages(connections=conns) if conns else iter(())
+        for conn, t, raw in tqdm(messages, total=total, unit="msg", disable=not progress, desc="bag2dataset"):
             seg = next((s for s in segments if s.start_ns <= t < s.end_ns), None)
             if seg is None:
                 continue
@@ -157,9 +158,12 @@ def convert(config: Bag2DatasetConfig, progress: bool = True) -> dict:
     return _finish(config, segments, kept)
 
 
-def _write_instruction(writer, wconns: dict, typestore, seg: Segment) -> None:
+def _write_instruction(writer, wconns: dict, bag_typestore, seg: Segment) -> None:
     """The episode before any instruction message (--default-instruction): write its instruction."""
+    from rosbags.typesys import Stores, get_typestore
+
     msgtype = "std_msgs/msg/String"
+    typestore = bag_typestore if msgtype in bag_typestore.types else get_typestore(Stores.ROS2_KILTED)
     raw = typestore.serialize_cdr(typestore.types[msgtype](data=seg.instruction), msgtype)
     wconns[contract.TOPIC_INSTRUCTION] = writer.add_connection(contract.TOPIC_INSTRUCTION, msgtype,
                                                                typestore=typestore)

@@ -126,7 +126,7 @@ def test_status_lines_and_printer(kinematics):
 
 def test_processes_env_args_and_clean_stop(tmp_path):
     ros, dds = processes.pick_domains(None, None)
-    assert 1 <= ros <= 100 and 101 <= dds <= 200
+    assert 201 <= ros <= 230 and 101 <= dds <= 200
     assert processes.pick_domains(7, 150) == (7, 150)
     with pytest.raises(ValueError):
         processes.pick_domains(300, 1)

@@ -17,6 +17,7 @@ import pytest
 from support import Proc, ros_env, script, wait_for
 
 from neon_ros import contract, g1
+from neon_ros.demo import processes
 
 pytestmark = [pytest.mark.ros, pytest.mark.dds, pytest.mark.slow]
 
@@ -29,7 +30,7 @@ TELEOP_SECONDS = 4.0
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    domain = random.randint(1, 100)
+    domain = random.randint(*processes.ROS_DOMAIN_RANGE)  # the demo's range, above the other tests'
     env = ros_env(domain)
     ckpt = os.environ.get("NEON_DEMO_TEST_CHECKPOINT", "")
     cmd = script("neon-ros") + ["demo", "--seconds", str(LIVE_SECONDS), "--headless", "--output", str(out),

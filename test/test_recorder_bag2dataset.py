@@ -66,6 +66,33 @@ def test_plan_segments_cuts_at_instructions():
     assert [s.instruction for s in bag2dataset.plan_segments([(5, "x")], 0, 9)] == ["x"]
 
 
+def test_session_without_instruction(tmp_path):
+    """No /neon/instruction in the bag: a clear error, or one episode with --default-instruction."""
+    import numpy as np
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+
+    from neon_ros import msgs, recording
+
+    session = tmp_path / "s"
+    with recording.SplitBagWriter(recording.RecorderConfig(output=session)) as w:
+        w.add_topic(contract.TOPIC_JOINT_STATES, "sensor_msgs/msg/JointState")
+        w.add_topic(contract.TOPIC_CAMERA, "sensor_msgs/msg/Image")
+        for i in range(300):
+            t = i * 10_000_000
+            w.write(contract.TOPIC_JOINT_STATES, serialize_message(msgs.joint_state(t, np.zeros(29))), t)
+            if i % 3 == 0:
+                img = Image(height=8, width=8, encoding="rgb8", step=24, data=bytes(192))
+                w.write(contract.TOPIC_CAMERA, serialize_message(img), t)
+    with pytest.raises(ValueError, match="default-instruction"):
+        bag2dataset.convert(bag2dataset.Bag2DatasetConfig(session, tmp_path / "o1"), progress=False)
+    index = bag2dataset.convert(bag2dataset.Bag2DatasetConfig(session, tmp_path / "o2",
+                                                              default_instruction="stand still"), progress=False)
+    assert [e["instruction"] for e in index["episodes"]] == ["stand still"]
+    assert index["episodes"][0]["counts"][contract.TOPIC_INSTRUCTION] == 1  # written into the episode
+    assert recording.count_messages(tmp_path / "o2")[contract.TOPIC_JOINT_STATES] == 300
+
+
 def test_bad_inputs_are_explained(tmp_path):
     with pytest.raises(FileNotFoundError):
         bag2dataset.Bag2DatasetConfig(tmp_path / "missing", tmp_path / "out")

@@ -12,7 +12,7 @@ speech_out writes the narration as WAVs. All nodes get a random ROS_DOMAIN_ID wi
 localhost-only discovery and a random Unitree DDS domain, so nothing else is disturbed.
 
 While it runs: live rates, latencies, instruction, narration and hand-to-cup distance.
-At the end: reports/demo-<time>/report.md (+ report.html, summary.json) with a plot of
+At the end: reports/demo-<time>/report.md (reports/latest points to it) (+ report.html, summary.json) with a plot of
 commanded vs measured joints, latency histograms, rendered frames, palm-to-cup distance,
 the narration WAVs, and whether the task was achieved (the simulated soup's own success
 test on forward kinematics of the measured joints, as `neon-ros eval` scores the head).
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=Path("reports"), help="reports root (default reports/)")
     parser.add_argument("--checkpoint", default="", help="head checkpoint (default: the cached demo head)")
     parser.add_argument("--quick", action="store_true", help="train the quick demo head if none is cached")
-    parser.add_argument("--ros-domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default random 1..100)")
+    parser.add_argument("--ros-domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default random 201..230)")
     parser.add_argument("--dds-domain-id", type=int, default=None,
                         help="Unitree DDS domain of sim + bridge (default random 101..200)")
     parser.add_argument("--no-localhost-only", action="store_true",
@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="s to wait for the first action chunk (default 240)")
     parser.add_argument("--instruction-timeout", type=float, default=60.0,
                         help="s to wait for speech recognition before using the typed task (default 60)")
+    parser.add_argument("--record", action="store_true",
+                        help="also record the training topics to <report>/bag (mcap) for neon-ros bag2dataset")
     parser.add_argument("--camera-rate", type=float, default=0.0,
                         help="simulated camera Hz (default 0: the rate the demo head was trained on)")
 
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                          checkpoint=args.checkpoint, quick=args.quick, ros_domain_id=args.ros_domain_id,
                          dds_domain_id=args.dds_domain_id, localhost_only=not args.no_localhost_only,
                          startup_timeout=args.startup_timeout, instruction_timeout=args.instruction_timeout,
-                         camera_rate=args.camera_rate)
+                         camera_rate=args.camera_rate, record=args.record)
     except (ValueError, FileNotFoundError) as exc:
         print(f"neon-ros demo: {exc}", file=sys.stderr)
         return 2

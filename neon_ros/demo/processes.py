@@ -19,8 +19,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROS_DOMAIN_RANGE = (1, 100)  # 0 is the default every other ROS 2 program uses
-DDS_DOMAIN_RANGE = (101, 200)  # the robot uses 0; the sim default is 1
+# 0 is every other ROS 2 program's default; tests draw from 1..100 (test/support.py), so a
+# demo stays above them (and <= 230: Fast DDS derives UDP ports from the domain id).
+ROS_DOMAIN_RANGE = (201, 230)
+DDS_DOMAIN_RANGE = (101, 200)  # Unitree DDS: the robot uses 0; the sim default is 1
 
 
 def child_env(ros_domain_id: int, localhost_only: bool = True) -> dict[str, str]:

@@ -39,13 +39,15 @@ class DemoConfig:
     output_root: reports/demo-<time>/ is created under it.
     checkpoint: a head checkpoint; '' = ensure_demo_head() (trained once, cached).
     quick: train the quick demo head when none is cached (tests).
-    ros_domain_id, dds_domain_id: None = random (ROS 1..100, Unitree DDS 101..200).
+    ros_domain_id, dds_domain_id: None = random (ROS 201..230, Unitree DDS 101..200).
     localhost_only: ROS 2 discovery limited to this machine.
     startup_timeout: s to wait for the first chunk before giving up.
     instruction_timeout: s to wait for speech_in before publishing the typed task instead.
     camera_rate: sim_g1 head camera Hz (0 = the demo head's training data rate).
     camera_size: (width, height) of the rendered camera ((0, 0) = the training data's).
     params_file: node parameters (config/neon.yaml of the checkout if it exists).
+    record: also run the `recorder` node: the session's training topics go to <report>/bag
+        (mcap), ready for `neon-ros bag2dataset`.
     """
 
     seconds: float = 30.0
@@ -62,6 +64,7 @@ class DemoConfig:
     camera_rate: float = 0.0
     camera_size: tuple[int, int] = (0, 0)
     params_file: Path | None = field(default_factory=lambda: REPO_CONFIG if REPO_CONFIG.is_file() else None)
+    record: bool = False
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.seconds <= 3600:
@@ -110,6 +113,7 @@ def node_commands(cfg: DemoConfig, checkpoint: str, dds: int, speech_wav: Path, 
         "action_head": cmd("action_head", checkpoint=checkpoint, max_feature_age=1.2),
         "speech_in": cmd("speech_in", audio_source=str(speech_wav)),
         "speech_out": cmd("speech_out", output=str(narration_dir)),
+        "recorder": cmd("recorder", output=str(narration_dir.parent / "bag")),
     }
 
 
@@ -174,11 +178,12 @@ def run_demo(cfg: DemoConfig, stream=None) -> tuple[int, Path]:
     code = 0
     kin = None
     try:
-        for name in NODE_ORDER:
+        for name in NODE_ORDER + (("recorder",) if cfg.record else ()):
             child = group.start(name, commands[name])
             if name in READY_LINES and not child.wait_for_line(READY_LINES[name], timeout=60.0):
                 raise RuntimeError(f"{name} did not come up in 60 s; log tail:\n{child.tail()}")
-        printer.message(f"started {len(NODE_ORDER)} nodes: {', '.join(NODE_ORDER)} (logs in {out / 'logs'})")
+        names = [c.name for c in group.children]
+        printer.message(f"started {len(names)} nodes: {', '.join(names)} (logs in {out / 'logs'})")
         code, kin = _watch(cfg, task, monitor, group, printer, info)
     except KeyboardInterrupt:
         info.notes.append("interrupted by the user (Ctrl-C)")
@@ -201,6 +206,14 @@ def run_demo(cfg: DemoConfig, stream=None) -> tuple[int, Path]:
     printer.message(f"\n{outcome.summary}")
     printer.message(f"report: {out / 'report.md'} (figures: {', '.join(summary['figures'])}; "
                     f"{len(summary['narration_wavs'])} narration WAVs)")
+    latest = cfg.output_root / "latest"
+    with contextlib.suppress(OSError):
+        if latest.is_symlink():
+            latest.unlink()
+        if not latest.exists():
+            latest.symlink_to(out.name)
+    if cfg.record:
+        printer.message(f"recorded session: {out / 'bag'} (neon-ros bag2dataset {out / 'bag'} DATASET_DIR)")
     if interactive and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         import webbrowser
 
