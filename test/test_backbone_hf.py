@@ -152,3 +152,18 @@ def test_preset_frames_are_not_resized_by_the_processor(bb):
     p = bb.processor.video_processor.patch_size
     h, w = bb.frame_size
     assert batch["video_grid_thw"].tolist() == [[-(-bb.num_frames // 2), h // p, w // p]]
+
+
+def test_pooled_layer_is_configurable(bb):
+    clip = clip_for(bb)
+    last = bb.encode(clip, INSTRUCTION)
+    try:
+        bb.config.layer = 1  # the first transformer block's output
+        assert bb.backbone_id.endswith(".L1")
+        first = bb.encode(clip, INSTRUCTION)
+        bb.config.layer = 99
+        with pytest.raises(ValueError, match="layer 99 out of range"):
+            bb.encode(clip, INSTRUCTION)
+    finally:
+        bb.config.layer = -1
+    assert first.shape == last.shape and not np.allclose(first, last)
