@@ -27,28 +27,40 @@ from visualization_msgs.msg import MarkerArray
 from neon_ros import contract, msgs, rosutil
 from neon_ros.perception import gate, markers, narration
 from neon_ros.perception.control import HeadStep
+from neon_ros.perception.params import ParamTable, usage, wants_help
 from neon_ros.perception.timing import AbsoluteTicker, RateMeter, Window, flatten
 
 SWITCH_INTERVAL = 0.0005  # s, GIL hand-over interval (Python's default is 5 ms)
 
 
+PARAMETERS: ParamTable = {
+    "checkpoint": ("", "head checkpoint (JSON path, stem or directory) from neon-ros train; required", None),
+    "runtime": ("torch", "inference runtime: torch | onnxruntime", None),
+    "threads": (1, "compute threads of the head (0 = all cores)", (0, 64)),
+    "max_feature_age": (0.3, "s: refuse features whose camera stamp is older (no chunk)", (0.01, 10.0)),
+    "max_joint_state_age": (0.5, "s: refuse a joint state received longer ago", (0.01, 10.0)),
+    "backbone_id": ("", "accept features of this backbone id only ('' = the checkpoint's)", None),
+    "rate": (contract.CONTROL_RATE_HZ, "control steps per second, Hz (absolute deadlines)", (1.0, 200.0)),
+    "clamp_margin": (0.0, "rad kept away from every joint limit", (0.0, 0.5)),
+    "marker_every": (2, "publish /neon/markers every N chunks (0 = off)", (0, 100)),
+    "narration": (True, "publish /neon/narration when the instruction or the phase changes", None),
+    "frame_id": ("pelvis", "frame of /neon/action_chunk and /neon/markers", None),
+    "rt_priority": (0, "SCHED_FIFO priority of the whole node process (0 = normal; needs CAP_SYS_NICE)", (0, 99)),
+    "diagnostics_period": (1.0, "s between /diagnostics messages", (0.1, 60.0)),
+}
+
+
 class ActionHeadNode(Node):
     def __init__(self) -> None:
         super().__init__("action_head")
-        d = rosutil.declare
-        ckpt = d(self, "checkpoint", "", "head checkpoint (JSON path, stem or directory) from neon-ros train")
-        runtime = d(self, "runtime", "torch", "inference runtime: torch | onnxruntime")
-        threads = d(self, "threads", 1, "compute threads of the head (0 = all cores)", 0, 64)
-        max_age = d(self, "max_feature_age", 0.3, "s; refuse features whose camera stamp is older", 0.01, 10.0)
-        max_js_age = d(self, "max_joint_state_age", 0.5, "s; refuse a joint state older than this", 0.01, 10.0)
-        backbone_id = d(self, "backbone_id", "", "accept features of this backbone id ('' = the checkpoint's)")
-        self.rate = d(self, "rate", contract.CONTROL_RATE_HZ, "control steps per second (Hz)", 1.0, 200.0)
-        margin = d(self, "clamp_margin", 0.0, "rad kept away from every joint limit", 0.0, 0.5)
-        self.marker_every = d(self, "marker_every", 2, "publish /neon/markers every N chunks (0 = off)", 0, 100)
-        self.narrate = d(self, "narration", True, "publish /neon/narration on instruction or phase change")
-        self.frame_id = d(self, "frame_id", "pelvis", "frame of /neon/action_chunk and /neon/markers")
-        diag_period = d(self, "diagnostics_period", 1.0, "s between /diagnostics", 0.1, 60.0)
-        self.rt_priority = d(self, "rt_priority", 0, "SCHED_FIFO priority of the control thread (0 = normal)", 0, 99)
+        p = {name: rosutil.declare(self, name, default, desc, *(rng or (None, None)))
+             for name, (default, desc, rng) in PARAMETERS.items()}
+        ckpt, runtime, threads, backbone_id = p["checkpoint"], p["runtime"], p["threads"], p["backbone_id"]
+        max_age, max_js_age, margin = p["max_feature_age"], p["max_joint_state_age"], p["clamp_margin"]
+        self.rate, self.marker_every, self.narrate = p["rate"], p["marker_every"], p["narration"]
+        self.frame_id, diag_period, self.rt_priority = p["frame_id"], p["diagnostics_period"], p["rt_priority"]
+        if runtime not in ("torch", "onnxruntime"):
+            raise ValueError(f"action_head: runtime must be torch or onnxruntime, got {runtime!r}")
         self.rt_status = "normal priority"
         if not ckpt:
             raise ValueError("action_head: set the 'checkpoint' parameter to a head checkpoint (neon-ros train)")
@@ -220,6 +232,9 @@ class ActionHeadNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
+    if wants_help(args):
+        print(usage(__doc__, PARAMETERS, "action_head"))
+        return 0
     return rosutil.run_node(ActionHeadNode, args)
 
 

@@ -21,20 +21,27 @@ from std_msgs.msg import String
 from neon_ros import contract, msgs, rosutil
 from neon_ros.backbones import load_backbone
 from neon_ros.perception.encoder import ClipEncoder
+from neon_ros.perception.params import ParamTable, usage, wants_help
 from neon_ros.perception.timing import RateMeter, Window, flatten
+
+PARAMETERS: ParamTable = {
+    "preset": ("cpu_default", "backbone preset (DESIGN.md section 5; neon_ros.backbones.list_presets())", None),
+    "tiny": (False, "tiny random config of the preset's architecture (tests; no weights)", None),
+    "weights_dir": ("", "local weights folder ('' = the preset's / $NEON_MODELS)", None),
+    "threads": (0, "torch intra-op threads (0 = torch default)", (0, 64)),
+    "incremental": (True, "reuse per-frame embeddings across clips where the backbone allows", None),
+    "max_rate": (0.0, "cap on features per second (0 = as fast as clips come)", (0.0, 100.0)),
+    "diagnostics_period": (1.0, "s between /diagnostics messages", (0.1, 60.0)),
+}
 
 
 class BackboneNode(Node):
     def __init__(self) -> None:
         super().__init__("backbone")
-        preset = rosutil.declare(self, "preset", "cpu_default", "backbone preset (DESIGN.md section 5)")
-        tiny = rosutil.declare(self, "tiny", False, "tiny random config of the preset's architecture (tests)")
-        weights_dir = rosutil.declare(self, "weights_dir", "", "local weights folder ('' = preset / NEON_MODELS)")
-        threads = rosutil.declare(self, "threads", 0, "torch intra-op threads (0 = torch default)", 0, 64)
-        self.incremental = rosutil.declare(self, "incremental", True,
-                                           "reuse per-frame embeddings across clips where the backbone allows")
-        self.max_rate = rosutil.declare(self, "max_rate", 0.0, "cap on features per second (0 = no cap)", 0.0, 100.0)
-        diag_period = rosutil.declare(self, "diagnostics_period", 1.0, "s between /diagnostics", 0.1, 60.0)
+        p = {name: rosutil.declare(self, name, default, desc, *(rng or (None, None)))
+             for name, (default, desc, rng) in PARAMETERS.items()}
+        preset, tiny, weights_dir, threads = p["preset"], p["tiny"], p["weights_dir"], p["threads"]
+        self.incremental, self.max_rate, diag_period = p["incremental"], p["max_rate"], p["diagnostics_period"]
         overrides: dict = {"tiny": True} if tiny else {}
         if weights_dir:
             overrides["weights_dir"] = weights_dir
@@ -177,6 +184,9 @@ class BackboneNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
+    if wants_help(args):
+        print(usage(__doc__, PARAMETERS, "backbone"))
+        return 0
     return rosutil.run_node(BackboneNode, args)
 
 

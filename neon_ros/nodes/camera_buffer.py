@@ -19,27 +19,29 @@ from sensor_msgs.msg import Image
 from neon_ros import contract, msgs, rosutil
 from neon_ros.perception.geometry import resolve_geometry
 from neon_ros.perception.image import FrameError, VideoSource, image_to_rgb, resize_rgb
+from neon_ros.perception.params import ParamTable, usage, wants_help
 from neon_ros.perception.ring import FrameRing
 from neon_ros.perception.timing import RateMeter, Window, flatten
+
+PARAMETERS: ParamTable = {
+    "source": ("topic", "'topic' (subscribe /camera/image_raw), a V4L2 device /dev/videoN, or a video file", None),
+    "preset": ("cpu_default", "backbone preset whose input geometry fills num_frames/frame_* left at 0", None),
+    "tiny": (False, "take the geometry of the preset's tiny test configuration", None),
+    "num_frames": (0, "frames per clip T (0 = from preset)", (0, 256)),
+    "frame_height": (0, "frame height after resize, px (0 = from preset)", (0, 4096)),
+    "frame_width": (0, "frame width after resize, px (0 = from preset)", (0, 4096)),
+    "clip_rate": (10.0, "clips published per second, Hz (only when a new frame arrived)", (0.1, 60.0)),
+    "loop": (True, "restart a video file at its end", None),
+    "frame_id": ("head_camera", "frame_id of /neon/clip for file/device sources", None),
+    "diagnostics_period": (1.0, "s between /diagnostics messages", (0.1, 60.0)),
+}
 
 
 class CameraBuffer(Node):
     def __init__(self) -> None:
         super().__init__("camera_buffer")
-        p = {
-            "source": rosutil.declare(self, "source", "topic",
-                                      "'topic' (subscribe /camera/image_raw), a V4L2 device /dev/videoN, or a video file"),
-            "preset": rosutil.declare(self, "preset", "cpu_default",
-                                      "backbone preset whose input geometry fills unset num_frames/frame_* (0)"),
-            "tiny": rosutil.declare(self, "tiny", False, "use the preset's tiny test configuration for its geometry"),
-            "num_frames": rosutil.declare(self, "num_frames", 0, "frames per clip T (0 = from preset)", 0, 256),
-            "frame_height": rosutil.declare(self, "frame_height", 0, "frame height after resize, px (0 = preset)", 0, 4096),
-            "frame_width": rosutil.declare(self, "frame_width", 0, "frame width after resize, px (0 = preset)", 0, 4096),
-            "clip_rate": rosutil.declare(self, "clip_rate", 10.0, "clips published per second (Hz)", 0.1, 60.0),
-            "loop": rosutil.declare(self, "loop", True, "restart a video file at its end"),
-            "frame_id": rosutil.declare(self, "frame_id", "head_camera", "frame_id of /neon/clip (file/device sources)"),
-            "diagnostics_period": rosutil.declare(self, "diagnostics_period", 1.0, "s between /diagnostics", 0.1, 60.0),
-        }
+        p = {name: rosutil.declare(self, name, default, desc, *(rng or (None, None)))
+             for name, (default, desc, rng) in PARAMETERS.items()}
         self.params = p
         overrides = {"tiny": True} if p["tiny"] else {}
         self.geometry = resolve_geometry(p["preset"], p["num_frames"], p["frame_height"], p["frame_width"],
@@ -149,6 +151,9 @@ class CameraBuffer(Node):
 
 
 def main(args: list[str] | None = None) -> int:
+    if wants_help(args):
+        print(usage(__doc__, PARAMETERS, "camera_buffer"))
+        return 0
     return rosutil.run_node(CameraBuffer, args)
 
 
