@@ -22,8 +22,11 @@ QUANTIZATIONS = ("none", "int8_dynamic")
 DEVICES_PREFIXES = ("cpu", "cuda")
 
 
-class MissingWeightsError(FileNotFoundError):
-    """A preset's local weights directory is missing; the message says where and how to fix it."""
+class MissingWeightsError(FileNotFoundError, ValueError):
+    """A preset's local weights directory is missing; the message says where and how to fix it.
+
+    Also a ValueError, so command lines that report bad input as one sentence catch it.
+    """
 
 
 @dataclasses.dataclass
@@ -39,6 +42,8 @@ class BackboneConfig:
         weights_dir: explicit weights directory; ``None`` = $NEON_MODELS/<model>.
         components: composite presets only (tribe_v2): modality -> folder name under
             ``weights_dir`` (or under $NEON_MODELS when ``weights_dir`` is None).
+        sources: weights folder name -> the Hugging Face Hub repository it is a copy of
+            (only quoted in the missing-weights message; nothing is ever downloaded).
         width: declared pooled feature width (the vector ``encode`` returns).
         num_frames: T, the number of frames a clip should have (oldest first).
         frame_size: (H, W) the camera buffer resizes every frame to; ``encode`` checks it.
@@ -60,6 +65,7 @@ class BackboneConfig:
     model: str = ""
     weights_dir: str | None = None
     components: dict[str, str] = dataclasses.field(default_factory=dict)
+    sources: dict[str, str] = dataclasses.field(default_factory=dict)
     width: int = 2048
     num_frames: int = 8
     frame_size: tuple[int, int] = (224, 224)
@@ -99,6 +105,7 @@ class BackboneConfig:
         self.layer = int(self.layer)
         self.options = dict(self.options or {})
         self.components = dict(self.components or {})
+        self.sources = dict(self.sources or {})
 
     @property
     def backbone_id(self) -> str:

@@ -199,8 +199,9 @@ def export_vision_tower(
 ) -> VisionExport:
     """Export ``preset``'s vision tower to ONNX (+ TensorRT with trt=True); see the module docstring."""
     t0 = time.perf_counter()
-    if not tiny:
-        overrides.setdefault("dtype", "float32")  # ONNX on CPU is verified in float32; TensorRT picks fp16 itself
+    if not tiny:  # the ONNX graph is traced and verified on the CPU in float32; TensorRT picks fp16 itself
+        overrides.setdefault("dtype", "float32")
+        overrides.setdefault("device", "cpu")
     bb = load_backbone(preset, tiny=tiny, **overrides)
     builder = GRAPHS.get(bb.config.architecture)
     if builder is None:

@@ -152,7 +152,8 @@ def weights_path(config: BackboneConfig, folder: str | None = None) -> Path:
         raise MissingWeightsError(
             f"backbone preset {config.name!r}: no weights in {where}. Neon never downloads weights at run time: "
             f"put the Hugging Face-layout folder {folder!r} (config.json + *.safetensors + processor files) there, "
-            f"e.g. `huggingface-cli download <repo> --local-dir {where}` on a machine with internet, then set "
+            f"e.g. `huggingface-cli download {config.sources.get(folder, '<hub repo>')} --local-dir {where}` on a "
+            f"machine with internet, then set "
             f"${MODELS_ENV} to its parent folder or `weights_dir:` in config/backbones/{config.name}.yaml "
             f"(or pass weights_dir=... to load_backbone)."
         )
