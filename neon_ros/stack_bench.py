@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default="", help="head checkpoint ('' = random weights, saved to a temp dir)")
     parser.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch", help="head runtime in stage 1")
     parser.add_argument("--rt-priority", type=int, default=0,
-                        help="action_head rt_priority (SCHED_FIFO; 0 = normal, needs CAP_SYS_NICE)")
+                        help="rt_priority of action_head, g1_bridge and sim_g1 (SCHED_FIFO; 0 = normal)")
     parser.add_argument("--camera-rate", type=float, default=15.0, help="synthetic camera Hz (default 15)")
     parser.add_argument("--max-feature-age", type=float, default=0.3, help="action_head max_feature_age (s)")
     parser.add_argument("--steps", type=int, default=500, help="in-process head steps per runtime (default 500)")
@@ -170,8 +170,12 @@ def bridge_latency(args, kids) -> dict:
 
     domain = procs.random_dds_domain()
     dds = {"dds_domain_id": domain, "network_interface": "lo"}
-    kids.start("sim_g1", procs.node_command("sim_g1", {**dds, "camera_rate": 0.0, "fixed_base": True}))
-    kids.start("g1_bridge", procs.node_command("g1_bridge", {**dds, "mode": "lowcmd", "autostart": True}))
+    rt = {"rt_priority": args.rt_priority}
+    kids.start("sim_g1", procs.node_command("sim_g1", {**dds, **rt, "camera_rate": 0.0, "fixed_base": True}))
+    kids.start("g1_bridge", procs.node_command("g1_bridge", {**dds, **rt, "mode": "lowcmd", "autostart": True}))
+    from neon_ros.perception.timing import set_process_fifo
+
+    print(f"bench process: {set_process_fifo(args.rt_priority)}")
     unitree.init_channels(domain, "lo")
     low_cmd, _ = unitree.hg_types()
     elbow = g1.JOINT_INDEX[ELBOW]

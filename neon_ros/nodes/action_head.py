@@ -11,7 +11,6 @@ and a short sentence goes to /neon/narration when the instruction or the phase c
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -28,7 +27,7 @@ from neon_ros import contract, msgs, rosutil
 from neon_ros.perception import gate, markers, narration
 from neon_ros.perception.control import HeadStep
 from neon_ros.perception.params import ParamTable, usage, wants_help
-from neon_ros.perception.timing import AbsoluteTicker, RateMeter, Window, flatten
+from neon_ros.perception.timing import AbsoluteTicker, RateMeter, Window, flatten, set_process_fifo
 
 SWITCH_INTERVAL = 0.0005  # s, GIL hand-over interval (Python's default is 5 ms)
 
@@ -103,7 +102,7 @@ class ActionHeadNode(Node):
         # The control thread, waking from its sleep, must not wait up to the default 5 ms for the
         # GIL held by the executor thread: hand the GIL over sooner (process-wide; the node owns it).
         sys.setswitchinterval(SWITCH_INTERVAL)
-        self._set_priority()
+        self.rt_status = set_process_fifo(self.rt_priority)
         self.thread = threading.Thread(target=self.control_loop, name="control_20hz", daemon=True)
         self.thread.start()
 
@@ -136,21 +135,6 @@ class ActionHeadNode(Node):
             self.instruction = msg.data
 
     # --- the control thread --------------------------------------------------------------------
-    def _set_priority(self) -> None:
-        """SCHED_FIFO for every thread of the process (DDS, executor, control; later ones inherit).
-
-        Only the control thread real-time is not enough: a normal-priority thread holding the
-        GIL while preempted by other processes would still delay it (priority inversion).
-        """
-        if self.rt_priority <= 0:
-            return
-        try:
-            for tid in os.listdir("/proc/self/task"):
-                os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(self.rt_priority))
-            self.rt_status = f"SCHED_FIFO {self.rt_priority} (whole process)"
-        except (PermissionError, OSError, AttributeError, ValueError) as exc:
-            self.rt_status = f"SCHED_FIFO refused ({exc}); normal priority"
-
     def control_loop(self) -> None:
         ticker = self.ticker = AbsoluteTicker(1.0 / self.rate)
         prev_wake = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import os
 import time
 from collections.abc import Callable
 
@@ -102,3 +103,20 @@ class RateMeter:
 def flatten(prefix: str, summary: dict[str, float]) -> dict[str, float]:
     """{"p50": x, ...} -> {"prefix_p50": x, ...} for diagnostics key-values."""
     return {f"{prefix}_{k}": v for k, v in summary.items()}
+
+
+def set_process_fifo(priority: int) -> str:
+    """SCHED_FIFO ``priority`` for every thread of this process (threads created later inherit).
+
+    Making only a control thread real-time is not enough in Python: a normal-priority thread
+    holding the GIL while preempted by other processes still delays it (priority inversion).
+    Needs CAP_SYS_NICE or an rtprio limit; returns a status text (refusals are not errors).
+    """
+    if priority <= 0:
+        return "normal priority"
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(int(priority)))
+    except (PermissionError, OSError, AttributeError, ValueError) as exc:
+        return f"SCHED_FIFO refused ({exc}); normal priority"
+    return f"SCHED_FIFO {int(priority)} (whole process)"
