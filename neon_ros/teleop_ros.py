@@ -22,7 +22,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from neon_ros import contract, msgs, rosutil
+from neon_ros import contract, g1, msgs, rosutil
 from neon_ros.teleop import KeyboardState, TeleopScript
 
 
@@ -73,6 +73,9 @@ def _run_script(node: TeleopNode, ex: SingleThreadedExecutor, script: TeleopScri
                 rate: float) -> None:
     plan = script.plan(start)
     print(f"teleop: driving {', '.join(plan.joints)} for {plan.duration:.2f} s", flush=True)
+    for name, a, b in zip(plan.joints, plan.at(0.0), plan.at(plan.duration), strict=True):
+        print(f"teleop: {name} from {start[g1.JOINT_INDEX[name]]:+.3f} rad, target {name}={b:+.3f} "
+              f"(first {a:+.3f})", flush=True)
     t0 = time.monotonic()
     k = 0
     while True:

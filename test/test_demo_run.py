@@ -3,13 +3,14 @@
 One demo run (~20 s live, the quick demo head) serves both tests: every node is a real
 process (MuJoCo sim on real Unitree DDS, cpu_default backbone, Whisper hearing the
 espeak-ng command, espeak narration); as soon as the stack is live `neon-ros teleop`
-(another process, same ROS domain) holds right_shoulder_yaw_joint at -0.8 rad for 4 s.
+(another process, same ROS domain) holds right_shoulder_yaw_joint 0.9 rad below where it was, for 4 s.
 NEON_DEMO_TEST_CHECKPOINT=path runs it with that head instead of the quick one.
 """
 
 import json
 import os
 import random
+import re
 import subprocess
 
 import numpy as np
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.dds, pytest.mark.slow]
 
 LIVE_SECONDS = 20
 TELEOP_JOINT = "right_shoulder_yaw_joint"
-TELEOP_TARGET = -0.8
+TELEOP_DELTA = "-=0.9"  # relative to the pose at takeover: always far from where the policy had it
 TELEOP_SECONDS = 4.0
 
 
@@ -39,7 +40,7 @@ def demo(tmp_path_factory):
     with Proc(cmd, env, out / "demo.log") as proc:
         assert wait_for(lambda: "LIVE after" in proc.output() or not proc.alive(), 420, 0.5), proc.output()
         assert proc.alive(), proc.output()
-        teleop = subprocess.run(script("neon-ros") + ["teleop", "--joint", f"{TELEOP_JOINT}={TELEOP_TARGET}",
+        teleop = subprocess.run(script("neon-ros") + ["teleop", "--joint", f"{TELEOP_JOINT}{TELEOP_DELTA}",
                                                       "--duration", str(TELEOP_SECONDS)],
                                 env=env, capture_output=True, text=True, timeout=60)
         assert wait_for(lambda: not proc.alive(), LIVE_SECONDS + 120, 0.5), proc.output()
@@ -83,6 +84,7 @@ def test_demo_report_says_what_happened(demo):
 def test_teleop_takes_control_and_hands_it_back(demo):
     teleop = demo["teleop"]
     assert teleop.returncode == 0, teleop.stdout + teleop.stderr
+    target = float(re.search(rf"target {TELEOP_JOINT}=([-+.0-9]+)", teleop.stdout).group(1))
     data = np.load(demo["dir"] / "data.npz")
     t, q = data["joint_t"], data["joint_q"]
     tc, qc = data["command_t"], data["command_q"]
@@ -103,8 +105,8 @@ def test_teleop_takes_control_and_hands_it_back(demo):
     during = q[(t > end - 1.5) & (t <= end - 0.5), j]
     assert before.size and during.size
     # before: the policy had the joint far from the operator's target; during: the operator's target
-    assert np.all(np.abs(before - TELEOP_TARGET) > 0.4), before
-    assert np.all(np.abs(during - TELEOP_TARGET) < 0.1), during
+    assert np.all(np.abs(before - target) > 0.4), (before, target)
+    assert np.all(np.abs(during - target) < 0.1), (during, target)
 
     # after the hand-back fade (1 s), the measured arm follows the policy's chunks again
     after = (tc > end + 2.5) & (tc < t[-1])
