@@ -37,7 +37,7 @@ def test_same_hand_motion_same_actions_franka_and_g1(tmp_path):
     q[:, arm[3]] += -0.4 * s  # elbow extends
     q[:, arm[4]] += 0.5 * s  # wrist roll turns the hand
     g1_root = write_lerobot_v3(tmp_path / "g1", [EpisodeRecord(np.zeros((n, 16, 16, 3), np.uint8), q, q, "move")],
-                               10, "unitree_g1", list(g1.JOINT_NAMES))
+                               10, "unitree_g1", list(g1.JOINT_NAMES), codec="mpeg4")
     # The same right-hand motion on a Franka standing elsewhere: its base is 0.7 m away, turned
     # 120 degrees, and its tool frame is the G1 palm frame (a fixed mount offset is part of it).
     hand = g1_hand_poses(q)[:, 1]
@@ -46,7 +46,8 @@ def test_same_hand_motion_same_actions_franka_and_g1(tmp_path):
     ee = np.concatenate([in_franka[:, :3, 3], np.stack([quat_xyzw(p[:3, :3]) for p in in_franka])], axis=1)
     state = np.concatenate([np.zeros((n, 7)), np.full((n, 1), 0.04)], axis=1)
     fr_root = write_lerobot_v3(tmp_path / "franka", [EpisodeRecord(np.zeros((n, 16, 16, 3), np.uint8), state,
-                                                                   state, "move")], 10, "franka", FRANKA_NAMES)
+                                                                   state, "move")], 10, "franka", FRANKA_NAMES,
+                               codec="mpeg4")
     _add_column(fr_root, "observation.ee_pose", ee, POSE_NAMES)
     g1_samples = list(open_source(SourceConfig("g1", "lerobot", g1_root, stride=0.3)).samples())
     fr_samples = list(open_source(SourceConfig("fr", "lerobot", fr_root, stride=0.3,
