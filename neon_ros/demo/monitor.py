@@ -28,7 +28,7 @@ OBSERVER_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200, reliabilit
 
 
 class DemoMonitor(Node):
-    def __init__(self, frame_period: float = 2.0, max_frames: int = 16) -> None:
+    def __init__(self, frame_period: float = 1.0, max_frames: int = 64) -> None:
         super().__init__("neon_demo_monitor")
         self.frame_period = frame_period
         self.max_frames = max_frames
@@ -58,7 +58,7 @@ class DemoMonitor(Node):
 
     def _on_camera(self, msg: Image) -> None:
         t = self._count(contract.TOPIC_CAMERA)
-        if t - self._last_frame_t >= self.frame_period and len(self.record.frames) < self.max_frames:
+        if t - self._last_frame_t >= self.frame_period:
             try:
                 frame = msgs.image_to_clip(msg, 1)[0].copy()
             except msgs.MessageError:
@@ -66,6 +66,9 @@ class DemoMonitor(Node):
             self._last_frame_t = t
             with self.record.lock:
                 self.record.frames.append((t, frame))
+                if len(self.record.frames) >= self.max_frames:  # keep the whole run: thin out, slow down
+                    del self.record.frames[1::2]
+                    self.frame_period *= 2
 
     def _on_features(self, msg: Image) -> None:
         self._count(contract.TOPIC_FEATURES)

@@ -120,12 +120,20 @@ def plot_latency(path: Path, rec: DemoRecord) -> dict[str, dict]:
     return stats
 
 
-def plot_frames(path: Path, rec: DemoRecord, n: int = 8) -> int:
+def plot_frames(path: Path, rec: DemoRecord, live_from: float = 0.0, n: int = 8) -> int:
+    """The last frame before the live period, then frames spread over it."""
     plt = _plt()
     frames = rec.frames
     if not frames:
         return 0
-    pick = np.unique(np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int))
+    times = np.array([t for t, _ in frames])
+    live = np.flatnonzero(times >= live_from)
+    before = np.flatnonzero(times < live_from)[-1:]
+    if live.size:
+        spread = live[np.linspace(0, live.size - 1, min(n - before.size, live.size)).round().astype(int)]
+        pick = np.unique(np.concatenate([before, spread]))
+    else:
+        pick = np.unique(np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int))
     cols = min(4, len(pick))
     rows = int(np.ceil(len(pick) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
@@ -134,7 +142,7 @@ def plot_frames(path: Path, rec: DemoRecord, n: int = 8) -> int:
     for ax, i in zip(axes.ravel(), pick, strict=False):
         t, img = frames[i]
         ax.imshow(img)
-        ax.set_title(f"t = {t:.1f} s", fontsize=9)
+        ax.set_title(f"t = {t:.1f} s{' (before)' if t < live_from else ''}", fontsize=8)
     fig.suptitle("Head camera (rendered by sim_g1)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -207,7 +215,7 @@ def write_report(out: Path, rec: DemoRecord, info: RunInfo, outcome: TaskOutcome
     joints = active_joints(q_m, q_c)
     plot_joints(out / "joints.png", rec, joints)
     latency = plot_latency(out / "latency.png", rec)
-    n_frames = plot_frames(out / "frames.png", rec)
+    n_frames = plot_frames(out / "frames.png", rec, info.live_from)
     plot_distance(out / "hand_to_cup.png", outcome, info.task, rec)
     tracking = tracking_error(t_m, q_m, t_c, q_c, joints)
     wavs = sorted((out / "narration").glob("*.wav")) if (out / "narration").is_dir() else []
