@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-fps", type=int, default=10, help="head camera rate (the training data's)")
     parser.add_argument("--replan", type=int, default=2, help="control steps (50 ms) between head calls")
     parser.add_argument("--backbone", default=None, help="backbone preset (default: cpu_default)")
-    parser.add_argument("--camera-size", type=int, nargs=2, default=(128, 128), metavar=("W", "H"))
+    parser.add_argument("--camera-size", type=int, nargs=2, default=(128, 128), metavar=("W", "H"),
+                        help="head camera image size (the training data's)")
     parser.add_argument("--seed", type=int, default=1000, help="start-pose seed (differs from training's)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
 
