@@ -117,14 +117,16 @@ class BackboneNode(Node):
                 self._fault("errors", f"{type(exc).__name__}: {exc}")
 
     def process(self, msg: Image, instruction: str) -> None:
+        t, (h, w) = self.backbone.num_frames, self.backbone.frame_size
+        if (msg.height, msg.width) != (t * h, w):
+            self._fault("malformed", f"clip is {msg.width}x{msg.height} (WxH); backbone {self.backbone.backbone_id} "
+                        f"expects {t} stacked frames of {w}x{h}, i.e. {w}x{t * h}: set camera_buffer's preset "
+                        f"(or num_frames/frame_height/frame_width) to match")
+            return
         try:
             frames = msgs.image_to_clip(msg, self.backbone.num_frames)
         except msgs.MessageError as exc:
             self._fault("malformed", f"clip refused: {exc}")
-            return
-        if frames.shape[1:3] != self.backbone.frame_size:
-            self._fault("malformed", f"clip frames are {frames.shape[1]}x{frames.shape[2]}, backbone "
-                        f"{self.backbone.backbone_id} expects {self.backbone.frame_size[0]}x{self.backbone.frame_size[1]}")
             return
         t0 = time.perf_counter()
         try:

@@ -61,6 +61,9 @@ class Driver(Node):
         if a.camera:
             self.cam_pub = self.create_publisher(Image, contract.TOPIC_CAMERA, rosutil.SENSOR_QOS)
             self.create_timer(1.0 / a.camera_rate, self.on_camera)
+        if a.bad_clips:
+            self.clip_pub = self.create_publisher(Image, contract.TOPIC_CLIP, rosutil.SENSOR_QOS)
+            self.create_timer(0.2, self.on_bad_clip)
         if self.script:
             self.feat_pub = self.create_publisher(Image, contract.TOPIC_FEATURES, rosutil.COMMAND_QOS)
             self.create_timer(1.0 / a.feature_rate, self.on_features)
@@ -104,8 +107,14 @@ class Driver(Node):
 
     def matched(self) -> bool:
         """True once every input publisher of this run has a subscriber (discovery done)."""
-        pubs = [getattr(self, n) for n in ("cam_pub", "feat_pub") if hasattr(self, n)]
+        pubs = [getattr(self, n) for n in ("cam_pub", "feat_pub", "clip_pub") if hasattr(self, n)]
         return all(p.get_subscription_count() > 0 for p in pubs)
+
+    def on_bad_clip(self) -> None:
+        """A well-formed rgb8 clip of the wrong geometry (2 frames of 20x30)."""
+        frames = np.stack([moving_frame(self.k + i, 20, 30) for i in range(2)])
+        self.k += 1
+        self.clip_pub.publish(msgs.clip_to_image(frames, rosutil.now_ns(self)))
 
     def on_features(self) -> None:
         el = time.monotonic() - self.t0
@@ -179,6 +188,7 @@ def main() -> int:
     ap.add_argument("--backbone-id", default="test")
     ap.add_argument("--joints", action="store_true", help="publish standing joint states at 50 Hz")
     ap.add_argument("--instruction", default="")
+    ap.add_argument("--bad-clips", action="store_true", help="publish clips of a wrong geometry at 5 Hz")
     ap.add_argument("--watch-joints", action="store_true", help="record every 10th /joint_states message")
     a = ap.parse_args()
     rclpy.init()
