@@ -51,7 +51,7 @@ class Driver(Node):
         super().__init__("nodes_driver")
         self.a = a
         self.k = 0
-        self.t0 = time.monotonic()
+        self.t0: float | None = None  # set once discovery is done; the feature script starts then
         self.script = []
         end = 0.0
         for part in filter(None, a.features.split(",")):
@@ -117,6 +117,8 @@ class Driver(Node):
         self.clip_pub.publish(msgs.clip_to_image(frames, rosutil.now_ns(self)))
 
     def on_features(self) -> None:
+        if self.t0 is None:
+            return
         el = time.monotonic() - self.t0
         kind = next((k for end, k in self.script if el < end), None)
         if kind is None or kind == "none":
