@@ -107,7 +107,7 @@ def test_ddp_two_cpu_processes_on_gloo_match_one_process(tmp_path):
     data = make_data(tmp_path / "data")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     args = ["--data", str(data), "--steps", "6", "--batch-size", "16", "--warmup", "2", "--eval-every", "0",
-            "--aux-weight", "0", *TINY]
+            "--aux-weight", "0", "--feature-dropout", "0", *TINY]
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                           "-m", "neon_ros.cli", "train", "--out", str(tmp_path / "ddp"), *args],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=200)

@@ -27,6 +27,9 @@ class EpisodeData:
 
     g1_q: (N, 29) G1 joint positions (SDK order) -> joint deltas are supervised;
         ``joint_valid`` (29,) limits that to the joints the source really measured.
+    g1_q_target: (N, 29) commanded joint positions, when recorded: the joint-delta labels
+        are then ``command(t + k dt) - q(t)`` (what to send to the motors, which lead the
+        measured motion by the PD tracking lag) instead of the measured future.
     ee_pose: (N, 2, 4, 4) hand poses in any fixed frame (base or world: the relative
         representation does not care); ``ee_valid`` (2,) says which hands are real.
     grip: (N, 2) closure 0..1 with ``grip_valid`` (2,).
@@ -43,6 +46,7 @@ class EpisodeData:
     instruction: str | Callable[[float], str]
     frames: Iterable[tuple[float, np.ndarray]]
     g1_q: np.ndarray | None = None
+    g1_q_target: np.ndarray | None = None
     joint_valid: np.ndarray | None = None
     ee_pose: np.ndarray | None = None
     ee_valid: tuple[bool, bool] = (True, True)
@@ -56,7 +60,7 @@ class EpisodeData:
         n = len(self.times)
         if n < 2 or np.any(np.diff(self.times) <= 0):
             raise ValueError(f"{self.source}/{self.episode}: times must be >= 2 increasing stamps")
-        for name in ("g1_q", "ee_pose", "grip", "loco", "robot_q"):
+        for name in ("g1_q", "g1_q_target", "ee_pose", "grip", "loco", "robot_q"):
             arr = getattr(self, name)
             if arr is not None:
                 arr = np.asarray(arr, dtype=np.float64)
@@ -120,7 +124,8 @@ def chunk_targets(ep: EpisodeData, t: float) -> tuple[dict, dict, np.ndarray, np
         pmask[:n] = pmask[NUM_JOINTS:NUM_JOINTS + n] = 1.0
     if ep.g1_q is not None:
         q_now = interp_rows(ep.times, ep.g1_q, now)[0]
-        targets["joint_delta"][:] = actions.joint_deltas(q_now, interp_rows(ep.times, ep.g1_q, future))
+        cmd = ep.g1_q if ep.g1_q_target is None else ep.g1_q_target
+        targets["joint_delta"][:] = actions.joint_deltas(q_now, interp_rows(ep.times, cmd, future))
         masks["joint_delta"][:] = 1.0 if ep.joint_valid is None else np.asarray(ep.joint_valid, np.float32)
     if ep.ee_pose is not None:
         p_now = interp_poses(ep.times, ep.ee_pose, now)[0]  # (2, 4, 4)

@@ -52,7 +52,7 @@ def _ik_goal(kin, q0: np.ndarray, arm: str, position: np.ndarray) -> np.ndarray:
 
 def plan_task(name: str, q0: np.ndarray, kin, rng: np.random.Generator) -> Plan:
     """The expert's plan for task ``name`` from the start pose ``q0``."""
-    delay, duration = rng.uniform(0.0, 0.3), rng.uniform(1.2, 1.8)
+    delay, duration = rng.uniform(0.0, 0.1), rng.uniform(1.3, 1.7)
     left, right = list(g1.ARM_INDICES["left"]), list(g1.ARM_INDICES["right"])
     if name == "reach_cup":
         goal = _ik_goal(kin, q0, "left", np.array([0.28, 0.14, 0.06]) + rng.uniform(-0.02, 0.02, 3))
@@ -69,7 +69,7 @@ def plan_task(name: str, q0: np.ndarray, kin, rng: np.random.Generator) -> Plan:
     if name == "wave_left":
         raised = q0.copy()
         raised[left[0]], raised[left[1]], raised[left[3]] = -1.8, 0.6, 1.0
-        amp, freq, rise = rng.uniform(0.25, 0.4), rng.uniform(1.0, 1.5), rng.uniform(0.8, 1.1)
+        amp, freq, rise = rng.uniform(0.28, 0.36), rng.uniform(1.1, 1.3), rng.uniform(0.9, 1.0)
         up = _move(q0, raised, delay, rise)
 
         def wave(t: float) -> np.ndarray:

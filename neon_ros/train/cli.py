@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
     parser.add_argument("--aux-weight", type=float, default=d.aux_weight,
                         help="weight of the consistency loss on paired samples (stereo views, spoken/written)")
+    parser.add_argument("--feature-dropout", type=float, default=d.feature_dropout,
+                        help="element dropout on the cached features during training (regulariser)")
     parser.add_argument("--seed", type=int, default=None, help="sampler/init seed (default: the soup's, else 0)")
     parser.add_argument("--held-out", type=float, default=None, help="episode fraction held out (default: soup's)")
     parser.add_argument("--backbone", default=None, help="feature cache id when --data holds several")
@@ -58,7 +60,7 @@ def config_from_args(args: argparse.Namespace):
         seed, held_out, weights = soup.seed, soup.held_out, {s.name: s.weight for s in soup.sources}
     return TrainConfig(
         data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
-        weight_decay=args.weight_decay, aux_weight=args.aux_weight,
+        weight_decay=args.weight_decay, aux_weight=args.aux_weight, feature_dropout=args.feature_dropout,
         seed=seed if args.seed is None else args.seed, held_out=held_out if args.held_out is None else args.held_out,
         weights=weights, backbone=args.backbone, d_model=args.d_model, layers=args.layers,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, log_every=args.log_every,

@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-RECIPE_VERSION = 1  # bump when the generator, features or training change the result
+RECIPE_VERSION = 3  # bump when the generator, features or training change the result
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def recipe(quick: bool) -> DemoRecipe:
     soup = load_soup(sim_soup_path())
     gen, src = soup.generate, soup.sources[0]
     if quick:
-        return DemoRecipe(tuple(gen["tasks"]), 4, 3.0, int(gen["fps"]), (96, 96), 0.05, 300, 64, 256, 2e-3,
+        return DemoRecipe(tuple(gen["tasks"]), 4, 3.0, int(gen["fps"]), (96, 96), 0.05, 400, 64, 256, 2e-3,
                           soup.held_out, soup.seed)
     return DemoRecipe(tuple(gen["tasks"]), int(gen["episodes_per_task"]), float(gen["seconds"]), int(gen["fps"]),
                       tuple(gen["camera_size"]), src.stride, 1500, 128, 512, 1e-3, soup.held_out, soup.seed)

@@ -48,6 +48,7 @@ class TrainConfig:
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     grad_clip: float = 1.0  # max global gradient norm (0 = off)
     aux_weight: float = 0.1  # weight of the consistency loss on paired samples
+    feature_dropout: float = 0.1  # element dropout on the cached features (regulariser; off at evaluation)
     seed: int = 0  # sampler + init seed
     held_out: float = 0.15  # episode fraction held out
     weights: dict[str, float] = field(default_factory=dict)  # source -> mixing weight (default 1 each)
@@ -66,6 +67,8 @@ class TrainConfig:
             raise ValueError("TrainConfig: steps, batch_size, checkpoint_every >= 1 and warmup >= 0")
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or self.weight_decay < 0 or self.aux_weight < 0:
             raise ValueError("TrainConfig: lr > 0, min_lr_ratio in [0, 1], weight_decay >= 0, aux_weight >= 0")
+        if not 0 <= self.feature_dropout < 1:
+            raise ValueError(f"TrainConfig: feature_dropout must be in [0, 1), got {self.feature_dropout}")
         if not 0 <= self.held_out < 1:
             raise ValueError(f"TrainConfig: held_out must be in [0, 1), got {self.held_out}")
 
@@ -169,7 +172,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         lr = lr_at(cfg, step)
         for g in opt.param_groups:
             g["lr"] = lr
-        loss, parts = batch_loss(ddp, train_split.batch(rows), cfg.aux_weight, train_split)
+        batch = train_split.batch(rows)
+        if cfg.feature_dropout > 0:
+            batch["features"] = torch.nn.functional.dropout(batch["features"], cfg.feature_dropout)
+        loss, parts = batch_loss(ddp, batch, cfg.aux_weight, train_split)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:

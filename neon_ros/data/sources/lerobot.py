@@ -21,9 +21,11 @@ Options (soup ``options:``):
     ee_state_key: a column holding the hand pose (x, y, z, qx, qy, qz, qw) if the dataset
         has one: then FK is not needed (Franka datasets often do)
 
-Actions: the future observed state. G1 datasets (29 joint names of the G1) supervise joint
-deltas and both hands through the G1 FK; single-arm robots supervise the right hand's
-relative end-effector motion (through their FK) and its gripper.
+Actions: hand motion is the future observed state (FK). G1 datasets (29 joint names of the
+G1) supervise joint deltas from the ``action`` column (``action_key``: the commanded joint
+positions, which lead the measured ones by the PD lag) minus the current state, and both
+hands through the G1 FK; single-arm robots supervise the right hand's relative
+end-effector motion (through their FK) and its gripper.
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ class LeRobotSource(Source):
             raise ValueError(f"{info_path}: camera {self.camera!r} not among {videos}")
         self.embodiment = embodiment_for(self.info.get("robot_type"), opts.get("embodiment"))
         self.state_key = opts.get("state_key", "observation.state")
+        self.action_key = opts.get("action_key", "action")
+        self.action_names = list((features.get(self.action_key) or {}).get("names") or [])
         self.ee_key = opts.get("ee_state_key")
         self.scale = np.pi / 180.0 if opts.get("angle_unit", "rad") == "deg" else 1.0
         names = list(features[self.state_key].get("names") or [])
@@ -138,7 +142,9 @@ class LeRobotSource(Source):
         meta = self._episodes[ref]
         data_path = self.path / self.info["data_path"].format(
             chunk_index=meta["data/chunk_index"], file_index=meta["data/file_index"])
-        cols = [self.state_key, "timestamp", "frame_index", "task_index"] + ([self.ee_key] if self.ee_key else [])
+        use_action = self.embodiment == "g1" and self.action_key in self.info["features"]
+        cols = [self.state_key, "timestamp", "frame_index", "task_index"] + ([self.ee_key] if self.ee_key else []) + (
+            [self.action_key] if use_action else [])
         try:
             table = pq.read_table(data_path, columns=cols, filters=[("episode_index", "=", int(ref))])
         except Exception as exc:
@@ -157,15 +163,17 @@ class LeRobotSource(Source):
         frames = iter_frames(video_path, meta[f"videos/{self.camera}/from_timestamp"],
                              meta[f"videos/{self.camera}/to_timestamp"])
         ep = self._episode_data(ref, times, state, instruction, frames,
-                                np.asarray(cols_np[self.ee_key], np.float64)[order] if self.ee_key else None)
+                                np.asarray(cols_np[self.ee_key], np.float64)[order] if self.ee_key else None,
+                                np.asarray(cols_np[self.action_key], np.float64)[order] if use_action else None)
         yield from episode_samples(ep, **self.episode_kwargs())
 
-    def _episode_data(self, ref, times, state, instruction, frames, ee_state) -> EpisodeData:
+    def _episode_data(self, ref, times, state, instruction, frames, ee_state, action=None) -> EpisodeData:
         common = {"source": self.name, "episode": ref, "embodiment": self.embodiment, "times": times,
                   "instruction": instruction, "frames": frames}
         if self.embodiment == "g1":
             q = self._g1_joints(state)
-            return EpisodeData(**common, g1_q=q, ee_pose=g1_hand_poses(q))
+            target = None if action is None else self._g1_joints(action, self.action_names)
+            return EpisodeData(**common, g1_q=q, g1_q_target=target, ee_pose=g1_hand_poses(q))
         joints = state * self.scale
         if self.grip_index is not None:
             joints = np.delete(joints, self.grip_index, axis=1)
@@ -184,8 +192,8 @@ class LeRobotSource(Source):
         return EpisodeData(**common, ee_pose=hands, ee_valid=(False, True), grip=grip, grip_valid=(False, True),
                            robot_q=state[:, :NUM_JOINTS] * self.scale)
 
-    def _g1_joints(self, state: np.ndarray) -> np.ndarray:
-        names = self.state_names
+    def _g1_joints(self, state: np.ndarray, names: list[str] | None = None) -> np.ndarray:
+        names = self.state_names if names is None else names
         if names and all(n in names for n in JOINT_NAMES):
             return state[:, [names.index(n) for n in JOINT_NAMES]] * self.scale
         if state.shape[1] < NUM_JOINTS:
