@@ -43,10 +43,11 @@ def test_stale_features_stop_chunks_and_fresh_resume(tmp_path, head_ckpt):
     assert chunks, "no chunk at all"
     _check_chunks(chunks)
     assert all(c["stamp"] in fresh for c in chunks)  # the camera stamp carried through, never a stale one
-    # Staleness: no chunk is acted on features older than max_feature_age (+ transport slack).
-    assert max((c["received"] - c["stamp"]) * 1e-9 for c in chunks) < MAX_AGE + 0.25
+    # Staleness: no chunk is acted on features older than max_feature_age (+ slack for delivery
+    # on a loaded machine), so chunks stop soon after the fresh features do.
+    assert max((c["received"] - c["stamp"]) * 1e-9 for c in chunks) < MAX_AGE + 0.5
     stale_start, stale_end = min(stale) + 10**9, max(stale) + 10**9  # stale stamps are 1 s old when sent
-    assert not [c for c in chunks if stale_start + 0.6e9 < c["received"] < stale_end]
+    assert not [c for c in chunks if stale_start + 1.0e9 < c["received"] < stale_end]
     assert any(c["stamp"] > stale_end for c in chunks)  # resumed
     stale_diags = [d for d in of(evs, "diag", name="action_head") if int(d["values"]["refused_stale"]) > 0]
     assert stale_diags and any("old" in d["message"] for d in stale_diags)

@@ -41,7 +41,7 @@ PARAMETERS: ParamTable = {
     "backbone_id": ("", "accept features of this backbone id only ('' = the checkpoint's)", None),
     "rate": (contract.CONTROL_RATE_HZ, "control steps per second, Hz (absolute deadlines)", (1.0, 200.0)),
     "clamp_margin": (0.0, "rad kept away from every joint limit", (0.0, 0.5)),
-    "marker_every": (2, "publish /neon/markers every N chunks (0 = off)", (0, 100)),
+    "marker_rate": (10.0, "Hz of /neon/markers, published off the control thread (0 = off)", (0.0, 50.0)),
     "narration": (True, "publish /neon/narration when the instruction or the phase changes", None),
     "frame_id": ("pelvis", "frame of /neon/action_chunk and /neon/markers", None),
     "rt_priority": (0, "SCHED_FIFO priority of the whole node process (0 = normal; needs CAP_SYS_NICE)", (0, 99)),
@@ -56,7 +56,7 @@ class ActionHeadNode(Node):
              for name, (default, desc, rng) in PARAMETERS.items()}
         ckpt, runtime, threads, backbone_id = p["checkpoint"], p["runtime"], p["threads"], p["backbone_id"]
         max_age, max_js_age, margin = p["max_feature_age"], p["max_joint_state_age"], p["clamp_margin"]
-        self.rate, self.marker_every, self.narrate = p["rate"], p["marker_every"], p["narration"]
+        self.rate, self.narrate = p["rate"], p["narration"]
         self.frame_id, diag_period, self.rt_priority = p["frame_id"], p["diagnostics_period"], p["rt_priority"]
         if runtime not in ("torch", "onnxruntime"):
             raise ValueError(f"action_head: runtime must be torch or onnxruntime, got {runtime!r}")
@@ -99,6 +99,9 @@ class ActionHeadNode(Node):
         self.create_subscription(JointState, contract.TOPIC_JOINT_STATES, self.on_joint_state, rosutil.SENSOR_QOS)
         self.create_subscription(String, contract.TOPIC_INSTRUCTION, self.on_instruction, rosutil.LATCHED_QOS)
         self.create_timer(diag_period, self.publish_diagnostics)
+        self.latest_paths: tuple | None = None
+        if p["marker_rate"] > 0:  # building a MarkerArray costs ms: keep it off the control thread
+            self.create_timer(1.0 / p["marker_rate"], self.publish_markers)
         # The control thread, waking from its sleep, must not wait up to the default 5 ms for the
         # GIL held by the executor thread: hand the GIL over sooner (process-wide; the node owns it).
         sys.setswitchinterval(SWITCH_INTERVAL)
@@ -159,7 +162,6 @@ class ActionHeadNode(Node):
         t0 = time.perf_counter()
         with self.lock:
             features, joints, instruction = self.features, self.joints, self.instruction
-        want_markers = self.marker_every > 0 and self.core.chunks % self.marker_every == 0
         res = self.core.step(features, joints, rosutil.now_ns(self), with_paths=True)
         if res.positions is None:
             return
@@ -167,12 +169,19 @@ class ActionHeadNode(Node):
         self.step_s.add(time.perf_counter() - t0 - res.timings.get("fk", 0.0))
         self.fk_s.add(res.timings.get("fk", 0.0))
         self.chunks_out.tick()
-        if want_markers and res.hand_paths is not None:
-            self.marker_pub.publish(markers.hand_path_markers(res.hand_paths, res.stamp_ns, self.frame_id))
+        if res.hand_paths is not None:
+            with self.lock:
+                self.latest_paths = (res.hand_paths, res.stamp_ns)
         if self.narrate:
             text = self.narrator.update(instruction, res.phase, time.monotonic())
             if text:
                 self.narration_pub.publish(String(data=text))
+
+    def publish_markers(self) -> None:
+        with self.lock:
+            latest, self.latest_paths = self.latest_paths, None
+        if latest is not None:
+            self.marker_pub.publish(markers.hand_path_markers(latest[0], latest[1], self.frame_id))
 
     # --- diagnostics / shutdown ---------------------------------------------------------------
     def publish_diagnostics(self) -> None:
