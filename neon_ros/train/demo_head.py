@@ -59,10 +59,11 @@ def recipe(quick: bool) -> DemoRecipe:
     soup = load_soup(sim_soup_path())
     gen, src = soup.generate, soup.sources[0]
     if quick:
-        return DemoRecipe(tuple(gen["tasks"]), 4, 3.0, int(gen["fps"]), (96, 96), 0.05, 400, 64, 256, 2e-3,
-                          soup.held_out, soup.seed)
+        # CI: three contrasting tasks (both arms, reaching and periodic motion), more episodes each.
+        return DemoRecipe(("reach_cup", "wave_left", "raise_hands"), 6, 3.0, int(gen["fps"]), (96, 96), 0.05, 500,
+                          64, 256, 2e-3, soup.held_out, soup.seed)
     return DemoRecipe(tuple(gen["tasks"]), int(gen["episodes_per_task"]), float(gen["seconds"]), int(gen["fps"]),
-                      tuple(gen["camera_size"]), src.stride, 1500, 128, 512, 1e-3, soup.held_out, soup.seed)
+                      tuple(gen["camera_size"]), src.stride, 1000, 128, 256, 2e-3, soup.held_out, soup.seed)
 
 
 @contextlib.contextmanager
