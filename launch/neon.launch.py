@@ -46,7 +46,9 @@ def generate_launch_description() -> LaunchDescription:
     rviz = IfCondition(arg("rviz"))
     nodes = [
         Node(package=PACKAGE, executable="camera_buffer", name="camera_buffer", output="screen",
-             parameters=[params], remappings=[("/camera/image_raw", arg("camera_topic"))]),
+             # the clip geometry (T, H, W) comes from the same preset the backbone runs
+             parameters=[params, {"preset": arg("preset")}],
+             remappings=[("/camera/image_raw", arg("camera_topic"))]),
         Node(package=PACKAGE, executable="backbone", name="backbone", output="screen",
              parameters=[params, {"preset": arg("preset")}]),
         Node(package=PACKAGE, executable="action_head", name="action_head", output="screen",

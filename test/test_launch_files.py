@@ -150,3 +150,17 @@ def test_rviz_config_shows_what_the_issue_lists():
     topics = {d.get("Topic", {}).get("Value") for d in displays if isinstance(d.get("Topic"), dict)}
     assert {contract.TOPIC_CAMERA, contract.TOPIC_CLIP, contract.TOPIC_MARKERS} <= topics, topics
     assert Path(REPO / "launch" / "neon.launch.py").read_text().count("\"neon.rviz\"") == 1
+
+
+def test_camera_buffer_and_backbone_get_the_same_preset():
+    """The clip geometry must come from the preset the backbone runs, else every clip is refused."""
+    presets = {}
+    for n in ast.walk(parse("neon.launch.py")):
+        if isinstance(n, ast.Call) and call_name(n) == "Node":
+            exe = const(kw(n, "executable"))
+            for p in getattr(kw(n, "parameters"), "elts", ()):
+                if isinstance(p, ast.Dict):
+                    for key, value in zip(p.keys, p.values, strict=True):
+                        if const(key) == "preset":
+                            presets[exe] = ast.unparse(value)
+    assert presets.get("camera_buffer") == presets.get("backbone") == "arg('preset')", presets
