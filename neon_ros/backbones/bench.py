@@ -1,7 +1,7 @@
 """`neon-ros bench backbone`: per-clip time and peak memory of each backbone preset on this CPU.
 
 cpu_default runs with its real weights; the other architectures run as tiny random
-configs (their real sizes need a GPU and weights: see docs/backbones.md for the Orin
+configs (their real sizes need a GPU and weights: see the README section "Backbones" for the Orin
 budget on paper). Each preset is measured in a fresh Python process, so its peak RSS
 (resident memory, includes Python + torch + transformers) is its own. Figures are medians
 and p99 over ``--runs`` clips after one warm-up; never a pass/fail threshold. Wall time
