@@ -35,6 +35,9 @@ LATCHED_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+# Clips (~1.5 MB each): reliable so a lost UDP fragment is resent instead of losing the whole
+# clip when the receiver is busy; depth 1, so a slow backbone still only ever sees the newest.
+CLIP_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
 # Joint states and diagnostics: reliable, default depth.
 STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 

@@ -72,7 +72,7 @@ class BackboneNode(Node):
 
         self.pub = self.create_publisher(Image, contract.TOPIC_FEATURES, rosutil.COMMAND_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
-        self.create_subscription(Image, contract.TOPIC_CLIP, self.on_clip, rosutil.SENSOR_QOS)
+        self.create_subscription(Image, contract.TOPIC_CLIP, self.on_clip, rosutil.CLIP_QOS)
         self.create_subscription(String, contract.TOPIC_INSTRUCTION, self.on_instruction, rosutil.LATCHED_QOS)
         self.create_timer(diag_period, self.publish_diagnostics)
         self.worker = threading.Thread(target=self.work, name="backbone_worker", daemon=True)

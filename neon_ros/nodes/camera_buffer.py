@@ -58,7 +58,7 @@ class CameraBuffer(Node):
         self._faults_seen = 0
         self.frame_id = p["frame_id"]
 
-        self.clip_pub = self.create_publisher(Image, contract.TOPIC_CLIP, rosutil.SENSOR_QOS)
+        self.clip_pub = self.create_publisher(Image, contract.TOPIC_CLIP, rosutil.CLIP_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
         self.video: VideoSource | None = None
         if p["source"] == "topic":

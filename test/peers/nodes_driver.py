@@ -62,7 +62,7 @@ class Driver(Node):
             self.cam_pub = self.create_publisher(Image, contract.TOPIC_CAMERA, rosutil.SENSOR_QOS)
             self.create_timer(1.0 / a.camera_rate, self.on_camera)
         if a.bad_clips:
-            self.clip_pub = self.create_publisher(Image, contract.TOPIC_CLIP, rosutil.SENSOR_QOS)
+            self.clip_pub = self.create_publisher(Image, contract.TOPIC_CLIP, rosutil.CLIP_QOS)
             self.create_timer(0.2, self.on_bad_clip)
         if self.script:
             self.feat_pub = self.create_publisher(Image, contract.TOPIC_FEATURES, rosutil.COMMAND_QOS)
@@ -73,7 +73,7 @@ class Driver(Node):
         if a.instruction:
             self.instr_pub = self.create_publisher(String, contract.TOPIC_INSTRUCTION, rosutil.LATCHED_QOS)
             self.instr_pub.publish(String(data=a.instruction))
-        self.create_subscription(Image, contract.TOPIC_CLIP, self.on_clip, rosutil.SENSOR_QOS)
+        self.create_subscription(Image, contract.TOPIC_CLIP, self.on_clip, rosutil.CLIP_QOS)
         if not self.script:
             self.create_subscription(Image, contract.TOPIC_FEATURES, self.on_feat, rosutil.COMMAND_QOS)
         self.create_subscription(JointTrajectory, contract.TOPIC_ACTION_CHUNK, self.on_chunk, rosutil.COMMAND_QOS)
