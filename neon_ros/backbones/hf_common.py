@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import abc
 import json
 import warnings
 from pathlib import Path
@@ -222,8 +223,9 @@ class ChatVideoBackbone(HFBackbone):
     model: Any
     processor: Any
 
+    @abc.abstractmethod
     def build_prompt(self, text: str, with_audio: bool) -> str:
-        raise NotImplementedError
+        """The chat-template prompt with the model's video (and audio) placeholders."""
 
     def torch_modules(self) -> list[Any]:
         return [self.model]

@@ -8,6 +8,7 @@ raise :class:`~neon_ros.data.schema.CorruptEpisodeError` naming the file;
 
 from __future__ import annotations
 
+import abc
 import importlib
 import logging
 from collections.abc import Iterator
@@ -76,7 +77,7 @@ class SkipRecord:
     error: str
 
 
-class Source:
+class Source(abc.ABC):
     """Base class of every adapter. Subclasses set ``type_name`` and implement the two methods."""
 
     type_name = ""
@@ -89,11 +90,13 @@ class Source:
         if not self.path.exists():
             raise FileNotFoundError(f"source {self.name}: {self.path} does not exist")
 
+    @abc.abstractmethod
     def episodes(self) -> Iterator[str]:
-        raise NotImplementedError
+        """References of the episodes this source holds (paths, bag names, ...)."""
 
+    @abc.abstractmethod
     def read(self, ref: str) -> Iterator[Sample]:
-        raise NotImplementedError
+        """The samples of one episode; CorruptEpisodeError if its files are damaged."""
 
     def samples(self) -> Iterator[Sample]:
         """Every sample of every episode; a corrupt episode is logged, recorded and skipped.
