@@ -13,6 +13,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _normal_scheduling() -> None:
+    """Children start on SCHED_OTHER whatever the test process runs at (no inherited SCHED_FIFO)."""
+    if os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
 def ros_env(domain: int | None = None, **extra: str) -> dict[str, str]:
     """Environment for a child process: a random ROS_DOMAIN_ID, localhost-only discovery."""
     env = dict(os.environ)
@@ -47,7 +53,8 @@ class Proc:
         self.log_path = log
         self._log = open(log, "w")
         self.popen = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                      cwd=str(cwd or REPO), start_new_session=True)
+                                      cwd=str(cwd or REPO), start_new_session=True,
+                                      preexec_fn=_normal_scheduling)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
