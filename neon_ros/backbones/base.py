@@ -29,6 +29,10 @@ class MissingWeightsError(FileNotFoundError, ValueError):
     """
 
 
+class CannotGenerateError(NotImplementedError):
+    """This backbone has no text-generation path (narration falls back to composed text)."""
+
+
 @dataclasses.dataclass
 class BackboneConfig:
     """One backbone preset (a YAML file in config/backbones/, overridable per call).
@@ -227,7 +231,7 @@ class Backbone(abc.ABC):
 
     def generate_text(self, frames: np.ndarray, prompt: str, max_new_tokens: int = 32) -> str:
         """Text the model says about the clip (narration). Only where ``can_generate``."""
-        raise NotImplementedError(
+        raise CannotGenerateError(
             f"backbone {self.config.name} ({self.config.architecture}) cannot generate text; "
             "use a preset with can_generate: true (qwen2_5_omni_*, cosmos_reason2_*)"
         )
