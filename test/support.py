@@ -10,13 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from neon_ros.perception.timing import child_normal_scheduling
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _normal_scheduling() -> None:
-    """Children start on SCHED_OTHER whatever the test process runs at (no inherited SCHED_FIFO)."""
-    if os.sched_getscheduler(0) != os.SCHED_OTHER:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 def ros_env(domain: int | None = None, **extra: str) -> dict[str, str]:
@@ -54,7 +50,7 @@ class Proc:
         self._log = open(log, "w")
         self.popen = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                       cwd=str(cwd or REPO), start_new_session=True,
-                                      preexec_fn=_normal_scheduling)
+                                      preexec_fn=child_normal_scheduling)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -79,6 +75,37 @@ class Proc:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def child_policies(root_pid: int) -> dict[int, tuple[str, dict[int, int]]]:
+    """{pid: (command line, {thread id: scheduling policy})} for ``root_pid`` and its descendants."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])  # field 4: ppid
+    tree, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += [p for p, pp in parents.items() if pp == pid]
+    out: dict[int, tuple[str, dict[int, int]]] = {}
+    for pid in tree:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            tids = {}
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                try:
+                    tids[int(tid)] = os.sched_getscheduler(int(tid))
+                except OSError:
+                    pass
+        except OSError:
+            continue
+        out[pid] = (cmd, tids)
+    return out
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:

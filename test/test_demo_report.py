@@ -155,3 +155,18 @@ def test_speech_synthesis(tmp_path):
 
     audio, rate = sf.read(wav)
     assert rate > 8000 and len(audio) / rate > 0.5 and np.abs(audio).max() > 0.05
+
+
+def test_a_stack_that_goes_silent_is_named_with_its_last_diagnostic():
+    from neon_ros.demo.status import silent_stage
+
+    counts = {contract.TOPIC_JOINT_STATES: 900, contract.TOPIC_CAMERA: 40, contract.TOPIC_CLIP: 12}
+    diags = {"backbone": ("warn", "waiting: encoder busy (0 clips done)"), "action_head": ("warn", "no features")}
+    node, why = silent_stage(counts, diags)
+    assert node == "backbone"
+    assert contract.TOPIC_FEATURES in why and "encoder busy" in why
+    node, why = silent_stage({}, {})
+    assert node == "g1_bridge" and "no diagnostics" in why
+    everything = {topic: 1 for topic in (contract.TOPIC_JOINT_STATES, contract.TOPIC_CAMERA, contract.TOPIC_CLIP,
+                                         contract.TOPIC_FEATURES, contract.TOPIC_ACTION_CHUNK)}
+    assert silent_stage(everything, {}) is None

@@ -15,7 +15,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from support import Proc, ros_env, script, wait_for
+from support import Proc, child_policies, ros_env, script, wait_for
 
 from neon_ros import contract, g1
 from neon_ros.demo import processes
@@ -40,6 +40,7 @@ def demo(tmp_path_factory):
     with Proc(cmd, env, out / "demo.log") as proc:
         assert wait_for(lambda: "LIVE after" in proc.output() or not proc.alive(), 420, 0.5), proc.output()
         assert proc.alive(), proc.output()
+        scheduling = child_policies(proc.popen.pid)  # the demo and every node it started, live
         teleop = subprocess.run(script("neon-ros") + ["teleop", "--joint", f"{TELEOP_JOINT}{TELEOP_DELTA}",
                                                       "--duration", str(TELEOP_SECONDS)],
                                 env=env, capture_output=True, text=True, timeout=60)
@@ -47,7 +48,8 @@ def demo(tmp_path_factory):
         log = proc.output()
     reports = sorted(out.glob("demo-*"))
     assert reports, log
-    return {"returncode": proc.popen.returncode, "log": log, "dir": reports[-1], "teleop": teleop}
+    return {"returncode": proc.popen.returncode, "log": log, "dir": reports[-1], "teleop": teleop,
+            "scheduling": scheduling}
 
 
 @pytest.mark.timeout(600)
@@ -78,6 +80,18 @@ def test_demo_report_says_what_happened(demo):
                              "speech_out"}
     assert all(c["returncode"] in (0, -2, -15) and c["stop_signal"] in ("SIGINT", "SIGTERM")
                for c in children.values()), children
+
+
+@pytest.mark.timeout(600)
+def test_demo_and_its_nodes_run_at_normal_scheduling(demo):
+    """No node of the demo asks for rt_priority (config/neon.yaml: 0), so none may run real-time:
+    the demo trains its head first (writing AV1 video), and nothing of that may leak into the stack."""
+    tree = demo["scheduling"]
+    nodes = [cmd for cmd, _ in tree.values() if "--ros-args" in cmd]
+    assert len(nodes) >= 7, tree
+    not_normal = {pid: (cmd, {t: p for t, p in tids.items() if p != os.SCHED_OTHER})
+                  for pid, (cmd, tids) in tree.items() if any(p != os.SCHED_OTHER for p in tids.values())}
+    assert not not_normal, not_normal
 
 
 @pytest.mark.timeout(600)

@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from neon_ros.perception.timing import child_normal_scheduling
+
 
 def isolated_env(ros_domain: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
@@ -49,7 +51,8 @@ class ChildProcesses:
 
     def start(self, name: str, cmd: list[str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "w")
-        p = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        p = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                             preexec_fn=child_normal_scheduling)
         self.procs[name] = p
         return p
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from neon_ros.data.schema import CorruptEpisodeError
+from neon_ros.perception.timing import contained_scheduling
 
 
 def iter_frames(path: Path, start: float = 0.0, end: float = float("inf")) -> Iterator[tuple[float, np.ndarray]]:
@@ -59,7 +60,9 @@ def write_video(path: Path, frames: Sequence[np.ndarray] | np.ndarray, fps: floa
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = frames.shape[1:3]
-    with av.open(str(path), "w") as container:
+    # SVT-AV1 run as root leaves the encoding thread at SCHED_FIFO 99 (and so every child
+    # process started later): contain it.
+    with contained_scheduling(), av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
         stream.time_base = 1 / Fraction(fps).limit_denominator(1000)
         stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, pix_fmt

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from neon_ros.perception.timing import child_normal_scheduling
+
 # 0 is every other ROS 2 program's default; tests draw from 1..100 (test/support.py), so a
 # demo stays above them (and <= 230: Fast DDS derives UDP ports from the domain id).
 ROS_DOMAIN_RANGE = (201, 230)
@@ -117,7 +119,8 @@ class ProcessGroup:
         log = open(child.log_path, "w")
         try:
             child.popen = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, start_new_session=True)
+                                           stdin=subprocess.DEVNULL, start_new_session=True,
+                                           preexec_fn=child_normal_scheduling)
         finally:
             log.close()  # the child holds its own descriptor
         child.started = time.monotonic()

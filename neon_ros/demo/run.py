@@ -19,7 +19,7 @@ from pathlib import Path
 
 from neon_ros.demo import processes
 from neon_ros.demo.report import RunInfo, write_report
-from neon_ros.demo.status import StatusPrinter, status_lines
+from neon_ros.demo.status import StatusPrinter, silent_stage, status_lines
 from neon_ros.demo.tasks import DEFAULT_TASK, DemoTask, evaluate, resolve_task
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "neon.yaml"
@@ -279,6 +279,15 @@ def _watch(cfg: DemoConfig, task: DemoTask, monitor, group: processes.ProcessGro
             info.live_s = elapsed
             return 0, kin
         if live_at is None and now_wall - t_start > cfg.startup_timeout:
-            info.notes.append(f"no action chunk within {cfg.startup_timeout:g} s of starting")
-            printer.message(f"ERROR: the stack produced no action chunk in {cfg.startup_timeout:g} s")
+            with rec.lock:
+                silent = silent_stage(rec.counts, rec.diag_messages)
+            if silent is None:  # chunks flow: the instruction never came
+                why = "no instruction arrived (speech_in heard nothing and the typed fallback was not seen)"
+                node = "speech_in"
+            else:
+                node, why = silent
+            child = next((c for c in group.children if c.name == node), None)
+            tail = f"\n{node} log tail:\n{child.tail()}" if child is not None else ""
+            info.notes.append(f"not live within {cfg.startup_timeout:g} s of starting: {why}")
+            printer.message(f"ERROR: the stack did not go live in {cfg.startup_timeout:g} s: {why}{tail}")
             return 1, kin

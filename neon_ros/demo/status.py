@@ -78,3 +78,27 @@ class StatusPrinter:
             self._drawn = 0
         self.stream.write(text + "\n")
         self.stream.flush()
+
+
+# The live data path, upstream first: (topic, the node that publishes it).
+PIPELINE = (
+    (contract.TOPIC_JOINT_STATES, "g1_bridge"),
+    (contract.TOPIC_CAMERA, "sim_g1"),
+    (contract.TOPIC_CLIP, "camera_buffer"),
+    (contract.TOPIC_FEATURES, "backbone"),
+    (contract.TOPIC_ACTION_CHUNK, "action_head"),
+)
+
+
+def silent_stage(counts: dict[str, int], diag_messages: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
+    """(node, why) for the first stage of the data path that published nothing, or None.
+
+    ``why`` names the topic and quotes the node's last /diagnostics message, which usually
+    says what it is waiting for (no clip yet, stale features, refused input ...).
+    """
+    for topic, node in PIPELINE:
+        if counts.get(topic, 0) == 0:
+            level, message = diag_messages.get(node, ("", ""))
+            said = f"its last diagnostic: [{level}] {message}" if message else "it published no diagnostics"
+            return node, f"{node} published nothing on {topic}; {said}"
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -105,18 +106,77 @@ def flatten(prefix: str, summary: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}_{k}": v for k, v in summary.items()}
 
 
+def thread_policies() -> dict[int, tuple[int, int]]:
+    """{thread id: (scheduling policy, priority)} for every thread of this process."""
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            out[int(tid)] = (os.sched_getscheduler(int(tid)), os.sched_getparam(int(tid)).sched_priority)
+        except OSError:  # the thread ended between listdir and the query
+            pass
+    return out
+
+
+def _set_policy(tid: int, policy: int, priority: int) -> None:
+    try:
+        os.sched_setscheduler(tid, policy, os.sched_param(priority))
+    except OSError:  # ended meanwhile, or not permitted (only lowering is ever asked here)
+        pass
+
+
+def restore_normal_scheduling() -> int:
+    """Put every thread of this process on SCHED_OTHER; returns how many were changed."""
+    changed = 0
+    for tid, (policy, _) in thread_policies().items():
+        if policy & ~getattr(os, "SCHED_RESET_ON_FORK", 0) != os.SCHED_OTHER:
+            _set_policy(tid, os.SCHED_OTHER, 0)
+            changed += 1
+    return changed
+
+
+@contextlib.contextmanager
+def contained_scheduling():
+    """Undo, on exit, any scheduling change made by code run inside the block.
+
+    Some libraries raise the scheduling of the calling thread and their own threads behind
+    our back: SVT-AV1 (through PyAV) run as root leaves its caller at SCHED_FIFO 99, and every
+    child process started afterwards inherits it (two cores, Whisper and MuJoCo at FIFO 99:
+    nothing else runs). Every thread that existed before gets its policy back; threads born
+    inside the block go back to SCHED_OTHER.
+    """
+    before = thread_policies()
+    try:
+        yield
+    finally:
+        for tid, now in thread_policies().items():
+            want = before.get(tid, (os.SCHED_OTHER, 0))
+            if now != want:
+                _set_policy(tid, *want)
+
+
+def child_normal_scheduling() -> None:
+    """``preexec_fn`` for child processes: start on SCHED_OTHER whatever the parent runs at.
+
+    A node that wants real time asks for it itself (its ``rt_priority`` parameter).
+    """
+    if os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
 def set_process_fifo(priority: int) -> str:
     """SCHED_FIFO ``priority`` for every thread of this process (threads created later inherit).
 
     Making only a control thread real-time is not enough in Python: a normal-priority thread
     holding the GIL while preempted by other processes still delays it (priority inversion).
+    SCHED_RESET_ON_FORK: child processes start on normal scheduling, never real-time by accident.
     Needs CAP_SYS_NICE or an rtprio limit; returns a status text (refusals are not errors).
     """
     if priority <= 0:
         return "normal priority"
+    policy = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
     try:
         for tid in os.listdir("/proc/self/task"):
-            os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(int(priority)))
+            os.sched_setscheduler(int(tid), policy, os.sched_param(int(priority)))
     except (PermissionError, OSError, AttributeError, ValueError) as exc:
         return f"SCHED_FIFO refused ({exc}); normal priority"
     return f"SCHED_FIFO {int(priority)} (whole process)"

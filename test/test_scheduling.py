@@ -1,0 +1,96 @@
+"""Nothing in the project leaves a process at a real-time priority it did not ask for ([9]).
+
+SVT-AV1 (through PyAV), run as root, switches its calling thread to SCHED_FIFO 99; a demo
+that wrote its simulated soup in-process then started every node at FIFO 99 and starved
+two cores. These tests run as CI does (root): on a machine where FIFO is not permitted the
+encoder cannot raise anything and the containment tests that need it skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from support import child_policies
+
+from neon_ros import g1
+from neon_ros.data.lerobot_writer import EpisodeRecord, write_lerobot_v3
+from neon_ros.perception.timing import contained_scheduling, set_process_fifo, thread_policies
+
+
+def _fifo_permitted() -> bool:
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except PermissionError:
+        return False
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    return True
+
+
+def _not_normal(policies: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
+    return {tid: p for tid, p in policies.items() if p[0] != os.SCHED_OTHER}
+
+
+def test_writing_an_av1_lerobot_dataset_leaves_every_thread_normal(tmp_path):
+    assert not _not_normal(thread_policies())
+    rng = np.random.default_rng(0)
+    dim = len(g1.JOINT_NAMES)
+    episodes = [EpisodeRecord(frames=rng.integers(0, 255, (6, 64, 64, 3), dtype=np.uint8),
+                              state=np.zeros((6, dim), np.float32), action=np.zeros((6, dim), np.float32),
+                              task="reach the red cup") for _ in range(2)]
+    root = write_lerobot_v3(tmp_path / "ds", episodes, fps=10, robot_type="unitree_g1",
+                            state_names=list(g1.JOINT_NAMES))  # AV1 (libsvtav1), as the demo's soup
+    assert (root / "meta" / "info.json").is_file()
+    assert not _not_normal(thread_policies()), "the AV1 writer left this process real-time"
+    # ... and so a child started now runs at normal priority too
+    out = subprocess.run([sys.executable, "-c", "import os; print(os.sched_getscheduler(0))"],
+                         capture_output=True, text=True, check=True)
+    assert int(out.stdout) == os.SCHED_OTHER
+
+
+@pytest.mark.skipif(not _fifo_permitted(), reason="SCHED_FIFO not permitted here (needs root / CAP_SYS_NICE)")
+def test_contained_scheduling_restores_threads_that_existed_and_resets_new_ones():
+    started, release = threading.Event(), threading.Event()
+    worker = threading.Thread(target=lambda: (started.set(), release.wait(10)))
+    worker.start()
+    started.wait(5)
+    try:
+        with contained_scheduling():
+            for tid in os.listdir("/proc/self/task"):  # what a library does behind our back
+                os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(99))
+            assert _not_normal(thread_policies())
+        assert not _not_normal(thread_policies())
+    finally:
+        release.set()
+        worker.join()
+
+
+@pytest.mark.skipif(not _fifo_permitted(), reason="SCHED_FIFO not permitted here (needs root / CAP_SYS_NICE)")
+def test_a_real_time_node_process_starts_children_on_normal_scheduling():
+    code = ("import os, subprocess, sys\n"
+            "from neon_ros.perception.timing import set_process_fifo\n"
+            "print(set_process_fifo(10))\n"
+            "print(os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK == os.SCHED_FIFO)\n"
+            "child = subprocess.run([sys.executable, '-c', 'import os; print(os.sched_getscheduler(0))'],\n"
+            "                       capture_output=True, text=True, check=True)\n"
+            "print(child.stdout.strip())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    status, fifo, child = out.stdout.split("\n")[:3]
+    assert status.startswith("SCHED_FIFO 10") and fifo == "True", out.stdout
+    assert int(child) == os.SCHED_OTHER, out.stdout
+
+
+def test_child_policies_reads_a_process_tree():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        tree = child_policies(os.getpid())
+        assert os.getpid() in tree and proc.pid in tree
+        assert all(tids for _, tids in tree.values())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert set_process_fifo(0) == "normal priority"
