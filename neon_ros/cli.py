@@ -13,15 +13,15 @@ import sys
 
 # name -> (module, one-line help). Add a line per subcommand.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "assets": ("neon_ros.assets", "fetch, verify and locate the G1 MuJoCo model"),
-    "demo": ("neon_ros.demo.cli", "run the whole loop on a simulated G1 and write a report"),
-    "train": ("neon_ros.train.cli", "train the action head on cached features of a data soup"),
-    "eval": ("neon_ros.train.evaluate", "run a trained head closed-loop in sim_g1 and report success per task"),
-    "features": ("neon_ros.data.features_cli", "run a frozen backbone once over a dataset and cache its features"),
-    "export": ("neon_ros.export", "export the head (or a backbone's vision tower) to ONNX / TensorRT"),
-    "bag2dataset": ("neon_ros.bag2dataset", "turn a recorded rosbag2 session into G1 teleop episodes"),
-    "teleop": ("neon_ros.teleop", "override the policy from the keyboard or a script"),
-    "bench": ("neon_ros.bench", "benchmarks: medians and ratios measured in one run"),
+    "assets": ("neon_ros.sim.assets", "fetch, verify and locate the G1 MuJoCo model"),
+    "demo": ("neon_ros.tools.demo.cli", "run the whole loop on a simulated G1 and write a report"),
+    "train": ("neon_ros.tools.train", "train the action head on cached features of a data soup"),
+    "eval": ("neon_ros.tools.evaluate", "run a trained head closed-loop in sim_g1 and report success per task"),
+    "features": ("neon_ros.tools.features", "run a frozen backbone once over a dataset and cache its features"),
+    "export": ("neon_ros.tools.export", "export the head (or a backbone's vision tower) to ONNX / TensorRT"),
+    "bag2dataset": ("neon_ros.tools.bag2dataset", "turn a recorded rosbag2 session into G1 teleop episodes"),
+    "teleop": ("neon_ros.tools.teleop", "override the policy from the keyboard or a script"),
+    "bench": ("neon_ros.tools.bench", "benchmarks: medians and ratios measured in one run"),
 }
 
 

@@ -14,7 +14,7 @@ def normal_scheduling():
     hand it to every child it starts, and busy real-time nodes starve two cores. The tests of
     [9] check separately that the project itself never leaves a process real-time.
     """
-    from neon_ros.perception.timing import restore_normal_scheduling
+    from neon_ros.runtime.timing import restore_normal_scheduling
 
     restore_normal_scheduling()
     yield

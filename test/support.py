@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from neon_ros.perception.timing import child_normal_scheduling
+from neon_ros.runtime.timing import child_normal_scheduling
 
 REPO = Path(__file__).resolve().parents[1]
 

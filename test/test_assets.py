@@ -8,7 +8,7 @@ import mujoco
 import pytest
 from support import script
 
-from neon_ros import assets
+from neon_ros.sim import assets
 
 
 def test_cli_prints_a_loadable_mjcf():

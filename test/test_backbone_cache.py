@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from neon_ros.backbones import load_backbone
-from neon_ros.backbones.cache import FeatureCache, Sample, build_cache
+from neon_ros.data.cache import FeatureCache, Sample, build_cache
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_reader_api(bb, tmp_path):
 WRITER = """
 import sys, time
 import numpy as np
-from neon_ros.backbones.cache import Sample, build_cache
+from neon_ros.data.cache import Sample, build_cache
 
 class Digest:
     backbone_id = "digest.L-1"

@@ -24,7 +24,7 @@ def test_vision_tower_onnx_matches_torch(preset, tmp_path):
 
 
 def test_bench_measures_a_preset():
-    from neon_ros.backbones.bench import measure
+    from neon_ros.tools.bench.backbone import measure
 
     r = measure("cosmos_reason2_2b", runs=2, tiny=True, threads=0)
     assert r["tiny"] and r["clip_ms"]["n"] == 2 and r["clip_ms"]["p50"] > 0 and r["peak_rss_mb"] > 0

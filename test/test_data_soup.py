@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neon_ros.data.soup import SoupSampler, is_held_out, load_soup
+from neon_ros.policy.soup import SoupSampler, is_held_out, load_soup
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from neon_ros import contract, g1
-from neon_ros.demo import processes
-from neon_ros.demo.record import DemoRecord
-from neon_ros.demo.report import RunInfo, write_report
-from neon_ros.demo.status import StatusPrinter, status_lines
-from neon_ros.demo.tasks import cup_in_pelvis_frame, evaluate, known_tasks, resolve_task
+from neon_ros.tools import processes
+from neon_ros.tools.demo.record import DemoRecord
+from neon_ros.tools.demo.report import RunInfo, write_report
+from neon_ros.tools.demo.status import StatusPrinter, status_lines
+from neon_ros.tools.demo.tasks import cup_in_pelvis_frame, evaluate, known_tasks, resolve_task
 
 
 @pytest.fixture(scope="module")
 def kinematics():
-    from neon_ros.head.kinematics import G1Kinematics
+    from neon_ros.runtime.kinematics import G1Kinematics
 
     return G1Kinematics()
 
@@ -158,7 +158,7 @@ def test_speech_synthesis(tmp_path):
 
 
 def test_a_stack_that_goes_silent_is_named_with_its_last_diagnostic():
-    from neon_ros.demo.status import silent_stage
+    from neon_ros.tools.demo.status import silent_stage
 
     counts = {contract.TOPIC_JOINT_STATES: 900, contract.TOPIC_CAMERA: 40, contract.TOPIC_CLIP: 12}
     diags = {"backbone": ("warn", "waiting: encoder busy (0 clips done)"), "action_head": ("warn", "no features")}

@@ -18,7 +18,7 @@ import pytest
 from support import Proc, child_policies, ros_env, script, wait_for
 
 from neon_ros import contract, g1
-from neon_ros.demo import processes
+from neon_ros.tools import processes
 
 pytestmark = [pytest.mark.ros, pytest.mark.dds, pytest.mark.slow]
 

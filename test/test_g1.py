@@ -4,7 +4,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from neon_ros import assets, g1
+from neon_ros import g1
+from neon_ros.sim import assets
 
 
 @pytest.fixture(scope="module")

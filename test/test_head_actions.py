@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from neon_ros import g1
-from neon_ros.head import actions as A
-from neon_ros.head import embodiment as E
-from neon_ros.head.kinematics import G1Kinematics
+from neon_ros.policy import actions as A
+from neon_ros.policy import embodiment as E
+from neon_ros.runtime.kinematics import G1Kinematics
 
 finite = st.floats(-1.0, 1.0, allow_nan=False, width=64)
 vec3 = arrays(np.float64, 3, elements=st.floats(-2.0, 2.0, allow_nan=False))

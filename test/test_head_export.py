@@ -11,10 +11,12 @@ import onnx
 import pytest
 import torch
 
-from neon_ros import cli, g1, trt
-from neon_ros.head import actions, bench, checkpoint, onnx_export
-from neon_ros.head.model import COMPONENTS, ActionHead, HeadConfig
-from neon_ros.head.runtime import HeadRuntime
+from neon_ros import cli, g1
+from neon_ros.policy import actions
+from neon_ros.policy.model import COMPONENTS, ActionHead, HeadConfig
+from neon_ros.runtime import checkpoint, onnx_export, trt
+from neon_ros.runtime.head import HeadRuntime
+from neon_ros.tools.bench import head as bench
 
 CFG = HeadConfig(d_model=64, layers=2, feature_dim=96)
 

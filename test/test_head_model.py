@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from neon_ros.head import embodiment as E
-from neon_ros.head.model import COMPONENTS, ActionHead, HeadConfig, loss
+from neon_ros.policy import embodiment as E
+from neon_ros.policy.model import COMPONENTS, ActionHead, HeadConfig, loss
 
 SMALL = HeadConfig(d_model=64, layers=2, feature_dim=96)
 

@@ -23,13 +23,14 @@ from support import REPO, random_dds_domain
 from trajectory_msgs.msg import JointTrajectory
 
 import launch
-from neon_ros import contract, msgs, rosutil
+from neon_ros import contract
+from neon_ros.ros import msgs, rosutil
 
 
 @pytest.mark.launch_test
 @pytest.mark.timeout(300)
 def generate_test_description():
-    from neon_ros.demo.run import cached_demo_head
+    from neon_ros.tools.demo.run import cached_demo_head
 
     checkpoint = cached_demo_head(quick=True)
     sim = launch.actions.IncludeLaunchDescription(

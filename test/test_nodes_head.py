@@ -3,7 +3,7 @@
 import pytest
 from support import ros_env
 
-from neon_ros.perception.random_head import save_random_checkpoint
+from neon_ros.tools.random_head import save_random_checkpoint
 from test.peers.nodes_events import last_diag, of, run_driver, start_node, wait_ready
 
 pytestmark = pytest.mark.ros

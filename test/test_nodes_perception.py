@@ -5,10 +5,11 @@ import pytest
 from sensor_msgs.msg import Image
 
 from neon_ros import contract, g1
-from neon_ros.perception import chunk, gate, markers, narration, timing
-from neon_ros.perception.geometry import ClipGeometry, resolve_geometry
-from neon_ros.perception.image import FrameError, VideoSource, image_to_rgb, resize_rgb, rgb_to_image_fields
-from neon_ros.perception.ring import FrameRing
+from neon_ros.ros import markers
+from neon_ros.runtime import chunk, gate, narration, timing
+from neon_ros.runtime.geometry import ClipGeometry, resolve_geometry
+from neon_ros.runtime.image import FrameError, VideoSource, image_to_rgb, resize_rgb, rgb_to_image_fields
+from neon_ros.runtime.ring import FrameRing
 
 NS = 1_000_000_000
 
@@ -296,7 +297,7 @@ class _FrameBackbone:
 
 
 def test_clip_encoder_reuses_frames_and_matches_full_encode():
-    from neon_ros.perception.encoder import ClipEncoder
+    from neon_ros.runtime.encoder import ClipEncoder
 
     bb = _FrameBackbone()
     enc = ClipEncoder(bb)
@@ -322,9 +323,9 @@ def test_clip_encoder_reuses_frames_and_matches_full_encode():
 # --- one control step on a real (random-weight) head ---------------------------------------------
 
 def test_head_step_on_a_random_head(tmp_path):
-    from neon_ros.head.runtime import HeadRuntime
-    from neon_ros.perception.control import HeadStep
-    from neon_ros.perception.random_head import save_random_checkpoint
+    from neon_ros.runtime.control import HeadStep
+    from neon_ros.runtime.head import HeadRuntime
+    from neon_ros.tools.random_head import save_random_checkpoint
 
     ckpt = save_random_checkpoint(tmp_path / "head", 16, "bb", d_model=32, delta_std=5.0)
     head = HeadRuntime(ckpt, runtime="torch", threads=1)

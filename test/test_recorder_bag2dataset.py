@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from support import Proc, python, ros_env, script, wait_for
 
-from neon_ros import bag2dataset, contract
+from neon_ros import contract
 from neon_ros.data.registry import SourceConfig, open_source
+from neon_ros.tools import bag2dataset
 
 SECONDS = 6.0
 INSTRUCTIONS = ("pick up the red cup", "wave hello")
@@ -72,7 +73,8 @@ def test_session_without_instruction(tmp_path):
     from rclpy.serialization import serialize_message
     from sensor_msgs.msg import Image
 
-    from neon_ros import msgs, recording
+    from neon_ros.data import recording
+    from neon_ros.ros import msgs
 
     session = tmp_path / "s"
     with recording.SplitBagWriter(recording.RecorderConfig(output=session)) as w:

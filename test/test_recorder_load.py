@@ -13,7 +13,8 @@ import re
 import pytest
 from support import Proc, python, ros_env, script, wait_for
 
-from neon_ros import contract, recording
+from neon_ros import contract
+from neon_ros.data import recording
 
 pytestmark = pytest.mark.ros
 
@@ -57,7 +58,7 @@ def test_split_by_size_and_qos_choice(tmp_path):
     import numpy as np
     from rclpy.serialization import serialize_message
 
-    from neon_ros import msgs
+    from neon_ros.ros import msgs
 
     cfg = recording.RecorderConfig(output=tmp_path, max_bag_bytes=50_000, storage="mcap")
     with recording.SplitBagWriter(cfg) as w:

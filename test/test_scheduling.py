@@ -19,7 +19,7 @@ from support import child_policies
 
 from neon_ros import g1
 from neon_ros.data.lerobot_writer import EpisodeRecord, write_lerobot_v3
-from neon_ros.perception.timing import contained_scheduling, set_process_fifo, thread_policies
+from neon_ros.runtime.timing import contained_scheduling, set_process_fifo, thread_policies
 
 
 def _fifo_permitted() -> bool:
@@ -72,7 +72,7 @@ def test_contained_scheduling_restores_threads_that_existed_and_resets_new_ones(
 @pytest.mark.skipif(not _fifo_permitted(), reason="SCHED_FIFO not permitted here (needs root / CAP_SYS_NICE)")
 def test_a_real_time_node_process_starts_children_on_normal_scheduling():
     code = ("import os, subprocess, sys\n"
-            "from neon_ros.perception.timing import set_process_fifo\n"
+            "from neon_ros.runtime.timing import set_process_fifo\n"
             "print(set_process_fifo(10))\n"
             "print(os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK == os.SCHED_FIFO)\n"
             "child = subprocess.run([sys.executable, '-c', 'import os; print(os.sched_getscheduler(0))'],\n"

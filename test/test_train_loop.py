@@ -15,8 +15,8 @@ import torch
 
 from neon_ros import g1
 from neon_ros.data.labels import LabelWriter
-from neon_ros.data.schema import PROPRIO_DIM, Sample, empty_masks, empty_targets
-from neon_ros.train.loop import TrainConfig, train
+from neon_ros.policy.schema import PROPRIO_DIM, Sample, empty_masks, empty_targets
+from neon_ros.policy.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTH = 32
@@ -25,7 +25,7 @@ TINY = ["--d-model", "32", "--layers", "1", "--threads", "1", "--no-progress", "
 
 def make_data(root: Path, episodes: int = 8, per_episode: int = 8, seed: int = 0) -> Path:
     """A `neon-ros features` folder: a feature cache + labels whose joint deltas follow the features."""
-    from neon_ros.backbones.cache import FeatureCache
+    from neon_ros.data.cache import FeatureCache
 
     rng = np.random.default_rng(seed)
     writer = LabelWriter(root, shard_size=16)

@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from neon_ros.head import checkpoint
-from neon_ros.train.demo_head import ensure_demo_head
+from neon_ros.runtime import checkpoint
+from neon_ros.tools.demo.demo_head import ensure_demo_head
 
 
 @pytest.mark.slow

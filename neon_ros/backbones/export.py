@@ -15,7 +15,7 @@ The torch dynamo exporter is used where torch.export can capture the model; the 
 towers turn their grid into Python lists, which it cannot, so the TorchScript exporter
 traces their fixed shapes instead (also the fallback if dynamo fails), and the report says so. Every export is checked against torch on an
 input other than the one it was traced with. ``trt=True`` builds an engine through
-``neon_ros.trt`` (TensorRT machines only; elsewhere the report carries its one-sentence reason).
+``neon_ros.runtime.trt`` (TensorRT machines only; elsewhere the report carries its one-sentence reason).
 """
 
 from __future__ import annotations
@@ -223,9 +223,9 @@ def export_vision_tower(
         report.note = "graph traced for the preset's fixed clip shape (frame_size x num_frames)."
     if trt:
         try:
-            from neon_ros import trt as trt_module
+            from neon_ros.runtime import trt as trt_module
         except ImportError:
-            report.note += " TensorRT skipped: neon_ros.trt is not part of this install."
+            report.note += " TensorRT skipped: neon_ros.runtime.trt is not part of this install."
         else:
             if not trt_module.available():
                 report.note += " TensorRT skipped: " + trt_module.UNAVAILABLE

@@ -2,7 +2,7 @@
 
 An adapter reads its format into an :class:`EpisodeData` (state/action arrays on their own
 time base, plus a frame iterator), and :func:`episode_samples` turns it into
-:class:`~neon_ros.data.schema.Sample` s: anchors every ``stride`` seconds, the last second
+:class:`~neon_ros.policy.schema.Sample` s: anchors every ``stride`` seconds, the last second
 of video before each anchor (kept in a small ring buffer, so video is decoded once, in
 order, never held whole), and the 16 future control steps converted to the relative
 representation (joint deltas, ``T_now^-1 T_future`` per hand).
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from neon_ros.contract import CHUNK_STEPS, CONTROL_DT
-from neon_ros.data.schema import PROPRIO_DIM, Sample, empty_masks, empty_targets
 from neon_ros.g1 import NUM_JOINTS
+from neon_ros.policy.schema import PROPRIO_DIM, Sample, empty_masks, empty_targets
 
 
 @dataclass
@@ -99,14 +99,14 @@ def interp_poses(times: np.ndarray, poses: np.ndarray, query: np.ndarray) -> np.
 
 def relative_targets(now: np.ndarray, future: np.ndarray) -> np.ndarray:
     """Per-hand displacement (…, 9): ``T_now^-1 T_future`` as translation + 6D rotation."""
-    from neon_ros.head import actions
+    from neon_ros.policy import actions
 
     return np.asarray(actions.pose9_from_transform(actions.relative_transform(now, future)), dtype=np.float32)
 
 
 def chunk_targets(ep: EpisodeData, t: float) -> tuple[dict, dict, np.ndarray, np.ndarray]:
     """Targets, masks, proprio and proprio mask for an anchor at time ``t``."""
-    from neon_ros.head import actions
+    from neon_ros.policy import actions
 
     targets, masks = empty_targets(), empty_masks()
     future = t + CONTROL_DT * np.arange(CHUNK_STEPS)  # point k is k * 50 ms ahead (DESIGN.md s3)

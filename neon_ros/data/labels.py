@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neon_ros.data.schema import COMPONENTS, MASK_SHAPES, PROPRIO_DIM, TARGET_SHAPES, Sample
+from neon_ros.policy.schema import COMPONENTS, MASK_SHAPES, PROPRIO_DIM, TARGET_SHAPES, Sample
 
 TEXT_FIELDS = ("ids", "source", "episode", "embodiment", "instruction", "pair_key")
 

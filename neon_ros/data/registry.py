@@ -2,7 +2,7 @@
 
 An adapter subclasses :class:`Source`: ``episodes()`` lists episode references cheaply
 (file names, manifest lines), ``read(ref)`` streams that episode's samples. Reading errors
-raise :class:`~neon_ros.data.schema.CorruptEpisodeError` naming the file;
+raise :class:`~neon_ros.policy.schema.CorruptEpisodeError` naming the file;
 :meth:`Source.samples` turns them into a skipped episode, never a failed run.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neon_ros.data.schema import CorruptEpisodeError, Sample
+from neon_ros.policy.schema import CorruptEpisodeError, Sample
 
 log = logging.getLogger("neon_ros.data")
 

@@ -2,7 +2,7 @@
 
 The relative arm action is the hand displacement in its own frame, so any robot whose
 joint angles we can turn into a hand pose supervises the G1's end-effector head. The G1
-itself uses the MJCF kinematics of :mod:`neon_ros.head.kinematics`; the others are
+itself uses the MJCF kinematics of :mod:`neon_ros.runtime.kinematics`; the others are
 serial chains in modified Denavit-Hartenberg form (Craig's convention):
 ``T_i = RotX(alpha) TransX(a) RotZ(theta) TransZ(d)``.
 

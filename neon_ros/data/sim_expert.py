@@ -183,7 +183,7 @@ def generate(out: Path, tasks: list[str], episodes_per_task: int, seconds: float
     order = [t for _ in range(episodes_per_task) for t in tasks]
     with G1Sim(fixed_base=True, camera_size=camera_size) as sim:
         from neon_ros.data.lerobot_writer import EpisodeRecord, write_lerobot_v3
-        from neon_ros.head.kinematics import G1Kinematics, IKConfig
+        from neon_ros.runtime.kinematics import G1Kinematics, IKConfig
 
         kin = G1Kinematics(ik=IKConfig(rotation_weight=0.02, max_iterations=300))
         for task in tqdm(order, desc="sim expert", unit="episode", disable=not progress):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from neon_ros.data.schema import CorruptEpisodeError
-from neon_ros.perception.timing import contained_scheduling
+from neon_ros.policy.schema import CorruptEpisodeError
+from neon_ros.runtime.timing import contained_scheduling
 
 
 def iter_frames(path: Path, start: float = 0.0, end: float = float("inf")) -> Iterator[tuple[float, np.ndarray]]:

@@ -23,11 +23,12 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
-from neon_ros import contract, msgs, rosutil
-from neon_ros.perception import gate, markers, narration
-from neon_ros.perception.control import HeadStep
-from neon_ros.perception.params import ParamTable, usage, wants_help
-from neon_ros.perception.timing import AbsoluteTicker, RateMeter, Window, flatten, set_process_fifo
+from neon_ros import contract
+from neon_ros.ros import markers, msgs, rosutil
+from neon_ros.ros.params import ParamTable, usage, wants_help
+from neon_ros.runtime import gate, narration
+from neon_ros.runtime.control import HeadStep
+from neon_ros.runtime.timing import AbsoluteTicker, RateMeter, Window, flatten, set_process_fifo
 
 SWITCH_INTERVAL = 0.0005  # s, GIL hand-over interval (Python's default is 5 ms)
 
@@ -63,8 +64,8 @@ class ActionHeadNode(Node):
         self.rt_status = "normal priority"
         if not ckpt:
             raise ValueError("action_head: set the 'checkpoint' parameter to a head checkpoint (neon-ros train)")
-        from neon_ros.head.kinematics import G1Kinematics
-        from neon_ros.head.runtime import HeadRuntime
+        from neon_ros.runtime.head import HeadRuntime
+        from neon_ros.runtime.kinematics import G1Kinematics
 
         head = HeadRuntime(ckpt, runtime=runtime, threads=threads)
         cfg = gate.GateConfig(backbone_id=backbone_id or head.backbone_id, feature_dim=head.feature_dim,

@@ -18,11 +18,12 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from neon_ros import contract, msgs, rosutil
+from neon_ros import contract
 from neon_ros.backbones import load_backbone
-from neon_ros.perception.encoder import ClipEncoder
-from neon_ros.perception.params import ParamTable, usage, wants_help
-from neon_ros.perception.timing import RateMeter, Window, flatten
+from neon_ros.ros import msgs, rosutil
+from neon_ros.ros.params import ParamTable, usage, wants_help
+from neon_ros.runtime.encoder import ClipEncoder
+from neon_ros.runtime.timing import RateMeter, Window, flatten
 
 PARAMETERS: ParamTable = {
     "preset": ("cpu_default", "backbone preset (DESIGN.md section 5; neon_ros.backbones.list_presets())", None),

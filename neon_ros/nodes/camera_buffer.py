@@ -16,12 +16,13 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from neon_ros import contract, msgs, rosutil
-from neon_ros.perception.geometry import resolve_geometry
-from neon_ros.perception.image import FrameError, VideoSource, image_to_rgb, resize_rgb
-from neon_ros.perception.params import ParamTable, usage, wants_help
-from neon_ros.perception.ring import FrameRing
-from neon_ros.perception.timing import RateMeter, Window, flatten
+from neon_ros import contract
+from neon_ros.ros import msgs, rosutil
+from neon_ros.ros.params import ParamTable, usage, wants_help
+from neon_ros.runtime.geometry import resolve_geometry
+from neon_ros.runtime.image import FrameError, VideoSource, image_to_rgb, resize_rgb
+from neon_ros.runtime.ring import FrameRing
+from neon_ros.runtime.timing import RateMeter, Window, flatten
 
 PARAMETERS: ParamTable = {
     "source": ("topic", "'topic' (subscribe /camera/image_raw), a V4L2 device /dev/videoN, or a video file", None),

@@ -26,10 +26,11 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from neon_ros import contract, g1, msgs, rosutil
+from neon_ros import contract, g1
 from neon_ros.bridge.controller import Controller, ControllerConfig
 from neon_ros.bridge.loop import BridgeLoop, set_realtime
 from neon_ros.bridge.safety import REASONS, InputRejectedError, SafetyConfig, validate_trajectory
+from neon_ros.ros import msgs, rosutil
 
 
 class G1Bridge(Node):

@@ -2,7 +2,7 @@
 
 Subscribes to each requested topic as soon as a publisher appears (type and QoS taken
 from the publishers, like rosbag2), receives serialized CDR bytes (``raw=True``, no
-deserialization) and hands them to neon_ros.recording.SplitBagWriter, which splits by
+deserialization) and hands them to neon_ros.data.recording.SplitBagWriter, which splits by
 size or duration. Logs per-topic counts every ``status_period`` s and on shutdown, and
 publishes them on /diagnostics.
 
@@ -18,7 +18,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from neon_ros import contract, msgs, recording, rosutil
+from neon_ros import contract
+from neon_ros.data import recording
+from neon_ros.ros import msgs, rosutil
 
 
 def message_class(msgtype: str):

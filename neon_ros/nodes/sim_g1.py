@@ -15,7 +15,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from neon_ros import contract, msgs, rosutil
+from neon_ros import contract
+from neon_ros.ros import msgs, rosutil
 from neon_ros.sim.camera import CameraLoop
 from neon_ros.sim.robot_dds import SimRobot, SimRobotConfig
 

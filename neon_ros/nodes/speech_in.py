@@ -21,7 +21,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_msgs.msg import Float32MultiArray, String
 
-from neon_ros import contract, msgs, rosutil
+from neon_ros import contract
+from neon_ros.ros import msgs, rosutil
 from neon_ros.voice.asr import ASR_BACKENDS, AsrConfig, AsrUnavailableError, make_asr
 from neon_ros.voice.audio import AudioDeviceError, open_source
 from neon_ros.voice.audio_msg import audio_to_msg

@@ -17,7 +17,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from neon_ros import contract, msgs, rosutil
+from neon_ros import contract
+from neon_ros.ros import msgs, rosutil
 from neon_ros.voice.audio import AudioDeviceError
 from neon_ros.voice.narrator import DirectorySink, Narrator, NarratorConfig, SpeakerSink
 from neon_ros.voice.tts import TTS_BACKENDS, TtsConfig, TtsUnavailableError, make_tts

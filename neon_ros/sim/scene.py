@@ -61,7 +61,7 @@ class SceneConfig:
     timestep: physics step in seconds (the robot's control period is 0.002 s).
     camera_width, camera_height: off-screen render size of the head camera, pixels.
     cup_position: where the cup's centre starts (x, y, z), world frame.
-    mjcf_path: the G1 MJCF; None means ``neon_ros.assets.g1_mjcf_path()``.
+    mjcf_path: the G1 MJCF; None means ``neon_ros.sim.assets.g1_mjcf_path()``.
     """
 
     fixed_base: bool = True
@@ -99,7 +99,7 @@ def head_camera_xyaxes(pitch: float = HEAD_CAMERA_PITCH) -> list[float]:
 def _mjcf_path(config: SceneConfig) -> Path:
     if config.mjcf_path is not None:
         return Path(config.mjcf_path)
-    from neon_ros import assets
+    from neon_ros.sim import assets
 
     return assets.g1_mjcf_path()
 

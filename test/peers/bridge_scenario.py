@@ -26,8 +26,9 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from neon_ros import contract, g1, msgs, rosutil
+from neon_ros import contract, g1
 from neon_ros.bridge.safety import REASONS
+from neon_ros.ros import msgs, rosutil
 
 ELBOW = g1.JOINT_INDEX["left_elbow_joint"]
 ELBOW_TARGET = 0.6

@@ -22,7 +22,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from neon_ros import contract, g1, msgs, rosutil
+from neon_ros import contract, g1
+from neon_ros.ros import msgs, rosutil
 
 DEEP = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2000, reliability=ReliabilityPolicy.RELIABLE)
 RATES = {contract.TOPIC_CAMERA: 30.0, contract.TOPIC_JOINT_STATES: 500.0, contract.TOPIC_ACTION_CHUNK: 20.0}

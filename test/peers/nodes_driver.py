@@ -26,8 +26,9 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
-from neon_ros import contract, g1, msgs, rosutil
-from neon_ros.perception.image import rgb_to_image_fields
+from neon_ros import contract, g1
+from neon_ros.ros import msgs, rosutil
+from neon_ros.runtime.image import rgb_to_image_fields
 
 
 def moving_frame(k: int, h: int, w: int) -> np.ndarray:

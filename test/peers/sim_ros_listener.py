@@ -14,7 +14,8 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image
 
-from neon_ros import contract, msgs, rosutil
+from neon_ros import contract
+from neon_ros.ros import msgs, rosutil
 
 
 def main() -> int:

@@ -8,7 +8,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from trajectory_msgs.msg import JointTrajectory
 
-from neon_ros import contract, g1, msgs, rosutil
+from neon_ros import contract, g1
+from neon_ros.ros import msgs, rosutil
 from test.peers.traj_talker import known_chunk
 
 

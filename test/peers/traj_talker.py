@@ -5,7 +5,8 @@ import rclpy
 from rclpy.node import Node
 from trajectory_msgs.msg import JointTrajectory
 
-from neon_ros import contract, g1, msgs, rosutil
+from neon_ros import contract, g1
+from neon_ros.ros import msgs, rosutil
 
 
 def known_chunk() -> np.ndarray:

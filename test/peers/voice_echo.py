@@ -18,7 +18,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Float32MultiArray, String
 
-from neon_ros import contract, msgs, rosutil
+from neon_ros import contract
+from neon_ros.ros import msgs, rosutil
 from neon_ros.voice.audio_msg import msg_to_audio
 
 

@@ -17,7 +17,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from neon_ros import contract, msgs, rosutil
+from neon_ros import contract
+from neon_ros.ros import msgs, rosutil
 
 
 def main() -> int:

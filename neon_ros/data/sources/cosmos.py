@@ -26,9 +26,9 @@ import numpy as np
 
 from neon_ros.data.episode import EpisodeData, episode_samples
 from neon_ros.data.registry import Source
-from neon_ros.data.schema import CorruptEpisodeError, Sample
 from neon_ros.data.sources.lerobot import g1_hand_poses, quat_pose
 from neon_ros.data.video import iter_frames, video_info
+from neon_ros.policy.schema import CorruptEpisodeError, Sample
 
 
 class CosmosSource(Source):

@@ -27,9 +27,9 @@ import numpy as np
 from neon_ros import contract
 from neon_ros.data.episode import EpisodeData, episode_samples
 from neon_ros.data.registry import Source
-from neon_ros.data.schema import CorruptEpisodeError, Sample
 from neon_ros.data.sources.lerobot import g1_hand_poses
 from neon_ros.g1 import JOINT_INDEX, NUM_JOINTS, STANDING_POSE
+from neon_ros.policy.schema import CorruptEpisodeError, Sample
 
 
 def image_array(msg) -> np.ndarray:

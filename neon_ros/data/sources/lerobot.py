@@ -39,9 +39,9 @@ import numpy as np
 from neon_ros.data.episode import EpisodeData, episode_samples
 from neon_ros.data.registry import Source
 from neon_ros.data.robots import embodiment_for, single_arm_fk
-from neon_ros.data.schema import CorruptEpisodeError, Sample
 from neon_ros.data.video import iter_frames
 from neon_ros.g1 import JOINT_NAMES, NUM_JOINTS
+from neon_ros.policy.schema import CorruptEpisodeError, Sample
 
 
 def quat_pose(xyz_quat: np.ndarray) -> np.ndarray:
@@ -59,7 +59,7 @@ def quat_pose(xyz_quat: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def g1_kinematics():
     """One G1 MuJoCo kinematics model per process (loading the MJCF takes ~0.1 s)."""
-    from neon_ros.head.kinematics import G1Kinematics
+    from neon_ros.runtime.kinematics import G1Kinematics
 
     return G1Kinematics()
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from neon_ros.data.episode import EpisodeData, episode_samples
 from neon_ros.data.registry import Source
-from neon_ros.data.schema import CorruptEpisodeError, Sample
+from neon_ros.policy.schema import CorruptEpisodeError, Sample
 
 VIEW_PAIRS = (("left", "right"), ("rgb", "depth"))
 

@@ -28,10 +28,10 @@ import numpy as np
 
 from neon_ros.data.episode import EpisodeData, episode_samples
 from neon_ros.data.registry import Source
-from neon_ros.data.schema import CorruptEpisodeError, Sample
 from neon_ros.data.sources.lerobot import g1_hand_poses
 from neon_ros.data.sources.stereo import load_image
 from neon_ros.g1 import ARM_INDICES, JOINT_INDEX, NUM_JOINTS, STANDING_POSE
+from neon_ros.policy.schema import CorruptEpisodeError, Sample
 
 
 class XrTeleopSource(Source):

@@ -1,2 +1,0 @@
-"""`neon-ros demo`: orchestration (run), child processes, observer node (monitor), live status,
-task verdict (tasks) and the report (report). See neon_ros.demo.cli for the user's view."""

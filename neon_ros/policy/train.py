@@ -1,0 +1,218 @@
+"""Head-only training on cached features: AdamW, warm-up + cosine, masked per-component losses.
+
+Exact resume: batch ``b`` is a pure function of (seed, b) (:class:`SoupSampler`), the
+learning rate a pure function of the step, and the checkpoint ``train_state.pt`` holds
+the weights, the optimizer moments, the torch RNG and the step; it is written atomically
+(temporary file + ``os.replace``). A run killed with -9 and resumed ends with the same
+weights as an uninterrupted one (same thread count). The CSV logs are cut back to the
+resumed step so every row appears once.
+
+DDP: under ``torchrun`` (WORLD_SIZE > 1) every rank takes its slice of the same global
+batch, gradients are averaged over gloo/nccl, rank 0 writes checkpoints and logs.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neon_ros.data.training import Split, load_training_data
+from neon_ros.policy import model as head_model
+from neon_ros.policy.metrics import open_loop_errors
+from neon_ros.policy.schema import COMPONENTS
+from neon_ros.policy.soup import SoupSampler
+from neon_ros.runtime import checkpoint
+
+LOG_FIELDS = ["step", "samples", "lr", "loss", *COMPONENTS, "consistency", "samples_per_s"]
+EVAL_FIELDS = ["step", "component", "head_error", "hold_still_error", "ratio", "unit", "samples"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved in the checkpoint)."""
+
+    data: Path  # `neon-ros features` output folder
+    out: Path  # run folder: head.safetensors/json, train_state.pt, train_log.csv, eval_log.csv
+    steps: int = 2000  # optimizer steps
+    batch_size: int = 256  # global batch (split over DDP ranks)
+    lr: float = 1e-3  # peak learning rate
+    warmup: int = 100  # linear warm-up steps
+    min_lr_ratio: float = 0.05  # cosine floor as a fraction of lr
+    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    grad_clip: float = 1.0  # max global gradient norm (0 = off)
+    aux_weight: float = 0.1  # weight of the consistency loss on paired samples
+    feature_dropout: float = 0.1  # element dropout on the cached features (regulariser; off at evaluation)
+    seed: int = 0  # sampler + init seed
+    held_out: float = 0.15  # episode fraction held out
+    weights: dict[str, float] = field(default_factory=dict)  # source -> mixing weight (default 1 each)
+    backbone: str | None = None  # feature cache to use when the folder holds several
+    d_model: int = 512  # head width (HeadConfig.d_model)
+    layers: int = 2  # head blocks
+    checkpoint_every: int = 200  # steps between checkpoints
+    eval_every: int = 500  # steps between held-out evaluations (0 = only at the end)
+    log_every: int = 10  # steps between CSV rows
+    threads: int = 0  # torch threads (0 = torch default); fix it for bit-exact resume
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.data, self.out = Path(self.data), Path(self.out)
+        if self.steps < 1 or self.batch_size < 1 or self.warmup < 0 or self.checkpoint_every < 1:
+            raise ValueError("TrainConfig: steps, batch_size, checkpoint_every >= 1 and warmup >= 0")
+        if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or self.weight_decay < 0 or self.aux_weight < 0:
+            raise ValueError("TrainConfig: lr > 0, min_lr_ratio in [0, 1], weight_decay >= 0, aux_weight >= 0")
+        if not 0 <= self.feature_dropout < 1:
+            raise ValueError(f"TrainConfig: feature_dropout must be in [0, 1), got {self.feature_dropout}")
+        if not 0 <= self.held_out < 1:
+            raise ValueError(f"TrainConfig: held_out must be in [0, 1), got {self.held_out}")
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to ``min_lr_ratio * lr`` at the last step."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def _dist() -> tuple[int, int]:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("gloo" if not torch.cuda.is_available() else "nccl")
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def batch_loss(model, batch: dict, aux_weight: float, train: Split) -> tuple[torch.Tensor, dict]:
+    pred = model(batch["features"], batch["proprio"], batch["proprio_mask"], batch["embodiment"])
+    parts = head_model.loss(pred, batch["targets"], batch["masks"])
+    total = parts["total"]
+    has = batch["partner"] >= 0
+    cons = torch.zeros(())
+    if aux_weight > 0 and bool(has.any()):
+        other = train.batch(batch["partner"][has])
+        pred_b = model(other["features"], other["proprio"], other["proprio_mask"], other["embodiment"])
+        cons = sum(((pred[k][has] - pred_b[k]) ** 2).mean() for k in COMPONENTS) / len(COMPONENTS)
+        total = total + aux_weight * cons
+    return total, {**{k: float(parts[k].detach()) for k in COMPONENTS}, "consistency": float(cons.detach())}
+
+
+def _save_state(path: Path, model, opt, step: int, cfg: TrainConfig) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "torch_rng": torch.get_rng_state(), "config": {k: str(v) for k, v in asdict(cfg).items()}}, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _trim_csv(path: Path, fields: list[str], last_step: int) -> None:
+    """Keep the header and rows with step <= last_step (rows after a resumed checkpoint are redone)."""
+    rows = []
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= last_step]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict:
+    """Run (or resume) training; returns the final held-out evaluation."""
+    from tqdm import tqdm
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    rank, world = _dist()
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} must divide by the {world} DDP ranks")
+    train_split, eval_split, stats, backbone_id, width = load_training_data(cfg.data, cfg.backbone, cfg.held_out)
+    groups = {s: np.flatnonzero(train_split.source == s) for s in np.unique(train_split.source)}
+    sampler = SoupSampler(groups, {s: cfg.weights.get(s, 1.0) for s in groups}, cfg.seed)
+    torch.manual_seed(cfg.seed)
+    head_cfg = head_model.HeadConfig(feature_dim=width, d_model=cfg.d_model, layers=cfg.layers)
+    model = head_model.ActionHead(head_cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    state_path = cfg.out / "train_state.pt"
+    start = 0
+    if resume and state_path.exists():
+        state = torch.load(state_path, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        start = int(state["step"])
+    ddp = model
+    if world > 1:
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+    log_path, eval_path = cfg.out / "train_log.csv", cfg.out / "eval_log.csv"
+    if rank == 0:
+        _trim_csv(log_path, LOG_FIELDS, start)
+        _trim_csv(eval_path, EVAL_FIELDS, start)
+        print(f"train: {len(train_split)} samples, held-out {len(eval_split)}, backbone {backbone_id}, "
+              f"head {model.num_params() / 1e6:.2f}M params, steps {start}->{cfg.steps}, {world} DDP ranks")
+        print("mixture:\n" + sampler.report(min(50, cfg.steps), cfg.batch_size))
+    per_rank = cfg.batch_size // world
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", unit="step",
+               disable=not cfg.progress or rank != 0)
+    t_last, n_last = time.perf_counter(), 0
+    result: dict = {}
+    model.train()
+    for step in bar:
+        rows = sampler.batch(step, cfg.batch_size)[rank * per_rank:(rank + 1) * per_rank]
+        lr = lr_at(cfg, step)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        batch = train_split.batch(rows)
+        if cfg.feature_dropout > 0:
+            batch["features"] = torch.nn.functional.dropout(batch["features"], cfg.feature_dropout)
+        loss, parts = batch_loss(ddp, batch, cfg.aux_weight, train_split)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        n_last += cfg.batch_size
+        done = step + 1
+        if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
+            now = time.perf_counter()
+            sps = n_last / max(now - t_last, 1e-9)
+            t_last, n_last = now, 0
+            bar.set_postfix(loss=f"{loss.item():.4f}", sps=f"{sps:.0f}")
+            with open(log_path, "a", newline="") as f:
+                csv.DictWriter(f, fieldnames=LOG_FIELDS).writerow(
+                    {"step": done, "samples": done * cfg.batch_size, "lr": f"{lr:.6g}", "loss": f"{loss.item():.6g}",
+                     **{k: f"{v:.6g}" for k, v in parts.items()}, "samples_per_s": f"{sps:.1f}"})
+        if rank == 0 and ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps):
+            result = evaluate_and_log(model, eval_split, stats, done, eval_path)
+            model.train()
+        if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            _save_state(state_path, model, opt, done, cfg)
+            checkpoint.save(cfg.out / "head", model, backbone_id=backbone_id, stats=stats, step=done,
+                            extra={"held_out": result, "soup_sources": sorted(groups)})
+    bar.close()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return result
+
+
+def evaluate_and_log(model, split: Split, stats, step: int, path: Path) -> dict:
+    if len(split) == 0:
+        return {}
+    res = open_loop_errors(model, split, stats)
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=EVAL_FIELDS)
+        for comp, r in res.items():
+            w.writerow({"step": step, "component": comp, **r})
+    return res

@@ -1,0 +1,82 @@
+"""One 50 ms control step of the action head, without rclpy: gate -> head -> safe chunk.
+
+``HeadStep.step`` takes the newest features and joint state and returns either a chunk
+(absolute 16 x 29 targets inside the G1 limits, stamped with the features' camera
+stamp) or a refusal saying why. Hand paths (FK of the predicted targets) and the
+narration phase are computed here too, so the node only moves messages.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from neon_ros import contract
+from neon_ros.runtime import chunk as chunk_mod
+from neon_ros.runtime import gate as gate_mod
+from neon_ros.runtime import narration
+
+
+@dataclass
+class StepResult:
+    verdict: gate_mod.Verdict
+    positions: np.ndarray | None = None  # (16, 29) absolute targets, None when refused
+    stamp_ns: int = 0  # camera stamp of the features acted on
+    clamped: int = 0
+    prediction: object | None = None  # the HeadPrediction
+    hand_paths: np.ndarray | None = None  # (16, 2, 3) when computed this step
+    phase: str = ""
+    timings: dict[str, float] = field(default_factory=dict)  # s per stage
+
+
+class HeadStep:
+    """Gate + HeadRuntime + chunk safety (+ optional hand FK and phase)."""
+
+    def __init__(self, runtime, gate_config: gate_mod.GateConfig, kinematics=None,
+                 phase_config: narration.PhaseConfig | None = None, clamp_margin: float = 0.0):
+        self.runtime = runtime
+        self.gate = gate_mod.InputGate(gate_config)
+        self.kinematics = kinematics
+        self.phase_config = phase_config or narration.PhaseConfig()
+        self.clamp_margin = float(clamp_margin)
+        self.head_errors = 0
+        self.last_head_error = ""
+        self.chunks = 0
+        self.clamped_total = 0
+
+    def hand_paths(self, targets: np.ndarray) -> np.ndarray | None:
+        """(K, 29) joint targets -> (K, 2, 3) palm positions in the pelvis frame (FK), if available."""
+        if self.kinematics is None:
+            return None
+        return np.stack([self.kinematics.hand_poses(q)[:, :3, 3] for q in targets])
+
+    def step(self, features: gate_mod.Features | None, joints: gate_mod.JointInput | None, now_ns: int,
+             with_paths: bool = False) -> StepResult:
+        t0 = time.perf_counter()
+        verdict = self.gate.check(features, joints, now_ns)
+        if not verdict.ok:
+            return StepResult(verdict, timings={"gate": time.perf_counter() - t0})
+        t1 = time.perf_counter()
+        try:
+            pred = self.runtime.predict(features.vector, joints.q, joints.dq)
+            # Deltas -> absolute targets here (not the runtime's pre-clipped targets), so clamping
+            # is counted and the margin applies.
+            targets = chunk_mod.absolute_targets(joints.q, pred.joint_delta)
+            safe = chunk_mod.safe_chunk(targets, self.clamp_margin)
+        except (ValueError, chunk_mod.ChunkError) as exc:
+            self.head_errors += 1
+            self.last_head_error = str(exc)
+            v = self.gate.refuse(gate_mod.Verdict(False, gate_mod.HEAD_ERROR, f"head refused: {exc}", verdict.age_s))
+            return StepResult(v, timings={"gate": t1 - t0, "head": time.perf_counter() - t1})
+        t2 = time.perf_counter()
+        self.chunks += 1
+        self.clamped_total += safe.clamped
+        res = StepResult(verdict, positions=safe.positions, stamp_ns=features.stamp_ns, clamped=safe.clamped,
+                         prediction=pred, timings={"gate": t1 - t0, "head": t2 - t1})
+        if with_paths and self.kinematics is not None:
+            res.hand_paths = self.hand_paths(safe.positions)
+            res.timings["fk"] = time.perf_counter() - t2
+        res.phase = narration.classify(res.hand_paths, pred.grip, pred.loco, contract.CONTROL_DT, self.phase_config)
+        return res

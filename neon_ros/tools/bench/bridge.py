@@ -1,0 +1,153 @@
+"""`neon-ros bench bridge`: timing of the 500 Hz bridge loop against a running sim_g1.
+
+1. Loop: starts sim_g1 in another process (random Unitree DDS domain, loopback), runs the
+   real BridgeLoop (controller + safety + LowCmd_ + CRC + DDS write) in this process,
+   enabled and fed a 20 Hz stream of chunks (a slow left-elbow sinusoid) for --seconds,
+   and reports the period error |actual period - 2 ms| (p50/p99/max), the wake-up lateness
+   against the absolute deadline, overruns (deadlines skipped), and the in-loop step cost.
+2. Step: the cost of one safety+LowCmd+CRC step (controller.step + check + fill + CRC,
+   no DDS) and of validating one 16x29 chunk, as medians over --steps calls.
+
+Figures only (no pass/fail). A loaded machine shows up in p99/max: the load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+HELP = "500 Hz loop period error with sim_g1; cost of one safety+LowCmd+CRC step"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, default=10.0, help="loop measurement time (default 10 s)")
+    parser.add_argument("--steps", type=int, default=3000, help="calls for the step-cost medians (default 3000)")
+    parser.add_argument("--mode", choices=("lowcmd", "arm_sdk"), default="lowcmd", help="bridge mode")
+    parser.add_argument("--rt-priority", type=int, default=0,
+                        help="SCHED_FIFO priority of the bridge side (this process after sim_g1 started; "
+                             "needs CAP_SYS_NICE; 0 = normal)")
+    parser.add_argument("--no-sim", action="store_true", help="skip the loop part (step cost only)")
+    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+
+
+def _ms(p: dict) -> str:
+    return f"p50 {p['p50']:.3f} ms, p99 {p['p99']:.3f} ms, max {p['max']:.3f} ms (n={p['n']})"
+
+
+def step_cost(steps: int, mode: str) -> dict[str, float]:
+    """Median microseconds of one controller+check+LowCmd+CRC step and of one chunk validation."""
+    from neon_ros import contract, g1
+    from neon_ros.bridge.controller import Controller, ControllerConfig, Measured
+    from neon_ros.bridge.lowcmd import LowCmdBuilder
+    from neon_ros.bridge.safety import NS, validate_trajectory
+
+    ctrl = Controller(ControllerConfig(mode=mode))
+    builder = LowCmdBuilder(mode)
+    now = time.time_ns()
+    meas = Measured(g1.STANDING_POSE.copy(), np.zeros(g1.NUM_JOINTS), now)
+    ctrl.enable(True, meas, now)
+    times = np.arange(contract.CHUNK_STEPS) * contract.CONTROL_DT
+    pos = np.tile(g1.STANDING_POSE, (contract.CHUNK_STEPS, 1))
+    pos[:, g1.JOINT_INDEX["left_elbow_joint"]] = np.linspace(1.28, 0.8, contract.CHUNK_STEPS)
+    step_s, val_s = [], []
+    for k in range(steps):
+        t = now + k * int(contract.LOWCMD_DT * NS)
+        meas.received_ns = t
+        if k % 25 == 0:
+            t0 = time.perf_counter()
+            traj = validate_trajectory("chunk", g1.JOINT_NAMES, pos, times, t, t, ctrl.cfg.safety)
+            val_s.append(time.perf_counter() - t0)
+            ctrl.push(traj, t)
+        t0 = time.perf_counter()
+        builder.build(ctrl.step(t, meas), 0)
+        step_s.append(time.perf_counter() - t0)
+    return {"step_us_median": float(np.median(step_s) * 1e6), "step_us_p99": float(np.percentile(step_s, 99) * 1e6),
+            "validate_chunk_us_median": float(np.median(val_s) * 1e6)}
+
+
+def loop_timing(seconds: float, mode: str, rt_priority: int) -> dict:
+    from tqdm import tqdm
+
+    from neon_ros import contract, g1
+    from neon_ros.bridge.controller import Controller, ControllerConfig
+    from neon_ros.bridge.loop import BridgeLoop, set_realtime
+    from neon_ros.bridge.safety import validate_trajectory
+    from neon_ros.tools import procs
+    from neon_ros.tools.bench import percentiles
+
+    domain = procs.random_dds_domain()
+    with procs.ChildProcesses(procs.isolated_env()) as kids:
+        kids.start("sim_g1", procs.node_command("sim_g1", {"dds_domain_id": domain, "network_interface": "lo",
+                                                           "camera_rate": 0.0, "fixed_base": True}))
+        # After the sim started (it must not inherit it), before any DDS thread exists.
+        set_realtime(rt_priority)
+        ctrl = Controller(ControllerConfig(mode=mode))
+        loop = BridgeLoop(ctrl, "lo", domain, history=int(seconds / contract.LOWCMD_DT) + 100,
+                          rt_priority=rt_priority)
+        loop.open()
+        deadline = time.monotonic() + 90
+        while loop.measured() is None:
+            if time.monotonic() > deadline or not kids.alive("sim_g1"):
+                raise RuntimeError("no rt/lowstate from sim_g1:\n" + kids.tail("sim_g1"))
+            time.sleep(0.05)
+        loop.start()
+        with loop.lock:
+            ok, text = ctrl.enable(True, loop.latest, time.time_ns())
+        if not ok:
+            raise RuntimeError(f"bridge did not enable: {text}")
+        elbow = g1.JOINT_INDEX["left_elbow_joint"]
+        times = np.arange(contract.CHUNK_STEPS) * contract.CONTROL_DT
+        t_start = time.monotonic()
+        next_chunk = t_start
+        with tqdm(total=round(seconds, 1), unit="s", desc="bridge loop with sim_g1", mininterval=1.0) as bar:
+            while (elapsed := time.monotonic() - t_start) < seconds:
+                now = time.time_ns()
+                pos = np.tile(g1.STANDING_POSE, (contract.CHUNK_STEPS, 1))
+                pos[:, elbow] = 1.0 + 0.3 * np.sin(2 * np.pi * 0.25 * (elapsed + times))
+                traj = validate_trajectory("chunk", g1.JOINT_NAMES, pos, times, now, now, ctrl.cfg.safety)
+                with loop.lock:
+                    ctrl.push(traj, now)
+                next_chunk += contract.CONTROL_DT
+                time.sleep(max(0.0, next_chunk - time.monotonic()))
+                bar.update(round(min(elapsed, seconds), 1) - bar.n)
+        with loop.lock:
+            state, source = ctrl.state, ctrl.source + (f", {ctrl.damp_reason}" if ctrl.damp_reason else "")
+        loop.stop()
+        meas = loop.measured()
+        return {
+            "period_error_ms": percentiles(np.array(loop.period_error) * 1e3),
+            "lateness_ms": percentiles(np.array(loop.lateness) * 1e3),
+            "in_loop_step_ms": percentiles(np.array(loop.step_cost) * 1e3),
+            "overruns": loop.counts["overruns"], "lowcmd_sent": loop.counts["lowcmd_sent"],
+            "lowstate_received": loop.counts["lowstate"], "state_at_end": f"{state}/{source}",
+            "elbow_at_end": None if meas is None else round(float(meas.q[elbow]), 3),
+            "rt_status": loop.rt_status,
+        }
+
+
+def run(args: argparse.Namespace) -> int:
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+          "(other work on the machine shows up in p99/max)")
+    out: dict = {"loadavg": load}
+    out["step"] = step_cost(args.steps, args.mode)
+    s = out["step"]
+    print(f"one safety+LowCmd+CRC step ({args.mode}): median {s['step_us_median']:.0f} us, "
+          f"p99 {s['step_us_p99']:.0f} us; validating one 16x29 chunk: median {s['validate_chunk_us_median']:.0f} us")
+    if not args.no_sim:
+        out["loop"] = loop = loop_timing(args.seconds, args.mode, args.rt_priority)
+        print(f"500 Hz loop with sim_g1 in another process, {args.seconds:.0f} s ({loop['rt_status']}):")
+        print(f"  period error |period - 2 ms|: {_ms(loop['period_error_ms'])}")
+        print(f"  wake-up lateness vs absolute deadline: {_ms(loop['lateness_ms'])}")
+        print(f"  in-loop step (controller+LowCmd+CRC+DDS write): {_ms(loop['in_loop_step_ms'])}")
+        print(f"  overruns (deadlines skipped): {loop['overruns']}; LowCmd sent {loop['lowcmd_sent']}, "
+              f"LowState received {loop['lowstate_received']}; at the end: {loop['state_at_end']}, "
+              f"left elbow {loop['elbow_at_end']} rad")
+        print(f"  goal p99 period error <= 0.5 ms: {'met' if loop['period_error_ms']['p99'] <= 0.5 else 'NOT met'}")
+    if args.json:
+        print(json.dumps(out))
+    return 0
