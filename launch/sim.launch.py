@@ -1,11 +1,13 @@
-"""Neon on the simulated G1: sim_g1 (MuJoCo, rendered head camera) + the nodes of neon.launch.py.
+"""Neon on the simulated G1: the stack table (neon_ros.tools.stack) with its simulation overrides.
 
     ros2 launch neon_ros sim.launch.py
     ros2 launch neon_ros sim.launch.py rviz:=true urdf:=/path/to/g1_29dof.urdf
 
-The bridge runs in ``lowcmd`` mode (all 29 joints; the pelvis is pinned as on a gantry)
-and starts enabled. sim_g1 and the bridge talk real Unitree DDS on the loopback
-interface in their own DDS domain (default 1, away from a robot's 0).
+The robot's nodes come from neon.launch.py, included with the table's simulation
+overrides of the bridge: ``lowcmd`` mode (all 29 joints; the pelvis is pinned as on a
+gantry), started enabled. The simulation-only nodes (sim_g1: MuJoCo, rendered head camera)
+start here. sim_g1 and the bridge talk real Unitree DDS on the loopback interface in their
+own DDS domain (default 1, away from a robot's 0).
 """
 
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
@@ -16,8 +18,10 @@ from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
+from neon_ros.tools.stack import STACK, node, param_text
 
 PACKAGE = "neon_ros"
+BRIDGE = node("g1_bridge").sim
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -27,9 +31,9 @@ def generate_launch_description() -> LaunchDescription:
         PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare(PACKAGE), "launch", "neon.launch.py"])),
         launch_arguments={
             "params_file": params,
-            "bridge_mode": "lowcmd",
-            "autostart": "true",
-            "network_interface": "lo",
+            "bridge_mode": param_text(BRIDGE["mode"]),
+            "autostart": param_text(BRIDGE["autostart"]),
+            "network_interface": param_text(BRIDGE["network_interface"]),
             "dds_domain_id": arg("dds_domain_id"),
             "checkpoint": arg("checkpoint"),
             "speech_source": arg("speech_source"),
@@ -38,22 +42,26 @@ def generate_launch_description() -> LaunchDescription:
             "urdf": arg("urdf"),
         }.items(),
     )
-    sim = Node(package=PACKAGE, executable="sim_g1", name="sim_g1", output="screen",
-               parameters=[params, {
-                   "network_interface": "lo",
-                   "dds_domain_id": ParameterValue(arg("dds_domain_id"), value_type=int),
-                   "fixed_base": ParameterValue(arg("fixed_base"), value_type=bool),
-                   "camera_rate": ParameterValue(arg("camera_rate"), value_type=float),
-               }])
+    from_arguments = {  # per simulation-only node: the parameters this file's arguments set
+        "sim_g1": {
+            "dds_domain_id": ParameterValue(arg("dds_domain_id"), value_type=int),
+            "fixed_base": ParameterValue(arg("fixed_base"), value_type=bool),
+            "camera_rate": ParameterValue(arg("camera_rate"), value_type=float),
+        },
+    }
+    sim_only = [Node(package=PACKAGE, executable=n.name, name=n.name, output="screen",
+                     parameters=[params, {**n.sim, **from_arguments.get(n.name, {})}])
+                for n in STACK if n.robot is None]
     return LaunchDescription([
         DeclareLaunchArgument("dds_domain_id", default_value="1", description="Unitree DDS domain of the sim"),
-        DeclareLaunchArgument("fixed_base", default_value="true", description="pin the pelvis (gantry)"),
+        DeclareLaunchArgument("fixed_base", default_value=param_text(node("sim_g1").sim["fixed_base"]),
+                              description="pin the pelvis (gantry)"),
         DeclareLaunchArgument("camera_rate", default_value="30.0", description="rendered camera Hz (0 = off)"),
         DeclareLaunchArgument("checkpoint", description="action head checkpoint (required)"),
         DeclareLaunchArgument("speech_source", default_value="mic", description="speech_in audio_source"),
         DeclareLaunchArgument("speech_output", default_value="speaker", description="speech_out output"),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz"),
         DeclareLaunchArgument("urdf", default_value="", description="G1 URDF for RViz"),
-        sim,
+        *sim_only,
         robot,
     ])

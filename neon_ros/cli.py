@@ -1,7 +1,7 @@
 """`neon-ros`: the command line. Each subcommand lives in its own module.
 
-A module named here exposes ``HELP`` (one line), ``add_arguments(parser)`` and
-``run(args) -> int``. Modules are imported only when their subcommand runs, so
+A module named here exposes ``add_arguments(parser)`` and ``run(args) -> int``; its
+one-line help is written here. Modules are imported only when their subcommand runs, so
 ``neon-ros --help`` is instant and a missing optional dependency only affects its command.
 """
 
@@ -13,7 +13,7 @@ import sys
 
 # name -> (module, one-line help). Add a line per subcommand.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "assets": ("neon_ros.sim.assets", "fetch, verify and locate the G1 MuJoCo model"),
+    "assets": ("neon_ros.tools.assets", "fetch, verify and locate the G1 MuJoCo model"),
     "demo": ("neon_ros.tools.demo.cli", "run the whole loop on a simulated G1 and write a report"),
     "train": ("neon_ros.tools.train", "train the action head on cached features of a data soup"),
     "eval": ("neon_ros.tools.evaluate", "run a trained head closed-loop in sim_g1 and report success per task"),

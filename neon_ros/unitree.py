@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from neon_ros import g1
+from neon_ros.errors import UnavailableError
 
 SDK_HINT = ("unitree_sdk2py is not installed: run `make setup` (installs unitree-sdk2py-dimos and "
             "cyclonedds 0.10.2 built against the system Cyclone DDS)")
@@ -20,7 +21,7 @@ SDK_HINT = ("unitree_sdk2py is not installed: run `make setup` (installs unitree
 _initialised: tuple[int, str] | None = None
 
 
-class SdkMissingError(ImportError):
+class SdkMissingError(UnavailableError, ImportError):
     pass
 
 

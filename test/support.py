@@ -1,36 +1,27 @@
-"""Test helpers: isolated ROS 2 / Unitree DDS domains and child processes with hard timeouts."""
+"""Test helpers over neon_ros.tools.processes: isolated ROS 2 / Unitree DDS domains, child processes."""
 
 from __future__ import annotations
 
 import os
-import random
-import subprocess
+import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from neon_ros.runtime.timing import child_normal_scheduling
+from neon_ros.tools import processes
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def ros_env(domain: int | None = None, **extra: str) -> dict[str, str]:
-    """Environment for a child process: a random ROS_DOMAIN_ID, localhost-only discovery."""
-    env = dict(os.environ)
-    env.pop("CYCLONEDDS_HOME", None)
-    env["ROS_DOMAIN_ID"] = str(domain if domain is not None else random.randint(1, 100))
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # Jazzy/Kilted
-    env["ROS_LOCALHOST_ONLY"] = "1"  # Humble
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("MUJOCO_GL", "egl")
-    env.update(extra)
-    return env
+    """Environment for a child process: ROS_DOMAIN_ID (random in the tests' range), localhost-only discovery."""
+    return {**processes.child_env(domain, processes.TEST_ROS_DOMAINS), **extra}
 
 
 def random_dds_domain() -> int:
     """A Unitree DDS domain for one test (the robot uses 0; tests stay away from it)."""
-    return random.randint(101, 200)
+    return processes.random_domain(processes.UNITREE_DDS_DOMAINS)
 
 
 def python(*args: str) -> list[str]:
@@ -38,43 +29,18 @@ def python(*args: str) -> list[str]:
 
 
 def script(name: str) -> list[str]:
-    """Command to run a console script of this package from the venv."""
-    return [str(Path(sys.executable).parent / name)]
+    """Command to run a console script of this package."""
+    return processes.executable(name)
 
 
-class Proc:
-    """A child process whose output goes to a log file; killed on exit of the context."""
+class Proc(processes.Child):
+    """A child run from the repository; stopped with SIGTERM first (the nodes' clean exit is tested)."""
 
     def __init__(self, cmd: list[str], env: dict[str, str], log: Path, cwd: Path | None = None):
-        self.log_path = log
-        self._log = open(log, "w")
-        self.popen = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                      cwd=str(cwd or REPO), start_new_session=True,
-                                      preexec_fn=child_normal_scheduling)
+        super().__init__(Path(log).stem, cmd, env, log, cwd=cwd or REPO)
 
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, sig_timeout: float = 5.0) -> int:
-        if self.alive():
-            self.popen.terminate()
-            try:
-                self.popen.wait(sig_timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-        self._log.close()
-        return self.popen.returncode
-
-    def __enter__(self) -> Proc:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def stop(self, grace: float = 5.0, first: signal.Signals = signal.SIGTERM) -> int:
+        return super().stop(grace, first)
 
 
 def child_policies(root_pid: int) -> dict[int, tuple[str, dict[int, int]]]:

@@ -8,8 +8,7 @@ import pytest
 from neon_ros import g1
 from neon_ros.data.lerobot_writer import EpisodeRecord, write_lerobot_v3
 from neon_ros.data.registry import SourceConfig, open_source
-from neon_ros.data.robots import FRANKA
-from neon_ros.data.sources.lerobot import g1_hand_poses
+from neon_ros.data.robots import FRANKA, g1_hand_poses
 from neon_ros.policy import actions
 
 FRANKA_NAMES = [f"panda_joint{i}" for i in range(1, 8)] + ["gripper"]

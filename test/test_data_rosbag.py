@@ -75,3 +75,36 @@ def test_g1_rosbag_corrupt_bag_is_skipped_with_its_name(tmp_path):
     samples = list(src.samples())
     assert samples and {s.episode for s in samples} == {"good"}
     assert len(src.skipped) == 1 and "bad" in src.skipped[0].error
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"])
+def test_bag_images_decode_exactly_like_the_camera_topic(tmp_path, encoding):
+    """Training (a bag read by g1_rosbag) and runtime (camera_buffer) see the same pixels."""
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+    from sensor_msgs.msg import Image
+
+    from neon_ros.data.sources.g1_rosbag import G1RosbagSource
+    from neon_ros.runtime.image import image_to_rgb
+
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    alpha = np.full((6, 5, 1), 255, np.uint8)
+    pixels = {"rgb8": rgb, "bgr8": rgb[..., ::-1], "rgba8": np.concatenate([rgb, alpha], axis=2),
+              "bgra8": np.concatenate([rgb[..., ::-1], alpha], axis=2), "mono8": rgb[..., :1]}[encoding]
+    h, w, c = pixels.shape
+    rows = np.zeros((h, w * c + 3), np.uint8)  # padded rows: step > width * channels
+    rows[:, : w * c] = pixels.reshape(h, w * c)
+    fields = {"height": h, "width": w, "encoding": encoding, "is_bigendian": 0, "step": rows.shape[1]}
+
+    ts = get_typestore(Stores.ROS2_HUMBLE)
+    img_t, hdr_t, time_t = (ts.types[f"{p}/msg/{n}"] for p, n in (
+        ("sensor_msgs", "Image"), ("std_msgs", "Header"), ("builtin_interfaces", "Time")))
+    with Writer(tmp_path / "bag", version=9) as writer:
+        conn = writer.add_connection(contract.TOPIC_CAMERA, img_t.__msgtype__, typestore=ts)
+        msg = img_t(header=hdr_t(stamp=time_t(sec=1, nanosec=0), frame_id=""), data=rows.reshape(-1), **fields)
+        writer.write(conn, 10**9, ts.serialize_cdr(msg, img_t.__msgtype__))
+    [(_, from_bag)] = list(G1RosbagSource._frames(tmp_path / "bag", 1.0))
+
+    from_topic = image_to_rgb(Image(data=rows.tobytes(), **fields))  # camera_buffer's decoder
+    expected = np.repeat(pixels, 3, axis=2) if encoding == "mono8" else rgb
+    assert np.array_equal(from_bag, from_topic) and np.array_equal(from_topic, expected)

@@ -9,7 +9,6 @@ NEON_DEMO_TEST_CHECKPOINT=path runs it with that head instead of the quick one.
 
 import json
 import os
-import random
 import re
 import subprocess
 
@@ -31,7 +30,7 @@ TELEOP_SECONDS = 4.0
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    domain = random.randint(*processes.ROS_DOMAIN_RANGE)  # the demo's range, above the other tests'
+    domain = processes.random_domain(processes.TOOL_ROS_DOMAINS)  # the demo's range, above the other tests'
     env = ros_env(domain)
     ckpt = os.environ.get("NEON_DEMO_TEST_CHECKPOINT", "")
     cmd = script("neon-ros") + ["demo", "--seconds", str(LIVE_SECONDS), "--headless", "--output", str(out),
@@ -84,14 +83,16 @@ def test_demo_report_says_what_happened(demo):
 
 @pytest.mark.timeout(600)
 def test_demo_and_its_nodes_run_at_normal_scheduling(demo):
-    """No node of the demo asks for rt_priority (config/neon.yaml: 0), so none may run real-time:
+    """No node of the demo asks for rt_priority (config/neon.yaml: 0), so no thread may run real-time:
     the demo trains its head first (writing AV1 video), and nothing of that may leak into the stack."""
     tree = demo["scheduling"]
     nodes = [cmd for cmd, _ in tree.values() if "--ros-args" in cmd]
     assert len(nodes) >= 7, tree
-    not_normal = {pid: (cmd, {t: p for t, p in tids.items() if p != os.SCHED_OTHER})
-                  for pid, (cmd, tids) in tree.items() if any(p != os.SCHED_OTHER for p in tids.values())}
-    assert not not_normal, not_normal
+    # Mesa's EGL worker threads put themselves on SCHED_BATCH (a lower, non-real-time policy): fine.
+    real_time = (os.SCHED_FIFO, os.SCHED_RR, 6)  # 6: SCHED_DEADLINE
+    offenders = {pid: (cmd, {t: p for t, p in tids.items() if p & 0xFF in real_time})
+                 for pid, (cmd, tids) in tree.items() if any(p & 0xFF in real_time for p in tids.values())}
+    assert not offenders, offenders
 
 
 @pytest.mark.timeout(600)

@@ -1,15 +1,20 @@
-"""Static checks of launch/*.py (launch and launch_ros are not installable here).
+"""Checks of launch/*.py without launch and launch_ros (they are not installable here).
 
-Each launch file is parsed (ast): every neon_ros executable it starts must be a console
-script in setup.py with its node module present, every share path it builds
-(PathJoinSubstitution([FindPackageShare(...), "config", ...])) must exist in the repo,
-every parameter it overrides must be declared by that node, and every
-LaunchConfiguration it reads must be declared by a DeclareLaunchArgument (in the file or,
-for included files, by the file it includes).
+Each launch file runs against stand-ins of the launch API that only record what they are
+built with. Every neon_ros executable it starts must be a console script in setup.py with
+its node module present, every parameter it sets must be declared by that node, every
+share path it builds (PathJoinSubstitution([FindPackageShare(...), "config", ...])) must
+exist in the repo, and every launch argument it reads or passes to an included file must
+be declared (for sim.launch.py also by neon.launch.py, which it includes). The nodes and
+the bridge settings they start are those of the stack table (neon_ros.tools.stack).
 """
 
 import ast
+import importlib.util
 import re
+import sys
+import types
+from collections.abc import ItemsView, Mapping
 from pathlib import Path
 
 import pytest
@@ -17,18 +22,13 @@ import yaml
 from support import REPO
 
 from neon_ros import contract
+from neon_ros.tools import stack
 
 LAUNCH_FILES = ("neon.launch.py", "sim.launch.py", "record.launch.py")
+LAUNCH_MODULES = ("launch", "launch.actions", "launch.conditions", "launch.launch_description_sources",
+                  "launch.substitutions", "launch_ros", "launch_ros.actions", "launch_ros.parameter_descriptions",
+                  "launch_ros.substitutions")
 PACKAGE = "neon_ros"
-
-
-def call_name(node: ast.Call) -> str:
-    f = node.func
-    return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
-
-
-def kw(node: ast.Call, name: str):
-    return next((k.value for k in node.keywords if k.arg == name), None)
 
 
 def const(node) -> str | None:
@@ -46,83 +46,172 @@ def console_scripts() -> dict[str, str]:
 
 def declared_params(module: str) -> set[str]:
     """Parameter names a node declares: declare(self, "x"), d(self, "x"), declare_parameter("x"),
-    or the keys of a module-level PARAMETERS table it declares in a loop."""
+    or the keys of a module-level PARAMETERS table it declares (in a loop or with declare_parameters)."""
     src = (REPO / (module.split(":")[0].replace(".", "/") + ".py")).read_text()
     names = set(re.findall(r"(?:\bd|declare|declare_parameter)\(\s*(?:self\s*,\s*)?\"(\w+)\"", src))
+    table_declared = re.search(r"PARAMETERS\.items\(\)|declare_parameters\(\s*self\s*,\s*PARAMETERS\b", src)
     for n in ast.parse(src).body:
         target = n.target if isinstance(n, ast.AnnAssign) else (n.targets[0] if isinstance(n, ast.Assign) else None)
-        if getattr(target, "id", "") == "PARAMETERS" and isinstance(n.value, ast.Dict) and "PARAMETERS.items()" in src:
+        if getattr(target, "id", "") == "PARAMETERS" and isinstance(n.value, ast.Dict) and table_declared:
             names.update(const(k) for k in n.value.keys if const(k))
     return names
 
 
-def parse(name: str) -> ast.Module:
-    return ast.parse((REPO / "launch" / name).read_text(), filename=name)
+class Recorded:
+    """Stand-in for a class of the launch API: keeps the arguments it was built with."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
 
 
-def launch_arguments(tree: ast.Module) -> set[str]:
-    names = set()
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Call) and call_name(n) == "DeclareLaunchArgument":
-            names.add(const(n.args[0]) if n.args else const(kw(n, "name")))
-        # neon.launch.py declares from an ARGUMENTS table of (name, default, doc) tuples
-        if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "ARGUMENTS" for t in n.targets):
-            names.update(const(e.elts[0]) for e in n.value.elts)
-    return names - {None}
+def kind(obj) -> str:
+    return type(obj).__name__ if isinstance(obj, Recorded) else ""
+
+
+def stand_in(name: str) -> types.ModuleType:
+    """A module whose every public name is a Recorded subclass of that name."""
+    module = types.ModuleType(name)
+    classes: dict[str, type] = {}
+
+    def attribute(attr: str) -> type:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return classes.setdefault(attr, type(attr, (Recorded,), {}))
+
+    module.__getattr__ = attribute
+    return module
+
+
+@pytest.fixture
+def load(monkeypatch):
+    """load(NAME): the LaunchDescription launch/NAME generates, built from stand-ins."""
+    for name in LAUNCH_MODULES:
+        monkeypatch.setitem(sys.modules, name, stand_in(name))
+
+    def generate(name: str) -> Recorded:
+        spec = importlib.util.spec_from_file_location("launch_file_" + name.split(".")[0], REPO / "launch" / name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.generate_launch_description()
+
+    return generate
+
+
+def objects(value):
+    """Every Recorded object inside ``value`` (itself included), depth first."""
+    if isinstance(value, Recorded):
+        yield value
+        for v in (*value.args, *value.kwargs.values()):
+            yield from objects(v)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from objects(k)
+            yield from objects(v)
+    elif isinstance(value, (list, tuple, ItemsView)):
+        for v in value:
+            yield from objects(v)
+
+
+def of_kind(description: Recorded, name: str) -> list[Recorded]:
+    return [o for o in objects(description) if kind(o) == name]
+
+
+def arguments(description: Recorded) -> dict[str, object]:
+    """Declared launch arguments: name -> default (None = required)."""
+    return {d.args[0]: d.kwargs.get("default_value") for d in of_kind(description, "DeclareLaunchArgument")}
+
+
+def neon_nodes(description: Recorded) -> dict[str, Recorded]:
+    """executable -> Node of this package, in start order."""
+    return {n.kwargs["executable"]: n for n in of_kind(description, "Node") if n.kwargs.get("package") == PACKAGE}
+
+
+def node_params(node: Recorded) -> dict[str, object]:
+    """The parameter overrides a Node sets (its dicts; params files aside)."""
+    out: dict[str, object] = {}
+    for p in node.kwargs.get("parameters", ()):
+        if isinstance(p, Mapping):
+            out.update(p)
+    return out
+
+
+def resolve(value, args: Mapping[str, object]):
+    """A parameter value as the node receives it, given launch argument values ``args``."""
+    if kind(value) == "ParameterValue":
+        text = resolve(value.args[0], args)
+        typ = value.kwargs.get("value_type", str)
+        return {"true": True, "false": False}[text] if typ is bool else typ(text)
+    if kind(value) == "LaunchConfiguration":
+        return args.get(value.args[0])
+    return value
+
+
+def include_arguments(description: Recorded) -> dict[str, object]:
+    """What a file passes to the files it includes, resolved against its own argument defaults."""
+    own = arguments(description)
+    return {k: resolve(v, own) for inc in of_kind(description, "IncludeLaunchDescription")
+            for k, v in inc.kwargs.get("launch_arguments", ())}
 
 
 @pytest.mark.parametrize("name", LAUNCH_FILES)
-def test_launch_file_names_only_things_that_exist(name):
-    src = (REPO / "launch" / name).read_text()
-    compile(src, name, "exec")
-    tree = parse(name)
-    scripts = console_scripts()
-    args = launch_arguments(tree)
+def test_launch_file_names_only_things_that_exist(name, load):
+    compile((REPO / "launch" / name).read_text(), name, "exec")
+    description = load(name)
+    declared = set(arguments(description))
     if name == "sim.launch.py":
-        args |= launch_arguments(parse("neon.launch.py"))
-    started = []
-    for n in ast.walk(tree):
-        if not isinstance(n, ast.Call):
-            continue
-        cname = call_name(n)
-        pkg = kw(n, "package")
-        if cname == "Node" and (getattr(pkg, "id", None) == "PACKAGE" or const(pkg) == PACKAGE):
-            exe = const(kw(n, "executable"))
-            assert exe in scripts, f"{name}: executable {exe!r} is not a console script in setup.py"
-            module = scripts[exe]
-            assert (REPO / (module.split(":")[0].replace(".", "/") + ".py")).is_file(), f"{module} missing"
-            declared = declared_params(module)
-            params = kw(n, "parameters")
-            for p in params.elts if params is not None else ():
-                if isinstance(p, ast.Dict):
-                    for key in p.keys:
-                        assert const(key) in declared, f"{name}: {exe} does not declare parameter {const(key)!r}"
-            started.append(exe)
-        elif cname == "PathJoinSubstitution":
-            parts = [const(e) for e in n.args[0].elts[1:]]
-            assert all(parts), f"{name}: non-literal share path {ast.unparse(n)}"
-            assert (REPO.joinpath(*parts)).is_file(), f"{name}: {'/'.join(parts)} does not exist"
-        elif cname == "LaunchConfiguration" and n.args and const(n.args[0]):
-            assert const(n.args[0]) in args, f"{name}: launch argument {const(n.args[0])!r} is not declared"
-    # the `arg = LaunchConfiguration` alias: arg("x")
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "arg" and n.args and const(n.args[0]):
-            assert const(n.args[0]) in args, f"{name}: launch argument {const(n.args[0])!r} is not declared"
-    expected = {
-        "neon.launch.py": {"camera_buffer", "backbone", "action_head", "speech_in", "speech_out", "g1_bridge"},
-        "sim.launch.py": {"sim_g1"},
-        "record.launch.py": {"recorder"},
-    }[name]
-    assert expected <= set(started), (name, started)
+        included = set(arguments(load("neon.launch.py")))
+        passed = set(include_arguments(description))
+        assert passed <= included, f"{name} passes undeclared arguments {passed - included} to neon.launch.py"
+        declared |= included
+    read = {c.args[0] for c in of_kind(description, "LaunchConfiguration")}
+    assert read <= declared, f"{name}: launch arguments {read - declared} are not declared"
+    for path in of_kind(description, "PathJoinSubstitution"):
+        share, *parts = path.args[0]
+        assert kind(share) == "FindPackageShare" and share.args == (PACKAGE,), f"{name}: {path.args}"
+        assert all(isinstance(p, str) for p in parts), f"{name}: non-literal share path {parts}"
+        assert REPO.joinpath(*parts).is_file(), f"{name}: {'/'.join(parts)} does not exist"
+    scripts = console_scripts()
+    for exe, node in neon_nodes(description).items():
+        assert exe in scripts, f"{name}: executable {exe!r} is not a console script in setup.py"
+        assert node.kwargs.get("name") == exe, f"{name}: node {node.kwargs.get('name')!r} runs {exe!r}"
+        module = scripts[exe]
+        assert (REPO / (module.split(":")[0].replace(".", "/") + ".py")).is_file(), f"{module} missing"
+        undeclared = set(node_params(node)) - declared_params(module)
+        assert not undeclared, f"{name}: {exe} does not declare parameters {undeclared}"
 
 
-def test_robot_launch_is_safe_by_default():
+def test_launch_files_start_the_stack_table(load):
+    robot = list(neon_nodes(load("neon.launch.py")))
+    sim_only = list(neon_nodes(load("sim.launch.py")))
+    assert robot == [n.name for n in stack.robot_nodes()]
+    assert {"camera_buffer", "backbone", "action_head", "speech_in", "speech_out", "g1_bridge"} <= set(robot)
+    assert "sim_g1" in sim_only and set(robot) | set(sim_only) == {n.name for n in stack.STACK}
+    assert list(neon_nodes(load("record.launch.py"))) == ["recorder"]
+
+
+def test_stack_table_names_nodes_and_parameters_that_exist():
+    scripts = console_scripts()
+    for entry in stack.STACK:
+        assert entry.name in scripts, f"stack node {entry.name!r} is not a console script in setup.py"
+        declared = declared_params(scripts[entry.name])
+        for overrides in (entry.sim, entry.robot or {}):
+            assert set(overrides) <= declared, f"{entry.name} does not declare {set(overrides) - declared}"
+
+
+def test_robot_launch_is_safe_by_default(load):
     """On the robot: arm_sdk mode, bridge disabled until /g1_bridge/enable; the sim overrides both."""
-    src = (REPO / "launch" / "neon.launch.py").read_text()
-    assert '("bridge_mode", "arm_sdk"' in src and '("autostart", "false"' in src
-    assert '("dds_domain_id", "0"' in src
-    sim = (REPO / "launch" / "sim.launch.py").read_text()
-    assert '"bridge_mode": "lowcmd"' in sim and '"autostart": "true"' in sim and '"network_interface": "lo"' in sim
+    robot = load("neon.launch.py")
+    defaults = arguments(robot)
+    bridge = node_params(neon_nodes(robot)["g1_bridge"])
+    on_robot = {k: resolve(v, defaults) for k, v in bridge.items()}
+    assert on_robot == {"mode": "arm_sdk", "autostart": False, "network_interface": "eth0", "dds_domain_id": 0}
+    assert on_robot == stack.node("g1_bridge").robot
+    sim = load("sim.launch.py")
+    in_sim = {k: resolve(v, {**defaults, **include_arguments(sim)}) for k, v in bridge.items()}
+    assert {k: in_sim[k] for k in ("mode", "autostart", "network_interface")} == {
+        "mode": "lowcmd", "autostart": True, "network_interface": "lo"} == stack.node("g1_bridge").sim
+    sim_g1 = {k: resolve(v, arguments(sim)) for k, v in node_params(neon_nodes(sim)["sim_g1"]).items()}
+    assert sim_g1.items() >= stack.node("sim_g1").sim.items() and sim_g1["fixed_base"] is True
 
 
 def test_record_launch_records_the_training_topics():
@@ -152,15 +241,9 @@ def test_rviz_config_shows_what_the_issue_lists():
     assert Path(REPO / "launch" / "neon.launch.py").read_text().count("\"neon.rviz\"") == 1
 
 
-def test_camera_buffer_and_backbone_get_the_same_preset():
+def test_camera_buffer_and_backbone_get_the_same_preset(load):
     """The clip geometry must come from the preset the backbone runs, else every clip is refused."""
-    presets = {}
-    for n in ast.walk(parse("neon.launch.py")):
-        if isinstance(n, ast.Call) and call_name(n) == "Node":
-            exe = const(kw(n, "executable"))
-            for p in getattr(kw(n, "parameters"), "elts", ()):
-                if isinstance(p, ast.Dict):
-                    for key, value in zip(p.keys, p.values, strict=True):
-                        if const(key) == "preset":
-                            presets[exe] = ast.unparse(value)
-    assert presets.get("camera_buffer") == presets.get("backbone") == "arg('preset')", presets
+    nodes = neon_nodes(load("neon.launch.py"))
+    presets = {exe: node_params(nodes[exe]).get("preset") for exe in ("camera_buffer", "backbone")}
+    assert all(kind(p) == "LaunchConfiguration" for p in presets.values()), presets
+    assert presets["camera_buffer"].args == presets["backbone"].args == ("preset",)

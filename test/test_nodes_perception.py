@@ -6,7 +6,7 @@ from sensor_msgs.msg import Image
 
 from neon_ros import contract, g1
 from neon_ros.ros import markers
-from neon_ros.runtime import chunk, gate, narration, timing
+from neon_ros.runtime import gate, narration, timing
 from neon_ros.runtime.geometry import ClipGeometry, resolve_geometry
 from neon_ros.runtime.image import FrameError, VideoSource, image_to_rgb, resize_rgb, rgb_to_image_fields
 from neon_ros.runtime.ring import FrameRing
@@ -169,17 +169,22 @@ def test_gate_accepts_fresh_input():
 # --- chunk ------------------------------------------------------------------------------------
 
 def test_safe_chunk_clamps_and_refuses():
-    t = np.tile(g1.STANDING_POSE, (contract.CHUNK_STEPS, 1))
-    t[3, 0] = 100.0
-    out = chunk.safe_chunk(t)
-    assert out.clamped == 1 and out.positions[3, 0] == g1.UPPER_LIMITS[0]
-    t[2, 2] = np.nan
-    with pytest.raises(chunk.ChunkError, match="non-finite"):
-        chunk.safe_chunk(t)
-    with pytest.raises(chunk.ChunkError, match="shape"):
-        chunk.safe_chunk(np.zeros((15, 29)))
-    abs_t = chunk.absolute_targets(g1.STANDING_POSE, np.ones((16, 29)))
-    assert np.allclose(abs_t - g1.STANDING_POSE, 1.0)
+    from neon_ros.runtime.head import ChunkError, safe_chunk
+
+    q = g1.STANDING_POSE
+    delta = np.full((contract.CHUNK_STEPS, g1.NUM_JOINTS), 1e-3)
+    pos, clamped = safe_chunk(q, delta)
+    assert clamped == 0 and np.allclose(pos - q, 1e-3)  # absolute targets = q + delta
+    delta[3, 0] = 100.0
+    pos, clamped = safe_chunk(q, delta)
+    assert clamped == 1 and pos[3, 0] == g1.UPPER_LIMITS[0]
+    pos, clamped = safe_chunk(q, delta, margin=0.01)
+    assert clamped == 1 and pos[3, 0] == g1.UPPER_LIMITS[0] - 0.01
+    delta[2, 2] = np.nan
+    with pytest.raises(ChunkError, match="non-finite"):
+        safe_chunk(q, delta)
+    with pytest.raises(ChunkError, match="shape"):
+        safe_chunk(q, np.zeros((15, 29)))
 
 
 # --- markers ----------------------------------------------------------------------------------
@@ -210,27 +215,18 @@ def test_classify_phases():
 
 
 def test_narrator_speaks_on_instruction_and_stable_phase_changes():
-    said = []
-    n = narration.Narrator(narration.PhaseConfig(min_ticks=3, min_interval=1.0),
-                           compose=lambda instr, phase: said.append((instr, phase)) or f"{phase}!")
+    n = narration.Narrator(narration.PhaseConfig(min_ticks=3, min_interval=1.0))
     assert n.update("", "idle", 0.0) is None  # nothing to announce yet
-    assert n.update("pick up the cup", "idle", 0.1) == "thinking!"
+    assert n.update("pick up the cup", "idle", 0.1) == "Thinking about how to pick up the cup."
     assert n.update("pick up the cup", "reaching", 0.2) is None
     assert n.update("pick up the cup", "idle", 0.25) is None  # chatter resets the count
     for t in (1.2, 1.25):
         assert n.update("pick up the cup", "reaching", t) is None
-    assert n.update("pick up the cup", "reaching", 1.3) == "reaching!"
+    assert n.update("pick up the cup", "reaching", 1.3) == "Reaching for the cup now."
     assert n.update("pick up the cup", "reaching", 1.4) is None
+    assert n.spoken == 2 and n.phase == "reaching"
     with pytest.raises(ValueError):
         n.update("x", "dancing", 2.0)
-
-
-def test_narrator_uses_voice_module_or_fallback():
-    n = narration.Narrator()
-    text = n.text("pick up the red cup", "reaching")
-    assert text and "cup" in text
-    broken = narration.Narrator(compose=lambda *a: 1 / 0)
-    assert broken.text("", "walking") == narration.fallback_text("", "walking")
 
 
 # --- timing -----------------------------------------------------------------------------------
@@ -256,6 +252,25 @@ def test_absolute_ticker_does_not_drift_and_skips_overruns():
     clock.t += 0.17  # overrun: deadlines 0.55 and 0.60 are missed, 0.65 is served late
     late = tick.wait()
     assert tick.missed == 2 and abs(late - 0.02) < 1e-9
+
+
+def test_absolute_ticker_catches_up_within_max_lag():
+    clock = FakeClock()
+    tick = timing.AbsoluteTicker(0.01, clock=clock, sleep=clock.sleep, max_lag=0.1)
+    clock.t += 0.035  # 3.5 periods behind: deadlines 0.01, 0.02, 0.03 run back to back
+    assert [round(tick.wait(), 9) for _ in range(3)] == [0.025, 0.015, 0.005]
+    assert tick.wait() < 1e-9 and tick.missed == 0 and abs(clock.t - 0.04) < 1e-9
+    clock.t += 0.205  # beyond max_lag: skip to the latest deadline already past (0.24)
+    late = tick.wait()
+    assert tick.missed == 19 and abs(late - 0.005) < 1e-9
+
+
+def test_percentiles():
+    p = timing.percentiles(range(101))
+    assert p == {"p50": 50.0, "p99": 99.0, "max": 100.0, "n": 101}
+    assert timing.percentiles([2.0], qs=(90,)) == {"p90": 2.0, "max": 2.0, "n": 1}
+    empty = timing.percentiles([])
+    assert empty["n"] == 0 and np.isnan(empty["p50"]) and np.isnan(empty["max"])
 
 
 def test_window_and_rate():

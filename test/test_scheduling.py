@@ -19,7 +19,7 @@ from support import child_policies
 
 from neon_ros import g1
 from neon_ros.data.lerobot_writer import EpisodeRecord, write_lerobot_v3
-from neon_ros.runtime.timing import contained_scheduling, set_process_fifo, thread_policies
+from neon_ros.runtime.timing import contained_scheduling, set_fifo, thread_policies
 
 
 def _fifo_permitted() -> bool:
@@ -72,8 +72,8 @@ def test_contained_scheduling_restores_threads_that_existed_and_resets_new_ones(
 @pytest.mark.skipif(not _fifo_permitted(), reason="SCHED_FIFO not permitted here (needs root / CAP_SYS_NICE)")
 def test_a_real_time_node_process_starts_children_on_normal_scheduling():
     code = ("import os, subprocess, sys\n"
-            "from neon_ros.runtime.timing import set_process_fifo\n"
-            "print(set_process_fifo(10))\n"
+            "from neon_ros.runtime.timing import set_fifo\n"
+            "print(set_fifo(10))\n"
             "print(os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK == os.SCHED_FIFO)\n"
             "child = subprocess.run([sys.executable, '-c', 'import os; print(os.sched_getscheduler(0))'],\n"
             "                       capture_output=True, text=True, check=True)\n"
@@ -82,6 +82,25 @@ def test_a_real_time_node_process_starts_children_on_normal_scheduling():
     status, fifo, child = out.stdout.split("\n")[:3]
     assert status.startswith("SCHED_FIFO 10") and fifo == "True", out.stdout
     assert int(child) == os.SCHED_OTHER, out.stdout
+
+
+@pytest.mark.skipif(not _fifo_permitted(), reason="SCHED_FIFO not permitted here (needs root / CAP_SYS_NICE)")
+@pytest.mark.parametrize(("kwargs", "status", "thread_policy"), [
+    ({}, "SCHED_FIFO 3 (whole process)", os.SCHED_OTHER),  # RESET_ON_FORK resets new threads too
+    ({"whole_process": False}, "SCHED_FIFO 3", os.SCHED_OTHER),
+    ({"whole_process": False, "inherit": True}, "SCHED_FIFO 3", os.SCHED_FIFO),  # the bridge's way
+])
+def test_set_fifo_and_the_threads_started_afterwards(kwargs, status, thread_policy):
+    seen = []
+    assert set_fifo(3, **kwargs) == status
+    try:
+        assert os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK == os.SCHED_FIFO
+        later = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))
+        later.start()
+        later.join()
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    assert seen == [thread_policy]
 
 
 def test_child_policies_reads_a_process_tree():
@@ -93,4 +112,4 @@ def test_child_policies_reads_a_process_tree():
     finally:
         proc.kill()
         proc.wait()
-    assert set_process_fifo(0) == "normal priority"
+    assert set_fifo(0) == "normal priority"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from neon_ros import g1
-from neon_ros.tools.teleop import KeyboardState, TeleopError, TeleopScript, parse_assignment
+from neon_ros.runtime.teleop import KeyboardState, TeleopError, TeleopScript, parse_assignment
 
 RSP = "right_shoulder_pitch_joint"
 REL = "right_elbow_joint"

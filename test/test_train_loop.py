@@ -1,7 +1,10 @@
-"""Training: 2-step train + resume, kill -9 then resume = uninterrupted weights, DDP on gloo."""
+"""Training: 2-step train + resume, kill -9 then resume = uninterrupted weights, DDP on gloo;
+weight decay on Linear matrices only; `neon-ros train` options come from TrainConfig."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
 import signal
 import subprocess
@@ -15,8 +18,10 @@ import torch
 
 from neon_ros import g1
 from neon_ros.data.labels import LabelWriter
+from neon_ros.policy.model import ActionHead, HeadConfig
 from neon_ros.policy.schema import PROPRIO_DIM, Sample, empty_masks, empty_targets
-from neon_ros.policy.train import TrainConfig, train
+from neon_ros.policy.train import TrainConfig, param_groups, train
+from neon_ros.tools import train as train_cli
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTH = 32
@@ -67,6 +72,39 @@ def test_two_step_train_then_resume(tmp_path):
     rows = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]  # each step logged once
     assert "joint_delta" in result and (tmp_path / "run" / "head.json").exists()
+
+
+def test_weight_decay_only_on_linear_matrices(tmp_path):
+    model = ActionHead(HeadConfig(feature_dim=WIDTH, d_model=32, layers=2))
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay, rest = param_groups(model, 0.05)
+    assert (decay["weight_decay"], rest["weight_decay"]) == (0.05, 0.0)
+    decayed = sorted(names[id(p)] for p in decay["params"])
+    linears = ["blocks.0.fc", "blocks.0.proj", "blocks.1.fc", "blocks.1.proj", "feat", "in_proj",
+               *(f"out.{c}" for c in ("ee", "grip", "joint_delta", "loco")), "proprio"]
+    assert decayed == sorted(f"{m}.weight" for m in linears)
+    assert sorted(names[id(p)] for p in rest["params"]) == sorted(
+        [f"{m}.bias" for m in linears] + ["embodiment.weight", "blocks.0.alpha", "blocks.1.alpha"])
+    data = make_data(tmp_path / "data")
+    train(config(data, tmp_path / "run", 1, weight_decay=0.05, layers=2))
+    groups = torch.load(tmp_path / "run" / "train_state.pt", weights_only=False)["optimizer"]["param_groups"]
+    assert [(g["weight_decay"], len(g["params"])) for g in groups] == [(0.05, len(linears)), (0.0, len(linears) + 3)]
+
+
+def test_cli_options_are_the_train_config_fields(tmp_path):
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    flags = {opt for action in parser._actions for opt in action.option_strings}
+    options = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata["option"]}
+    assert {"--data", "--out", "--batch-size", "--no-progress", "--soup", "--resume"} <= flags
+    assert {"min_lr_ratio", "grad_clip", "weights"}.isdisjoint(options)
+    args = ["--data", str(tmp_path), "--out", str(tmp_path / "run"), "--steps", "7", "--lr", "3e-3", *TINY]
+    cfg = train_cli.config_from_args(parser.parse_args(args))
+    assert cfg == TrainConfig(data=tmp_path, out=tmp_path / "run", steps=7, lr=3e-3, d_model=32, layers=1,
+                              threads=1, progress=False, held_out=0.25)
+    assert train_cli.config_from_args(parser.parse_args(args[:4])) == TrainConfig(data=tmp_path, out=tmp_path / "run")
+    with pytest.raises(ValueError, match="held_out"):
+        train_cli.config_from_args(parser.parse_args([*args[:4], "--held-out", "1.5"]))
 
 
 @pytest.mark.timeout(240)

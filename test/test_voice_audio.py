@@ -1,5 +1,5 @@
 """Voice core without ROS: format conversion, sources, silero-vad segmentation, Whisper on real
-speech, and the narrator's pre-emption / throttling with real espeak-ng."""
+speech, and the speech queue's pre-emption / throttling with real espeak-ng."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from neon_ros.voice.asr import (
     make_asr,
     normalize,
 )
-from neon_ros.voice.narrator import DirectorySink, Narrator, NarratorConfig
+from neon_ros.voice.speech_queue import DirectorySink, SpeechQueue, SpeechQueueConfig
 from neon_ros.voice.tts import TtsConfig, make_tts
 from neon_ros.voice.vad import Segmenter, VadConfig
 from test.peers.voice_clips import COMMANDS, clipped, speak, stereo, white_noise
@@ -146,9 +146,9 @@ def test_whisper_silence_rule():
         make_asr(AsrConfig(backend="openai_whisper"))
 
 
-def test_narrator_preempts_throttles_and_drops_stale(tmp_path: Path):
+def test_speech_queue_preempts_throttles_and_drops_stale(tmp_path: Path):
     tts = make_tts(TtsConfig())
-    n = Narrator(tts, DirectorySink(tmp_path), NarratorConfig(repeat_s=10.0, max_age_s=5.0))
+    n = SpeechQueue(tts, DirectorySink(tmp_path), SpeechQueueConfig(repeat_s=10.0, max_age_s=5.0))
     try:
         assert n.submit("Holding the red cup.") == "queued"
         assert n.submit("Waving my left hand now.") == "queued"  # pre-empts the first

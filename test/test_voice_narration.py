@@ -1,11 +1,11 @@
-"""Narration text: templates per phase, object extraction, backbone generation fallback."""
+"""The narration table (neon_ros.runtime.narration): templates per phase, object extraction."""
 
 from __future__ import annotations
 
 import pytest
 
-from neon_ros.voice import narration
-from neon_ros.voice.narration import compose, narrate
+from neon_ros.runtime import narration
+from neon_ros.runtime.narration import compose
 
 
 def test_example_sentence():
@@ -45,35 +45,6 @@ def test_object_phrase_and_person():
     assert narration.to_first_person("wave your hand at me") == "wave my hand at you"
 
 
-class _Generator:
-    can_generate = True
-
-    def __init__(self, reply):
-        self.reply = reply
-        self.prompts = []
-
-    def generate_text(self, frames, prompt):
-        self.prompts.append(prompt)
-        if isinstance(self.reply, Exception):
-            raise self.reply
-        return self.reply
-
-
-def test_narrate_uses_generated_text():
-    gen = _Generator("I see a red cup on the table and I am reaching for it. <|im_end|> extra words")
-    out = narrate(gen, frames=[0], instruction="pick up the red cup", phase="reaching")
-    assert out.startswith("I see a red cup on the table and I am reaching for it.")
-    assert "pick up the red cup" in gen.prompts[0] and "reaching" in gen.prompts[0]
-
-
-@pytest.mark.parametrize("reply", ["", "   ...  ", RuntimeError("OOM"), " ".join(["word"] * 80)])
-def test_narrate_falls_back(reply):
-    gen = _Generator(reply)
-    assert narrate(gen, [0], "pick up the red cup", "reaching") == "Reaching for the red cup now."
-
-
-def test_narrate_without_generation():
-    class NoGen:
-        can_generate = False
-    assert narrate(NoGen(), [0], "point at the cup", "pointing", ["cup"]) == "I see the cup. Pointing at it now."
-    assert narrate(None, None, "point at the cup", "pointing") == "Pointing at the cup now."
+def test_every_phase_the_head_reports_has_its_own_sentence():
+    for phase in (*narration.PHASES, "thinking"):
+        assert narration.normalize_phase(phase) in narration.PHASE_TEMPLATES

@@ -10,11 +10,12 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+
+from neon_ros.errors import NeonError, UnavailableError
 
 AUDIO_SAMPLE_RATE = 16_000  # Hz, the rate every audio path expects (mono float32 in [-1, 1])
 DTYPES = ("float32", "bfloat16", "float16")
@@ -22,15 +23,15 @@ QUANTIZATIONS = ("none", "int8_dynamic")
 DEVICES_PREFIXES = ("cpu", "cuda")
 
 
-class MissingWeightsError(FileNotFoundError, ValueError):
+class MissingWeightsError(UnavailableError, FileNotFoundError, ValueError):
     """A preset's local weights directory is missing; the message says where and how to fix it.
 
     Also a ValueError, so command lines that report bad input as one sentence catch it.
     """
 
 
-class CannotGenerateError(NotImplementedError):
-    """This backbone has no text-generation path (narration falls back to composed text)."""
+class CannotGenerateError(NeonError, NotImplementedError):
+    """``generate_text`` on a backbone without a text-generation path (its preset has no ``can_generate``)."""
 
 
 @dataclasses.dataclass
@@ -160,6 +161,11 @@ def check_audio(audio: Any, who: str) -> np.ndarray | None:
     return arr.astype(np.float32, copy=False)
 
 
+def _preset_field(name: str, cast: Callable[[Any], Any]) -> property:
+    """A read-only attribute: the preset's field ``name`` through ``cast``."""
+    return property(lambda self: cast(getattr(self.config, name)), doc=f"``config.{name}`` as {cast.__name__}.")
+
+
 class Backbone(abc.ABC):
     """A frozen encoder. Subclasses implement ``_encode`` and ``torch_modules``.
 
@@ -170,30 +176,16 @@ class Backbone(abc.ABC):
     def __init__(self, config: BackboneConfig) -> None:
         self.config = config
 
-    # -- declared properties -------------------------------------------------
-    @property
-    def backbone_id(self) -> str:
-        return self.config.backbone_id
-
-    @property
-    def width(self) -> int:
-        return int(self.config.width)
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.config.num_frames)
+    # -- declared properties (read from the preset) ---------------------------
+    backbone_id = _preset_field("backbone_id", str)
+    width = _preset_field("width", int)
+    num_frames = _preset_field("num_frames", int)
+    has_audio = _preset_field("has_audio", bool)
+    can_generate = _preset_field("can_generate", bool)
 
     @property
     def frame_size(self) -> tuple[int, int]:
         return (int(self.config.frame_size[0]), int(self.config.frame_size[1]))
-
-    @property
-    def has_audio(self) -> bool:
-        return bool(self.config.has_audio)
-
-    @property
-    def can_generate(self) -> bool:
-        return bool(self.config.can_generate)
 
     @property
     def fps(self) -> float:
@@ -230,7 +222,7 @@ class Backbone(abc.ABC):
         return np.stack([self.encode(c, i, a) for c, i, a in zip(clips, instructions, audios, strict=True)])
 
     def generate_text(self, frames: np.ndarray, prompt: str, max_new_tokens: int = 32) -> str:
-        """Text the model says about the clip (narration). Only where ``can_generate``."""
+        """Text the model says about the clip. Only where ``can_generate``."""
         raise CannotGenerateError(
             f"backbone {self.config.name} ({self.config.architecture}) cannot generate text; "
             "use a preset with can_generate: true (qwen2_5_omni_*, cosmos_reason2_*)"
@@ -276,7 +268,3 @@ def masked_mean(hidden: Any, mask: Any) -> Any:
     """Mean over the sequence axis of (B, S, D) hidden states where mask (B, S) is true."""
     m = mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
-
-
-def resolve_dir(path: str | Path) -> Path:
-    return Path(path).expanduser().resolve()

@@ -26,6 +26,7 @@ import io
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,24 @@ class VisionExport:
         return "\n".join(lines)
 
 
+def _graph(inner: Any, forward: Callable[[Any, Any], Any], **buffers: Any) -> Any:
+    """An eval-mode torch Module holding ``inner`` (and non-persistent ``buffers``) whose forward(x) is
+    ``forward(module, x)``."""
+    import torch
+
+    class Graph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = inner
+            for name, value in buffers.items():
+                self.register_buffer(name, value, persistent=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return forward(self, x)
+
+    return Graph().eval()
+
+
 class _FrameTower:
     """Builders of (graph module, example inputs, input names, output name, dynamic axes) per architecture."""
 
@@ -73,66 +92,45 @@ class _FrameTower:
 
         from neon_ros.backbones.cpu_default import LITE_MEAN, LITE_STD
 
-        net = bb._net
-
-        class Graph(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.net = net
-
-            def forward(self, frames: torch.Tensor) -> torch.Tensor:
-                x = (frames.permute(0, 3, 1, 2).float() - LITE_MEAN) / LITE_STD
-                x = self.net._swish(self.net._bn0(self.net._conv_stem(x)))
-                for block in self.net._blocks:
-                    x = block(x)
-                return x
+        def forward(graph: Any, frames: torch.Tensor) -> torch.Tensor:
+            net = graph.inner
+            x = (frames.permute(0, 3, 1, 2).float() - LITE_MEAN) / LITE_STD
+            x = net._swish(net._bn0(net._conv_stem(x)))
+            for block in net._blocks:
+                x = block(x)
+            return x
 
         rng = np.random.default_rng(seed)
         frames = torch.from_numpy(rng.integers(0, 255, (2, *bb.frame_size, 3), dtype=np.uint8))
-        return Graph().eval(), (frames,), ["frames"], "frame_maps", {"frames": {0: "n"}}
+        return _graph(bb._net, forward), (frames,), ["frames"], "frame_maps", {"frames": {0: "n"}}
 
     @staticmethod
     def chat_video(bb: Any, seed: int) -> tuple[Any, tuple, list[str], str, dict]:
-        import torch
-
         rng = np.random.default_rng(seed)
         clip = rng.integers(0, 255, (bb.num_frames, *bb.frame_size, 3), dtype=np.uint8)
         processed = bb.processor.video_processor([clip])
-        grid = processed["video_grid_thw"]
         tower = bb.vision_tower()
 
-        class Graph(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.tower = tower
-                self.register_buffer("grid", grid.clone(), persistent=False)
+        def forward(graph: Any, pixel_values_videos: Any) -> Any:
+            out = graph.inner(pixel_values_videos, grid_thw=graph.grid)
+            pooled = getattr(out, "pooler_output", None)
+            return pooled if pooled is not None else out[0]
 
-            def forward(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
-                out = self.tower(pixel_values_videos, grid_thw=self.grid)
-                pooled = getattr(out, "pooler_output", None)
-                return pooled if pooled is not None else out[0]
-
+        graph = _graph(tower, forward, grid=processed["video_grid_thw"].clone())
         pixels = processed["pixel_values_videos"].to(next(tower.parameters()).dtype)
-        return Graph().eval(), (pixels,), ["pixel_values_videos"], "vision_embeds", {}
+        return graph, (pixels,), ["pixel_values_videos"], "vision_embeds", {}
 
     @staticmethod
     def tribe(bb: Any, seed: int) -> tuple[Any, tuple, list[str], str, dict]:
-        import torch
-
         rng = np.random.default_rng(seed)
         clip = rng.integers(0, 255, (bb.num_frames, *bb.frame_size, 3), dtype=np.uint8)
         model = bb.video_model
 
-        class Graph(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
-
-            def forward(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
-                return self.model(pixel_values_videos=pixel_values_videos, skip_predictor=True).last_hidden_state
+        def forward(graph: Any, pixel_values_videos: Any) -> Any:
+            return graph.inner(pixel_values_videos=pixel_values_videos, skip_predictor=True).last_hidden_state
 
         pixels = bb.video_pixels(clip).to(next(model.parameters()).dtype)
-        return Graph().eval(), (pixels,), ["pixel_values_videos"], "tokens", {"pixel_values_videos": {0: "n"}}
+        return _graph(model, forward), (pixels,), ["pixel_values_videos"], "tokens", {"pixel_values_videos": {0: "n"}}
 
 
 GRAPHS = {

@@ -15,6 +15,8 @@
 - ``tiny_tokenizer``: a real byte-level BPE tokenizer trained in-process with the
   ``tokenizers`` library (tests and benchmarks; no download).
 - ``HFBackbone``: dtype / device / quantisation, freezing, mask-aware pooling of one layer.
+- ``ChatVideoBackbone``: the Qwen chat-format video models (Qwen2.5-Omni thinker, Qwen3-VL):
+  construction, prompt, encoding and generation through the model's own processor.
 """
 
 from __future__ import annotations
@@ -28,12 +30,19 @@ from typing import Any
 import numpy as np
 
 from neon_ros.backbones.base import Backbone, BackboneConfig, check_clip, freeze, masked_mean, torch_dtype
+from neon_ros.backbones.registry import weights_path
 
 TINY_CORPUS = (
     "pick up the red cup and place it on the table. wave with the left hand. walk forward two steps. "
     "turn left, turn right, stop. open the drawer. the robot sees a person, a box, a ball and a door. "
     "I see the red cup. Reaching for it now. hold still. look at me. hand me the bottle please."
 )
+# The special tokens of Qwen's chat format; each adapter adds its media tokens.
+QWEN_CHAT_TOKENS = {
+    "pad_token": "<|endoftext|>",
+    "eos_token": "<|im_end|>",
+    "im_start_token": "<|im_start|>",
+}
 
 
 def tiny_tokenizer(special: dict[str, str], vocab_size: int = 320, model_max_length: int = 4096) -> Any:
@@ -215,17 +224,58 @@ class HFBackbone(Backbone):
 
 
 class ChatVideoBackbone(HFBackbone):
-    """A video-language model driven through its own processor (Qwen2.5-Omni thinker, Qwen3-VL).
+    """A video-language model in Qwen's chat format, driven through its own processor.
 
-    Subclasses set ``self.model`` and ``self.processor`` and implement ``build_prompt``.
+    Subclasses set ``SPECIAL_TOKENS`` and ``DEFAULT_SYSTEM_PROMPT`` and implement ``_load``
+    (a weights folder) and ``_build_tiny``, each returning (model, processor), and
+    ``user_turn`` (the media placeholders and the instruction).
     """
 
-    model: Any
-    processor: Any
+    SPECIAL_TOKENS: dict[str, str]
+    DEFAULT_SYSTEM_PROMPT: str
+
+    def __init__(self, config: BackboneConfig) -> None:
+        super().__init__(config)
+        if config.tiny:
+            model, self.processor = self._build_tiny()
+            self.config.width = int(model.config.text_config.hidden_size)
+        else:
+            model, self.processor = self._load(weights_path(config))
+        self.model = self.place(model)
+        self.check_width(int(self.model.config.text_config.hidden_size))
+        self._system = str(config.options.get("system_prompt", self.DEFAULT_SYSTEM_PROMPT))
 
     @abc.abstractmethod
+    def _load(self, path: Path) -> tuple[Any, Any]:
+        """(model, processor) from a Hugging Face weights folder."""
+
+    @abc.abstractmethod
+    def _build_tiny(self) -> tuple[Any, Any]:
+        """(model, processor) of a tiny random config of the architecture."""
+
+    @abc.abstractmethod
+    def user_turn(self, text: str, with_audio: bool) -> str:
+        """The user's message: the model's video (and audio) placeholders, then ``text``."""
+
     def build_prompt(self, text: str, with_audio: bool) -> str:
-        """The chat-template prompt with the model's video (and audio) placeholders."""
+        """Qwen's chat format: the system prompt, the user's turn, then the assistant's turn opens."""
+        return (
+            f"<|im_start|>system\n{self._system}<|im_end|>\n"
+            f"<|im_start|>user\n{self.user_turn(text, with_audio)}<|im_end|>\n<|im_start|>assistant\n"
+        )
+
+    def tiny_chat_tokenizer(self) -> tuple[Any, dict[str, int]]:
+        """A tiny tokenizer with ``SPECIAL_TOKENS`` and their ids by attribute name."""
+        tok = tiny_tokenizer(self.SPECIAL_TOKENS)
+        return tok, {name: tok.convert_tokens_to_ids(t) for name, t in self.SPECIAL_TOKENS.items()}
+
+    def tiny_model(self, model_cls: type, cfg: Any, ids: dict[str, int]) -> Any:
+        """A random ``model_cls(cfg)`` (seed: option ``tiny_seed``) that generates until the chat's end token."""
+        self._torch.manual_seed(int(self.config.options.get("tiny_seed", 0)))
+        model = model_cls(cfg)
+        model.generation_config.eos_token_id = ids["eos_token"]
+        model.generation_config.pad_token_id = ids["pad_token"]
+        return model
 
     def torch_modules(self) -> list[Any]:
         return [self.model]

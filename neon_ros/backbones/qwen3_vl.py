@@ -19,25 +19,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from neon_ros.backbones.base import BackboneConfig
 from neon_ros.backbones.hf_common import (
+    QWEN_CHAT_TOKENS,
     ChatVideoBackbone,
     make_video_processor,
     processor_with_frames_video,
     read_json,
-    tiny_tokenizer,
 )
-from neon_ros.backbones.registry import weights_path
 
-SPECIAL_TOKENS = {
-    "pad_token": "<|endoftext|>",
-    "eos_token": "<|im_end|>",
-    "im_start_token": "<|im_start|>",
-    "image_token": "<|image_pad|>",
-    "video_token": "<|video_pad|>",
-    "vision_start_token": "<|vision_start|>",
-    "vision_end_token": "<|vision_end|>",
-}
 TINY_HIDDEN = 32
 IMAGE_MEAN_STD = [0.5, 0.5, 0.5]  # Qwen3-VL's processors normalise to [-1, 1]
 
@@ -45,22 +34,17 @@ IMAGE_MEAN_STD = [0.5, 0.5, 0.5]  # Qwen3-VL's processors normalise to [-1, 1]
 class Qwen3VLBackbone(ChatVideoBackbone):
     """Frozen Qwen3-VL (Cosmos-Reason2) -> pooled hidden states of one layer."""
 
-    def __init__(self, config: BackboneConfig) -> None:
-        super().__init__(config)
-        if config.tiny:
-            model, self.processor = self._build_tiny()
-            self.config.width = int(model.config.text_config.hidden_size)
-        else:
-            model, self.processor = self._load(weights_path(config))
-        self.model = self.place(model)
-        self.check_width(int(self.model.config.text_config.hidden_size))
-        self._system = str(config.options.get("system_prompt", "You are the eyes of a humanoid robot."))
+    SPECIAL_TOKENS = {
+        **QWEN_CHAT_TOKENS,
+        "image_token": "<|image_pad|>",
+        "video_token": "<|video_pad|>",
+        "vision_start_token": "<|vision_start|>",
+        "vision_end_token": "<|vision_end|>",
+    }
+    DEFAULT_SYSTEM_PROMPT = "You are the eyes of a humanoid robot."
 
-    def build_prompt(self, text: str, with_audio: bool) -> str:
-        return (
-            f"<|im_start|>system\n{self._system}<|im_end|>\n<|im_start|>user\n"
-            f"<|video_pad|>{text}<|im_end|>\n<|im_start|>assistant\n"
-        )
+    def user_turn(self, text: str, with_audio: bool) -> str:
+        return f"<|video_pad|>{text}"
 
     def _processor(self, image_processor: Any, tokenizer: Any, video_cfg: dict) -> Any:
         from transformers import Qwen3VLProcessor
@@ -83,12 +67,10 @@ class Qwen3VLBackbone(ChatVideoBackbone):
         return model, processor
 
     def _build_tiny(self) -> tuple[Any, Any]:
-        import torch
         from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
         from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-        tok = tiny_tokenizer(SPECIAL_TOKENS)
-        ids = {name: tok.convert_tokens_to_ids(t) for name, t in SPECIAL_TOKENS.items()}
+        tok, ids = self.tiny_chat_tokenizer()
         cfg = Qwen3VLConfig(
             vision_config={
                 "depth": 2, "hidden_size": TINY_HIDDEN, "intermediate_size": 64, "num_heads": 4, "patch_size": 16,
@@ -105,10 +87,7 @@ class Qwen3VLBackbone(ChatVideoBackbone):
             image_token_id=ids["image_token"], video_token_id=ids["video_token"],
             vision_start_token_id=ids["vision_start_token"], vision_end_token_id=ids["vision_end_token"],
         )
-        torch.manual_seed(int(self.config.options.get("tiny_seed", 0)))
-        model = Qwen3VLForConditionalGeneration(cfg)
-        model.generation_config.eos_token_id = ids["eos_token"]
-        model.generation_config.pad_token_id = ids["pad_token"]
+        model = self.tiny_model(Qwen3VLForConditionalGeneration, cfg, ids)
         image_processor = Qwen2VLImageProcessorPil(
             patch_size=16, merge_size=2, temporal_patch_size=2, image_mean=IMAGE_MEAN_STD, image_std=IMAGE_MEAN_STD
         )

@@ -21,56 +21,37 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from neon_ros.backbones.base import AUDIO_SAMPLE_RATE, BackboneConfig
+from neon_ros.backbones.base import AUDIO_SAMPLE_RATE
 from neon_ros.backbones.hf_common import (
+    QWEN_CHAT_TOKENS,
     ChatVideoBackbone,
     make_video_processor,
     processor_with_frames_video,
     read_json,
-    tiny_tokenizer,
 )
-from neon_ros.backbones.registry import weights_path
 
-SPECIAL_TOKENS = {
-    "pad_token": "<|endoftext|>",
-    "eos_token": "<|im_end|>",
-    "im_start_token": "<|im_start|>",
-    "image_token": "<|IMAGE|>",
-    "video_token": "<|VIDEO|>",
-    "audio_token": "<|AUDIO|>",
-    "vision_bos_token": "<|vision_bos|>",
-    "vision_eos_token": "<|vision_eos|>",
-    "audio_bos_token": "<|audio_bos|>",
-    "audio_eos_token": "<|audio_eos|>",
-}
 TINY_MEL_BINS = 32
 TINY_HIDDEN = 32
-
-
-def build_prompt(system_prompt: str, instruction: str, with_audio: bool) -> str:
-    audio = "<|audio_bos|><|AUDIO|><|audio_eos|>" if with_audio else ""
-    return (
-        f"<|im_start|>system\n{system_prompt}<|im_end|>\n<|im_start|>user\n"
-        f"<|vision_bos|><|VIDEO|><|vision_eos|>{audio}{instruction}<|im_end|>\n<|im_start|>assistant\n"
-    )
 
 
 class QwenOmniBackbone(ChatVideoBackbone):
     """Frozen Qwen2.5-Omni thinker -> pooled hidden states of one layer."""
 
-    def __init__(self, config: BackboneConfig) -> None:
-        super().__init__(config)
-        if config.tiny:
-            self.model, self.processor = self._build_tiny()
-            self.config.width = int(self.model.config.text_config.hidden_size)
-        else:
-            self.model, self.processor = self._load(weights_path(config))
-        self.model = self.place(self.model)
-        self.check_width(int(self.model.config.text_config.hidden_size))
-        self._system = str(config.options.get("system_prompt", "You are the eyes and ears of a humanoid robot."))
+    SPECIAL_TOKENS = {
+        **QWEN_CHAT_TOKENS,
+        "image_token": "<|IMAGE|>",
+        "video_token": "<|VIDEO|>",
+        "audio_token": "<|AUDIO|>",
+        "vision_bos_token": "<|vision_bos|>",
+        "vision_eos_token": "<|vision_eos|>",
+        "audio_bos_token": "<|audio_bos|>",
+        "audio_eos_token": "<|audio_eos|>",
+    }
+    DEFAULT_SYSTEM_PROMPT = "You are the eyes and ears of a humanoid robot."
 
-    def build_prompt(self, text: str, with_audio: bool) -> str:
-        return build_prompt(self._system, text, with_audio)
+    def user_turn(self, text: str, with_audio: bool) -> str:
+        audio = "<|audio_bos|><|AUDIO|><|audio_eos|>" if with_audio else ""
+        return f"<|vision_bos|><|VIDEO|><|vision_eos|>{audio}{text}"
 
     # -- construction ----------------------------------------------------------
     def _processor(self, image_processor: Any, feature_extractor: Any, tokenizer: Any, video_cfg: dict) -> Any:
@@ -108,7 +89,6 @@ class QwenOmniBackbone(ChatVideoBackbone):
         return thinker, processor
 
     def _build_tiny(self) -> tuple[Any, Any]:
-        import torch
         from transformers import (
             Qwen2_5OmniThinkerConfig,
             Qwen2_5OmniThinkerForConditionalGeneration,
@@ -116,8 +96,7 @@ class QwenOmniBackbone(ChatVideoBackbone):
         )
         from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-        tok = tiny_tokenizer(SPECIAL_TOKENS)
-        ids = {name: tok.convert_tokens_to_ids(t) for name, t in SPECIAL_TOKENS.items()}
+        tok, ids = self.tiny_chat_tokenizer()
         cfg = Qwen2_5OmniThinkerConfig(
             audio_config={
                 "d_model": TINY_HIDDEN, "encoder_attention_heads": 4, "encoder_ffn_dim": 64, "encoder_layers": 2,
@@ -139,10 +118,7 @@ class QwenOmniBackbone(ChatVideoBackbone):
             audio_end_token_id=ids["audio_eos_token"], vision_start_token_id=ids["vision_bos_token"],
             vision_end_token_id=ids["vision_eos_token"], user_token_id=ids["im_start_token"],
         )
-        torch.manual_seed(int(self.config.options.get("tiny_seed", 0)))
-        thinker = Qwen2_5OmniThinkerForConditionalGeneration(cfg)
-        thinker.generation_config.eos_token_id = ids["eos_token"]
-        thinker.generation_config.pad_token_id = ids["pad_token"]
+        thinker = self.tiny_model(Qwen2_5OmniThinkerForConditionalGeneration, cfg, ids)
         processor = self._processor(
             Qwen2VLImageProcessorPil(patch_size=14, merge_size=2, temporal_patch_size=2),
             WhisperFeatureExtractor(feature_size=TINY_MEL_BINS, sampling_rate=AUDIO_SAMPLE_RATE),

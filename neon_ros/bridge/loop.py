@@ -1,8 +1,8 @@
 """The 500 Hz bridge loop over unitree_sdk2py DDS: LowState in, LowCmd out, absolute deadlines.
 
-One dedicated thread wakes at t0 + k*dt (``time.monotonic``), never ``sleep(dt)`` after
-the work, so the work time does not accumulate as drift. A cycle that wakes more than one
-period late skips the missed deadlines (counted in ``overruns``) instead of bursting.
+One dedicated thread wakes at t0 + k*dt (``runtime.timing.AbsoluteTicker``), never
+``sleep(dt)`` after the work, so the work time does not accumulate as drift. A loop a
+whole period behind skips the missed deadlines (counted in ``overruns``) instead of bursting.
 Each cycle: read the latest LowState (set by the DDS listener thread), ask the controller
 for a command, check it, build the LowCmd_ (CRC, mode_machine from the LowState), write it.
 The node and the benchmark share this class; callers serialise controller access through
@@ -12,7 +12,6 @@ The node and the benchmark share this class; callers serialise controller access
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
@@ -30,27 +29,11 @@ from neon_ros.bridge.lowcmd import (
     measured_from_lowstate,
     tau_from_lowstate,
 )
+from neon_ros.runtime.timing import AbsoluteTicker, percentiles, set_fifo
 
 log = logging.getLogger(__name__)
 
 SWITCH_INTERVAL = 0.0002  # s, GIL hand-over interval while the loop runs
-
-
-def set_realtime(priority: int) -> str:
-    """SCHED_FIFO for the calling thread (and every thread it creates later); a status text.
-
-    Call it in the main thread BEFORE the DDS endpoints and executors exist, so their threads
-    inherit it: with only the loop thread real-time, a normal-priority thread holding the GIL
-    while preempted by other processes still delays the loop (priority inversion via the GIL).
-    Needs CAP_SYS_NICE (or an rtprio limit); refused -> normal priority, said in the status.
-    """
-    if priority <= 0:
-        return "normal priority"
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
-        return f"SCHED_FIFO {int(priority)}"
-    except (PermissionError, OSError, AttributeError) as e:
-        return f"SCHED_FIFO refused ({e}); normal priority"
 
 
 class BridgeLoop:
@@ -159,32 +142,21 @@ class BridgeLoop:
             self._thread.join(timeout=2.0)
             self._thread = None
 
-    def _set_priority(self) -> None:
-        if self.rt_priority > 0:
-            self.rt_status = set_realtime(self.rt_priority)
-
     def _run(self) -> None:
-        self._set_priority()
-        dt = self.dt
-        deadline = time.monotonic() + dt
+        if self.rt_priority > 0:
+            self.rt_status = set_fifo(self.rt_priority, whole_process=False)
+        ticker = AbsoluteTicker(self.dt)
         prev_start: float | None = None
         while not self._stop.is_set():
-            delay = deadline - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+            late = ticker.wait()
             start = time.monotonic()
-            late = start - deadline
             self.lateness.append(late)
-            if late > dt:  # woke more than a period late: skip the missed deadlines
-                missed = int(late // dt)
-                self.counts["overruns"] += missed
-                deadline += missed * dt
+            self.counts["overruns"] = ticker.missed
             if prev_start is not None:
-                self.period_error.append(abs(start - prev_start - dt))
+                self.period_error.append(abs(start - prev_start - self.dt))
             prev_start = start
             self.cycle_once()
             self.step_cost.append(time.monotonic() - start)
-            deadline += dt
 
     def cycle_once(self) -> Command:
         """One 2 ms step (also called directly by the benchmark for the cost figure)."""
@@ -211,17 +183,17 @@ class BridgeLoop:
 
     def timing(self) -> dict[str, float]:
         """Loop timing over the recent history, in ms."""
-        def pct(d: deque, q: float) -> float:
-            for _ in range(10):  # the loop thread appends while we copy
-                try:
-                    arr = np.array(list(d), dtype=np.float64)
-                    break
-                except RuntimeError:
-                    continue
-            else:
-                return float("nan")
-            return float(np.percentile(arr, q) * 1e3) if arr.size else float("nan")
-
-        return {"period_error_p50_ms": pct(self.period_error, 50), "period_error_p99_ms": pct(self.period_error, 99),
-                "period_error_max_ms": pct(self.period_error, 100), "step_cost_p50_ms": pct(self.step_cost, 50),
+        err, cost = percentiles(_copy(self.period_error)), percentiles(_copy(self.step_cost))
+        return {"period_error_p50_ms": err["p50"] * 1e3, "period_error_p99_ms": err["p99"] * 1e3,
+                "period_error_max_ms": err["max"] * 1e3, "step_cost_p50_ms": cost["p50"] * 1e3,
                 "overruns": self.counts["overruns"]}
+
+
+def _copy(d: deque) -> list[float]:
+    """The samples of a deque the loop thread appends to; none if it kept changing meanwhile."""
+    for _ in range(10):
+        try:
+            return list(d)
+        except RuntimeError:  # deque mutated during iteration
+            continue
+    return []

@@ -17,11 +17,12 @@ import numpy as np
 
 from neon_ros import contract, g1, unitree
 from neon_ros.bridge.controller import Command, Measured
+from neon_ros.errors import NeonError
 
 TOPICS = {"lowcmd": contract.DDS_LOWCMD, "arm_sdk": contract.DDS_ARM_SDK}
 
 
-class UnsafeCommandError(RuntimeError):
+class UnsafeCommandError(NeonError, RuntimeError):
     pass
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neon_ros import contract, g1
+from neon_ros.errors import NeonError
 
 NS = 1_000_000_000
 
@@ -44,7 +45,7 @@ KINDS = ("chunk", "teleop")
 MAX_VELOCITY_FRACTION = 0.25
 
 
-class InputRejectedError(ValueError):
+class InputRejectedError(NeonError, ValueError):
     """A whole message refused by the safety layer; ``reason`` is one of ``REASONS``."""
 
     def __init__(self, reason: str, detail: str):

@@ -6,6 +6,7 @@ time base, plus a frame iterator), and :func:`episode_samples` turns it into
 of video before each anchor (kept in a small ring buffer, so video is decoded once, in
 order, never held whole), and the 16 future control steps converted to the relative
 representation (joint deltas, ``T_now^-1 T_future`` per hand).
+Image-sequence sources decode their files with :func:`load_image` / :func:`image_frames`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from neon_ros.contract import CHUNK_STEPS, CONTROL_DT
 from neon_ros.g1 import NUM_JOINTS
-from neon_ros.policy.schema import PROPRIO_DIM, Sample, empty_masks, empty_targets
+from neon_ros.policy.schema import PROPRIO_DIM, CorruptEpisodeError, Sample, empty_masks, empty_targets
 
 
 @dataclass
@@ -97,13 +99,6 @@ def interp_poses(times: np.ndarray, poses: np.ndarray, query: np.ndarray) -> np.
     return out
 
 
-def relative_targets(now: np.ndarray, future: np.ndarray) -> np.ndarray:
-    """Per-hand displacement (…, 9): ``T_now^-1 T_future`` as translation + 6D rotation."""
-    from neon_ros.policy import actions
-
-    return np.asarray(actions.pose9_from_transform(actions.relative_transform(now, future)), dtype=np.float32)
-
-
 def chunk_targets(ep: EpisodeData, t: float) -> tuple[dict, dict, np.ndarray, np.ndarray]:
     """Targets, masks, proprio and proprio mask for an anchor at time ``t``."""
     from neon_ros.policy import actions
@@ -130,7 +125,7 @@ def chunk_targets(ep: EpisodeData, t: float) -> tuple[dict, dict, np.ndarray, np
     if ep.ee_pose is not None:
         p_now = interp_poses(ep.times, ep.ee_pose, now)[0]  # (2, 4, 4)
         p_fut = interp_poses(ep.times, ep.ee_pose, future)  # (S, 2, 4, 4)
-        targets["ee"][:] = relative_targets(np.broadcast_to(p_now, p_fut.shape), p_fut)
+        targets["ee"][:] = actions.relative_pose9(p_now[None], p_fut)  # T_now^-1 T_future per hand
         masks["ee"][:] = np.asarray(ep.ee_valid, np.float32)
     if ep.grip is not None:
         targets["grip"][:] = np.clip(interp_rows(ep.times, ep.grip, future), 0.0, 1.0)
@@ -185,3 +180,26 @@ def downscale(frame: np.ndarray, max_side: int) -> np.ndarray:
     step = int(np.ceil(max(frame.shape[:2]) / max_side)) if max_side > 0 else 1
     return np.ascontiguousarray(frame[::step, ::step]) if step > 1 else frame
 
+
+def load_image(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 from an 8-bit colour/grey PNG/JPEG or a 16-bit depth PNG (mm -> grey)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("I;16", "I;16B", "I", "F"):
+                depth = np.asarray(img, dtype=np.float64)
+                valid = depth[depth > 0]
+                top = float(np.percentile(valid, 99)) if valid.size else 1.0
+                grey = np.clip(255.0 * (1.0 - depth / max(top, 1.0)), 0, 255) * (depth > 0)
+                return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise CorruptEpisodeError(path, f"unreadable image ({exc})") from exc
+
+
+def image_frames(files: list[Path], fps: float) -> Iterator[tuple[float, np.ndarray]]:
+    """(i / fps, image i) for image files in order, decoded lazily."""
+    for i, f in enumerate(files):
+        yield i / fps, load_image(f)

@@ -135,9 +135,6 @@ class SplitBagWriter:
         self._types[topic] = msgtype
         self.stats.counts.setdefault(topic, 0)
 
-    def has_topic(self, topic: str) -> bool:
-        return topic in self._types
-
     # -- writing -----------------------------------------------------------------------
     def write(self, topic: str, data: bytes, stamp_ns: int) -> None:
         if topic not in self._types:

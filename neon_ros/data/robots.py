@@ -1,4 +1,4 @@
-"""Forward kinematics of the source robots whose datasets give joints only.
+"""Hand poses of the source robots: forward kinematics, or a dataset's recorded poses.
 
 The relative arm action is the hand displacement in its own frame, so any robot whose
 joint angles we can turn into a hand pose supervises the G1's end-effector head. The G1
@@ -9,10 +9,12 @@ serial chains in modified Denavit-Hartenberg form (Craig's convention):
 Franka Emika Panda: the manufacturer's published DH table (FCI documentation), flange
 0.107 m past joint 7. SO-100 (SO-ARM100): a 5-joint chain (pan, lift, elbow, wrist flex,
 wrist roll) with link lengths taken from the SO-ARM100 URDF, rounded to the millimetre.
+Datasets that record the hand pose as position + quaternion go through ``quat_pose``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -102,3 +104,29 @@ def embodiment_for(robot_type: str | None, override: str | None = None) -> str:
         raise KeyError(f"unknown robot_type {robot_type!r}; set `embodiment:` in the soup entry "
                        f"(known: {sorted(ROBOT_TYPE_ALIASES)})")
     return ROBOT_TYPE_ALIASES[key]
+
+
+def quat_pose(xyz_quat: np.ndarray) -> np.ndarray:
+    """(N, 7) x, y, z, qx, qy, qz, qw -> (N, 4, 4)."""
+    p = np.asarray(xyz_quat, dtype=np.float64)
+    x, y, z, w = (p[:, 3:7] / np.linalg.norm(p[:, 3:7], axis=1, keepdims=True)).T
+    out = np.tile(np.eye(4), (len(p), 1, 1))
+    out[:, 0, 0], out[:, 0, 1], out[:, 0, 2] = 1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)
+    out[:, 1, 0], out[:, 1, 1], out[:, 1, 2] = 2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)
+    out[:, 2, 0], out[:, 2, 1], out[:, 2, 2] = 2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)
+    out[:, :3, 3] = p[:, :3]
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def g1_kinematics():
+    """One G1 MuJoCo kinematics model per process (loading the MJCF takes ~0.1 s)."""
+    from neon_ros.runtime.kinematics import G1Kinematics
+
+    return G1Kinematics()
+
+
+def g1_hand_poses(q: np.ndarray) -> np.ndarray:
+    """(N, 29) G1 joints -> (N, 2, 4, 4) palm poses (left, right) in the pelvis frame (MJCF FK)."""
+    kin = g1_kinematics()
+    return np.stack([kin.hand_poses(row) for row in np.asarray(q, np.float64)])

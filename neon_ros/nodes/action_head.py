@@ -25,36 +25,35 @@ from visualization_msgs.msg import MarkerArray
 
 from neon_ros import contract
 from neon_ros.ros import markers, msgs, rosutil
-from neon_ros.ros.params import ParamTable, usage, wants_help
+from neon_ros.ros.params import Param, ParamTable
 from neon_ros.runtime import gate, narration
 from neon_ros.runtime.control import HeadStep
-from neon_ros.runtime.timing import AbsoluteTicker, RateMeter, Window, flatten, set_process_fifo
+from neon_ros.runtime.timing import AbsoluteTicker, RateMeter, Window, flatten, set_fifo
 
 SWITCH_INTERVAL = 0.0005  # s, GIL hand-over interval (Python's default is 5 ms)
 
 
 PARAMETERS: ParamTable = {
-    "checkpoint": ("", "head checkpoint (JSON path, stem or directory) from neon-ros train; required", None),
-    "runtime": ("torch", "inference runtime: torch | onnxruntime", None),
-    "threads": (1, "compute threads of the head (0 = all cores)", (0, 64)),
-    "max_feature_age": (0.3, "s: refuse features whose camera stamp is older (no chunk)", (0.01, 10.0)),
-    "max_joint_state_age": (0.5, "s: refuse a joint state received longer ago", (0.01, 10.0)),
-    "backbone_id": ("", "accept features of this backbone id only ('' = the checkpoint's)", None),
-    "rate": (contract.CONTROL_RATE_HZ, "control steps per second, Hz (absolute deadlines)", (1.0, 200.0)),
-    "clamp_margin": (0.0, "rad kept away from every joint limit", (0.0, 0.5)),
-    "marker_rate": (10.0, "Hz of /neon/markers, published off the control thread (0 = off)", (0.0, 50.0)),
-    "narration": (True, "publish /neon/narration when the instruction or the phase changes", None),
-    "frame_id": ("pelvis", "frame of /neon/action_chunk and /neon/markers", None),
-    "rt_priority": (0, "SCHED_FIFO priority of the whole node process (0 = normal; needs CAP_SYS_NICE)", (0, 99)),
-    "diagnostics_period": (1.0, "s between /diagnostics messages", (0.1, 60.0)),
+    "checkpoint": Param("", "head checkpoint (JSON path, stem or directory) from neon-ros train; required"),
+    "runtime": Param("torch", "inference runtime: torch | onnxruntime"),
+    "threads": Param(1, "compute threads of the head (0 = all cores)", (0, 64)),
+    "max_feature_age": Param(0.3, "s: refuse features whose camera stamp is older (no chunk)", (0.01, 10.0)),
+    "max_joint_state_age": Param(0.5, "s: refuse a joint state received longer ago", (0.01, 10.0)),
+    "backbone_id": Param("", "accept features of this backbone id only ('' = the checkpoint's)"),
+    "rate": Param(contract.CONTROL_RATE_HZ, "control steps per second, Hz (absolute deadlines)", (1.0, 200.0)),
+    "clamp_margin": Param(0.0, "rad kept away from every joint limit", (0.0, 0.5)),
+    "marker_rate": Param(10.0, "Hz of /neon/markers, published off the control thread (0 = off)", (0.0, 50.0)),
+    "narration": Param(True, "publish /neon/narration when the instruction or the phase changes"),
+    "frame_id": Param("pelvis", "frame of /neon/action_chunk and /neon/markers"),
+    "rt_priority": Param(0, "SCHED_FIFO priority of the whole node process (0 = normal; needs CAP_SYS_NICE)", (0, 99)),
+    "diagnostics_period": Param(1.0, "s between /diagnostics messages", (0.1, 60.0)),
 }
 
 
 class ActionHeadNode(Node):
     def __init__(self) -> None:
         super().__init__("action_head")
-        p = {name: rosutil.declare(self, name, default, desc, *(rng or (None, None)))
-             for name, (default, desc, rng) in PARAMETERS.items()}
+        p = rosutil.declare_parameters(self, PARAMETERS)
         ckpt, runtime, threads, backbone_id = p["checkpoint"], p["runtime"], p["threads"], p["backbone_id"]
         max_age, max_js_age, margin = p["max_feature_age"], p["max_joint_state_age"], p["clamp_margin"]
         self.rate, self.narrate = p["rate"], p["narration"]
@@ -106,9 +105,9 @@ class ActionHeadNode(Node):
         # The control thread, waking from its sleep, must not wait up to the default 5 ms for the
         # GIL held by the executor thread: hand the GIL over sooner (process-wide; the node owns it).
         sys.setswitchinterval(SWITCH_INTERVAL)
-        self.rt_status = set_process_fifo(self.rt_priority)
         self.thread = threading.Thread(target=self.control_loop, name="control_20hz", daemon=True)
         self.thread.start()
+        self.rt_status = set_fifo(self.rt_priority)  # after the thread exists: new threads would not inherit it
 
     # --- inputs (executor thread): parse, store the newest ------------------------------------
     def on_features(self, msg: Image) -> None:
@@ -226,10 +225,7 @@ class ActionHeadNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    if wants_help(args):
-        print(usage(__doc__, PARAMETERS, "action_head"))
-        return 0
-    return rosutil.run_node(ActionHeadNode, args)
+    return rosutil.node_main(ActionHeadNode, "action_head", __doc__, PARAMETERS, args)
 
 
 if __name__ == "__main__":

@@ -21,26 +21,25 @@ from std_msgs.msg import String
 from neon_ros import contract
 from neon_ros.backbones import load_backbone
 from neon_ros.ros import msgs, rosutil
-from neon_ros.ros.params import ParamTable, usage, wants_help
+from neon_ros.ros.params import Param, ParamTable
 from neon_ros.runtime.encoder import ClipEncoder
 from neon_ros.runtime.timing import RateMeter, Window, flatten
 
 PARAMETERS: ParamTable = {
-    "preset": ("cpu_default", "backbone preset (DESIGN.md section 5; neon_ros.backbones.list_presets())", None),
-    "tiny": (False, "tiny random config of the preset's architecture (tests; no weights)", None),
-    "weights_dir": ("", "local weights folder ('' = the preset's / $NEON_MODELS)", None),
-    "threads": (0, "torch intra-op threads (0 = torch default)", (0, 64)),
-    "incremental": (True, "reuse per-frame embeddings across clips where the backbone allows", None),
-    "max_rate": (0.0, "cap on features per second (0 = as fast as clips come)", (0.0, 100.0)),
-    "diagnostics_period": (1.0, "s between /diagnostics messages", (0.1, 60.0)),
+    "preset": Param("cpu_default", "backbone preset (DESIGN.md section 5; neon_ros.backbones.list_presets())"),
+    "tiny": Param(False, "tiny random config of the preset's architecture (tests; no weights)"),
+    "weights_dir": Param("", "local weights folder ('' = the preset's / $NEON_MODELS)"),
+    "threads": Param(0, "torch intra-op threads (0 = torch default)", (0, 64)),
+    "incremental": Param(True, "reuse per-frame embeddings across clips where the backbone allows"),
+    "max_rate": Param(0.0, "cap on features per second (0 = as fast as clips come)", (0.0, 100.0)),
+    "diagnostics_period": Param(1.0, "s between /diagnostics messages", (0.1, 60.0)),
 }
 
 
 class BackboneNode(Node):
     def __init__(self) -> None:
         super().__init__("backbone")
-        p = {name: rosutil.declare(self, name, default, desc, *(rng or (None, None)))
-             for name, (default, desc, rng) in PARAMETERS.items()}
+        p = rosutil.declare_parameters(self, PARAMETERS)
         preset, tiny, weights_dir, threads = p["preset"], p["tiny"], p["weights_dir"], p["threads"]
         self.incremental, self.max_rate, diag_period = p["incremental"], p["max_rate"], p["diagnostics_period"]
         overrides: dict = {"tiny": True} if tiny else {}
@@ -187,10 +186,7 @@ class BackboneNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    if wants_help(args):
-        print(usage(__doc__, PARAMETERS, "backbone"))
-        return 0
-    return rosutil.run_node(BackboneNode, args)
+    return rosutil.node_main(BackboneNode, "backbone", __doc__, PARAMETERS, args)
 
 
 if __name__ == "__main__":

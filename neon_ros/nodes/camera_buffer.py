@@ -18,31 +18,30 @@ from sensor_msgs.msg import Image
 
 from neon_ros import contract
 from neon_ros.ros import msgs, rosutil
-from neon_ros.ros.params import ParamTable, usage, wants_help
+from neon_ros.ros.params import Param, ParamTable
 from neon_ros.runtime.geometry import resolve_geometry
 from neon_ros.runtime.image import FrameError, VideoSource, image_to_rgb, resize_rgb
 from neon_ros.runtime.ring import FrameRing
 from neon_ros.runtime.timing import RateMeter, Window, flatten
 
 PARAMETERS: ParamTable = {
-    "source": ("topic", "'topic' (subscribe /camera/image_raw), a V4L2 device /dev/videoN, or a video file", None),
-    "preset": ("cpu_default", "backbone preset whose input geometry fills num_frames/frame_* left at 0", None),
-    "tiny": (False, "take the geometry of the preset's tiny test configuration", None),
-    "num_frames": (0, "frames per clip T (0 = from preset)", (0, 256)),
-    "frame_height": (0, "frame height after resize, px (0 = from preset)", (0, 4096)),
-    "frame_width": (0, "frame width after resize, px (0 = from preset)", (0, 4096)),
-    "clip_rate": (10.0, "clips published per second, Hz (only when a new frame arrived)", (0.1, 60.0)),
-    "loop": (True, "restart a video file at its end", None),
-    "frame_id": ("head_camera", "frame_id of /neon/clip for file/device sources", None),
-    "diagnostics_period": (1.0, "s between /diagnostics messages", (0.1, 60.0)),
+    "source": Param("topic", "'topic' (subscribe /camera/image_raw), a V4L2 device /dev/videoN, or a video file"),
+    "preset": Param("cpu_default", "backbone preset whose input geometry fills num_frames/frame_* left at 0"),
+    "tiny": Param(False, "take the geometry of the preset's tiny test configuration"),
+    "num_frames": Param(0, "frames per clip T (0 = from preset)", (0, 256)),
+    "frame_height": Param(0, "frame height after resize, px (0 = from preset)", (0, 4096)),
+    "frame_width": Param(0, "frame width after resize, px (0 = from preset)", (0, 4096)),
+    "clip_rate": Param(10.0, "clips published per second, Hz (only when a new frame arrived)", (0.1, 60.0)),
+    "loop": Param(True, "restart a video file at its end"),
+    "frame_id": Param("head_camera", "frame_id of /neon/clip for file/device sources"),
+    "diagnostics_period": Param(1.0, "s between /diagnostics messages", (0.1, 60.0)),
 }
 
 
 class CameraBuffer(Node):
     def __init__(self) -> None:
         super().__init__("camera_buffer")
-        p = {name: rosutil.declare(self, name, default, desc, *(rng or (None, None)))
-             for name, (default, desc, rng) in PARAMETERS.items()}
+        p = rosutil.declare_parameters(self, PARAMETERS)
         self.params = p
         overrides = {"tiny": True} if p["tiny"] else {}
         self.geometry = resolve_geometry(p["preset"], p["num_frames"], p["frame_height"], p["frame_width"],
@@ -152,10 +151,7 @@ class CameraBuffer(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    if wants_help(args):
-        print(usage(__doc__, PARAMETERS, "camera_buffer"))
-        return 0
-    return rosutil.run_node(CameraBuffer, args)
+    return rosutil.node_main(CameraBuffer, "camera_buffer", __doc__, PARAMETERS, args)
 
 
 if __name__ == "__main__":

@@ -28,49 +28,57 @@ from trajectory_msgs.msg import JointTrajectory
 
 from neon_ros import contract, g1
 from neon_ros.bridge.controller import Controller, ControllerConfig
-from neon_ros.bridge.loop import BridgeLoop, set_realtime
+from neon_ros.bridge.loop import BridgeLoop
 from neon_ros.bridge.safety import REASONS, InputRejectedError, SafetyConfig, validate_trajectory
 from neon_ros.ros import msgs, rosutil
+from neon_ros.ros.params import Param, ParamTable
+from neon_ros.runtime.timing import set_fifo
+
+PARAMETERS: ParamTable = {
+    "mode": Param("arm_sdk", "lowcmd (all 29 joints: simulation or gantry) | arm_sdk (waist + arms)"),
+    "network_interface": Param("lo", "network interface of the robot's DDS (lo, eth0, ...)"),
+    "dds_domain_id": Param(1, "Unitree DDS domain (0 on the robot)", (0, 232)),
+    "autostart": Param(False, "enable at start (simulation only; a robot waits for the service)"),
+    "command_timeout": Param(0.5, "s without chunk/teleop -> hold", (0.01, 10.0)),
+    "damp_timeout": Param(2.0, "s without chunk/teleop -> damping (latched)", (0.02, 60.0)),
+    "teleop_timeout": Param(0.3, "s teleop overrides after its last message", (0.01, 10.0)),
+    "handback_time": Param(1.0, "s fade from teleop back to the policy", (0.0, 10.0)),
+    "enable_ramp": Param(1.0, "s kp (and arm_sdk weight) ramp after enable", (0.0, 10.0)),
+    "chunk_blend": Param(0.1, "s cross-fade between successive chunks", (0.0, 2.0)),
+    "lowstate_timeout": Param(0.1, "s after which a LowState is stale", (0.005, 10.0)),
+    "damping_kd": Param(2.0, "N m s/rad per joint while damping", (0.01, 20.0)),
+    "max_joint_velocity": Param(1.5, "rad/s: fastest a commanded target moves", (0.01, 5.0)),
+    "limit_margin": Param(0.05, "rad kept free inside each joint range", (0.0, 0.5)),
+    "future_tolerance": Param(0.05, "s a stamp may lie in the future", (0.0, 1.0)),
+    "max_input_age": Param(0.5, "s after its last point a trajectory is stale", (0.01, 10.0)),
+    "joint_state_rate": Param(100.0, "Hz of /joint_states", (1.0, 500.0)),
+    "diagnostics_rate": Param(2.0, "Hz of /diagnostics", (0.1, 50.0)),
+    "check_lowstate_crc": Param(True, "drop LowState_ messages with a wrong CRC"),
+    "rt_priority": Param(0, "SCHED_FIFO priority of the bridge's threads (0 = normal; needs CAP_SYS_NICE)", (0, 99)),
+}
 
 
 class G1Bridge(Node):
     def __init__(self) -> None:
         super().__init__("g1_bridge")
-        d = rosutil.declare
-        mode = d(self, "mode", "arm_sdk", "lowcmd (all 29 joints: simulation or gantry) | arm_sdk (waist + arms)")
-        iface = d(self, "network_interface", "lo", "network interface of the robot's DDS (lo, eth0, ...)")
-        domain = d(self, "dds_domain_id", 1, "Unitree DDS domain (0 on the robot)", 0, 232)
-        autostart = d(self, "autostart", False, "enable at start (simulation only; a robot waits for the service)")
-        safety = SafetyConfig(
-            limit_margin=d(self, "limit_margin", 0.05, "rad kept free inside each joint range", 0.0, 0.5),
-            max_velocity=d(self, "max_joint_velocity", 1.5, "rad/s: fastest a commanded target moves", 0.01, 5.0),
-            future_tolerance=d(self, "future_tolerance", 0.05, "s a stamp may lie in the future", 0.0, 1.0),
-            max_input_age=d(self, "max_input_age", 0.5, "s after its last point a trajectory is stale", 0.01, 10.0),
-        )
+        p = rosutil.declare_parameters(self, PARAMETERS)
+        mode, iface, domain, rt_priority = p["mode"], p["network_interface"], p["dds_domain_id"], p["rt_priority"]
+        safety = SafetyConfig(limit_margin=p["limit_margin"], max_velocity=p["max_joint_velocity"],
+                              future_tolerance=p["future_tolerance"], max_input_age=p["max_input_age"])
         self.cfg = ControllerConfig(
-            mode=mode,
-            command_timeout=d(self, "command_timeout", 0.5, "s without chunk/teleop -> hold", 0.01, 10.0),
-            damp_timeout=d(self, "damp_timeout", 2.0, "s without chunk/teleop -> damping (latched)", 0.02, 60.0),
-            teleop_timeout=d(self, "teleop_timeout", 0.3, "s teleop overrides after its last message", 0.01, 10.0),
-            handback_time=d(self, "handback_time", 1.0, "s fade from teleop back to the policy", 0.0, 10.0),
-            enable_ramp=d(self, "enable_ramp", 1.0, "s kp (and arm_sdk weight) ramp after enable", 0.0, 10.0),
-            chunk_blend=d(self, "chunk_blend", 0.1, "s cross-fade between successive chunks", 0.0, 2.0),
-            lowstate_timeout=d(self, "lowstate_timeout", 0.1, "s after which a LowState is stale", 0.005, 10.0),
-            damping_kd=d(self, "damping_kd", 2.0, "N m s/rad per joint while damping", 0.01, 20.0),
+            mode=mode, command_timeout=p["command_timeout"], damp_timeout=p["damp_timeout"],
+            teleop_timeout=p["teleop_timeout"], handback_time=p["handback_time"], enable_ramp=p["enable_ramp"],
+            chunk_blend=p["chunk_blend"], lowstate_timeout=p["lowstate_timeout"], damping_kd=p["damping_kd"],
             safety=safety,
         )
-        js_rate = d(self, "joint_state_rate", 100.0, "Hz of /joint_states", 1.0, 500.0)
-        diag_rate = d(self, "diagnostics_rate", 2.0, "Hz of /diagnostics", 0.1, 50.0)
-        check_crc = d(self, "check_lowstate_crc", True, "drop LowState_ messages with a wrong CRC")
-        rt_priority = d(self, "rt_priority", 0, "SCHED_FIFO priority of the bridge's threads (0 = normal; "
-                        "needs CAP_SYS_NICE)", 0, 99)
 
         self.controller = Controller(self.cfg)
         self.rejects = dict.fromkeys(REASONS, 0)
         self.accepted = {"chunk": 0, "teleop": 0}
         # Real-time before the DDS endpoints and executor threads exist, so they inherit it.
-        rt_status = set_realtime(rt_priority)
-        self.loop = BridgeLoop(self.controller, iface, domain, check_lowstate_crc=check_crc, rt_priority=rt_priority)
+        rt_status = set_fifo(rt_priority, whole_process=False, inherit=True)
+        self.loop = BridgeLoop(self.controller, iface, domain, check_lowstate_crc=p["check_lowstate_crc"],
+                               rt_priority=rt_priority)
         self.loop.open()
         self.js_pub = self.create_publisher(JointState, contract.TOPIC_JOINT_STATES, rosutil.STATE_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
@@ -81,9 +89,9 @@ class G1Bridge(Node):
         self.create_subscription(Bool, contract.TOPIC_ESTOP, self._on_estop, rosutil.COMMAND_QOS)
         self.create_service(SetBool, contract.SERVICE_ENABLE, self._on_enable)
         self.create_service(Trigger, contract.SERVICE_DAMP, self._on_damp)
-        self.create_timer(1.0 / js_rate, self._publish_joint_states)
-        self.create_timer(1.0 / diag_rate, self._publish_diagnostics)
-        self._autostart = bool(autostart)
+        self.create_timer(1.0 / p["joint_state_rate"], self._publish_joint_states)
+        self.create_timer(1.0 / p["diagnostics_rate"], self._publish_diagnostics)
+        self._autostart = bool(p["autostart"])
         if self._autostart:
             self._autostart_timer = self.create_timer(0.05, self._try_autostart)
         self.loop.start()
@@ -171,7 +179,7 @@ class G1Bridge(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return rosutil.run_node(G1Bridge, args, threads=2)
+    return rosutil.node_main(G1Bridge, "g1_bridge", __doc__, PARAMETERS, args, threads=2)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,17 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from neon_ros import contract
 from neon_ros.data import recording
 from neon_ros.ros import msgs, rosutil
+from neon_ros.ros.params import Param, ParamTable
+
+PARAMETERS: ParamTable = {
+    "output": Param("", "directory for the bags ('' = bags/session-<time>)"),
+    "topics": Param(list(contract.TRAINING_TOPICS), "topics to record"),
+    "storage": Param("mcap", "rosbag2 storage: mcap or sqlite3"),
+    "max_bag_bytes": Param(0, "split after this many bytes (0 = never)", (0, 1 << 40)),
+    "max_bag_seconds": Param(0.0, "split after this many s (0 = never)", (0.0, 1e7)),
+    "queue_depth": Param(1000, "subscription queue per topic (deep: bursts must not drop)", (1, 100000)),
+    "status_period": Param(1.0, "s between count logs", (0.1, 3600.0)),
+}
 
 
 def message_class(msgtype: str):
@@ -32,19 +43,11 @@ def message_class(msgtype: str):
 class Recorder(Node):
     def __init__(self) -> None:
         super().__init__("recorder")
-        output = rosutil.declare(self, "output", "", "directory for the bags ('' = bags/session-<time>)")
-        topics = rosutil.declare(self, "topics", list(contract.TRAINING_TOPICS), "topics to record")
-        storage = rosutil.declare(self, "storage", "mcap", "rosbag2 storage: mcap or sqlite3")
-        max_bytes = rosutil.declare(self, "max_bag_bytes", 0, "split after this many bytes (0 = never)",
-                                    0, 1 << 40)
-        max_seconds = rosutil.declare(self, "max_bag_seconds", 0.0, "split after this many s (0 = never)",
-                                      0.0, 1e7)
-        self.depth = rosutil.declare(self, "queue_depth", 1000,
-                                     "subscription queue per topic (deep: bursts must not drop)", 1, 100000)
-        status_period = rosutil.declare(self, "status_period", 1.0, "s between count logs", 0.1, 3600.0)
+        p = rosutil.declare_parameters(self, PARAMETERS)
+        self.depth = p["queue_depth"]
         self.config = recording.RecorderConfig(
-            output=output or recording.default_output(), topics=topics, storage=storage,
-            max_bag_bytes=int(max_bytes), max_bag_seconds=float(max_seconds))
+            output=p["output"] or recording.default_output(), topics=p["topics"], storage=p["storage"],
+            max_bag_bytes=int(p["max_bag_bytes"]), max_bag_seconds=float(p["max_bag_seconds"]))
         self.writer = recording.SplitBagWriter(self.config)
         self._subs: dict[str, object] = {}
         self._diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS,
@@ -52,7 +55,7 @@ class Recorder(Node):
         self._started = time.monotonic()
         self._last_total = -1
         self.create_timer(0.2, self._discover)
-        self.create_timer(float(status_period), self._status)
+        self.create_timer(float(p["status_period"]), self._status)
         self.get_logger().info(f"recording {len(self.config.topics)} topics to {self.config.output}")
 
     def _discover(self) -> None:
@@ -103,7 +106,7 @@ class Recorder(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return rosutil.run_node(Recorder, args)
+    return rosutil.node_main(Recorder, "recorder", __doc__, PARAMETERS, args)
 
 
 if __name__ == "__main__":

@@ -17,29 +17,28 @@ from sensor_msgs.msg import Image
 
 from neon_ros import contract
 from neon_ros.ros import msgs, rosutil
+from neon_ros.ros.params import Param, ParamTable
 from neon_ros.sim.camera import CameraLoop
 from neon_ros.sim.robot_dds import SimRobot, SimRobotConfig
 
-# name -> (default, description, range or None): declared by the node, printed by --help.
-PARAMETERS: dict[str, tuple] = {
-    "network_interface": ("lo", "Unitree DDS network interface (lo for a local sim)", None),
-    "dds_domain_id": (1, "Unitree DDS domain (the robot uses 0; sims default to 1)", (0, 232)),
-    "fixed_base": (True, "pin the pelvis at standing height, as on a gantry", None),
-    "realtime_factor": (1.0, "simulated s per wall s: 1.0 real time, 0 = as fast as possible", (0.0, 100.0)),
-    "rt_priority": (0, "SCHED_FIFO priority of the physics thread (0 = normal; needs CAP_SYS_NICE)", (0, 99)),
-    "camera_rate": (15.0, "head camera frames per wall second on /camera/image_raw (0 = off)", (0.0, 120.0)),
-    "camera_width": (224, "head camera image width, px", (16, 4096)),
-    "camera_height": (224, "head camera image height, px", (16, 4096)),
-    "frame_id": ("head_camera", "frame_id of /camera/image_raw", None),
-    "diagnostics_period": (1.0, "seconds between /diagnostics messages", (0.1, 60.0)),
+PARAMETERS: ParamTable = {
+    "network_interface": Param("lo", "Unitree DDS network interface (lo for a local sim)"),
+    "dds_domain_id": Param(1, "Unitree DDS domain (the robot uses 0; sims default to 1)", (0, 232)),
+    "fixed_base": Param(True, "pin the pelvis at standing height, as on a gantry"),
+    "realtime_factor": Param(1.0, "simulated s per wall s: 1.0 real time, 0 = as fast as possible", (0.0, 100.0)),
+    "rt_priority": Param(0, "SCHED_FIFO priority of the physics thread (0 = normal; needs CAP_SYS_NICE)", (0, 99)),
+    "camera_rate": Param(15.0, "head camera frames per wall second on /camera/image_raw (0 = off)", (0.0, 120.0)),
+    "camera_width": Param(224, "head camera image width, px", (16, 4096)),
+    "camera_height": Param(224, "head camera image height, px", (16, 4096)),
+    "frame_id": Param("head_camera", "frame_id of /camera/image_raw"),
+    "diagnostics_period": Param(1.0, "seconds between /diagnostics messages", (0.1, 60.0)),
 }
 
 
 class SimG1(Node):
     def __init__(self) -> None:
         super().__init__("sim_g1")
-        p = {name: rosutil.declare(self, name, default, desc, *(rng or (None, None)))
-             for name, (default, desc, rng) in PARAMETERS.items()}
+        p = rosutil.declare_parameters(self, PARAMETERS)
         self.config = SimRobotConfig(
             network_interface=p["network_interface"], dds_domain_id=p["dds_domain_id"],
             fixed_base=p["fixed_base"], realtime_factor=p["realtime_factor"],
@@ -132,21 +131,8 @@ class SimG1(Node):
         self.robot.sim.close()
 
 
-def usage() -> str:
-    lines = [__doc__.strip(), "", "parameters (--ros-args -p NAME:=VALUE, or --params-file config/neon.yaml):"]
-    for name, (default, desc, rng) in PARAMETERS.items():
-        span = f" [{rng[0]}, {rng[1]}]" if rng else ""
-        lines.append(f"  {name:20s} {default!s:12s} {desc}{span}")
-    return "\n".join(lines)
-
-
 def main(args: list[str] | None = None) -> int:
-    argv = sys.argv if args is None else args
-    user_args = argv[1:argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
-    if "-h" in user_args or "--help" in user_args:
-        print(usage())
-        return 0
-    return rosutil.run_node(SimG1, args)
+    return rosutil.node_main(SimG1, "sim_g1", __doc__, PARAMETERS, args)
 
 
 if __name__ == "__main__":

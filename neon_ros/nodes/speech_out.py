@@ -19,46 +19,52 @@ from std_msgs.msg import String
 
 from neon_ros import contract
 from neon_ros.ros import msgs, rosutil
+from neon_ros.ros.params import Param, ParamTable
 from neon_ros.voice.audio import AudioDeviceError
-from neon_ros.voice.narrator import DirectorySink, Narrator, NarratorConfig, SpeakerSink
+from neon_ros.voice.speech_queue import DirectorySink, SpeakerSink, SpeechQueue, SpeechQueueConfig
 from neon_ros.voice.tts import TTS_BACKENDS, TtsConfig, TtsUnavailableError, make_tts
+
+PARAMETERS: ParamTable = {
+    "backend": Param("espeak", f"speech backend: {', '.join(sorted(TTS_BACKENDS))}"),
+    "output": Param("speaker", "'speaker' (sounddevice) or a directory for one WAV per narration"),
+    "device": Param("", "sounddevice output device ('' = default)"),
+    "voice": Param("en-us", "espeak-ng voice"),
+    "rate_wpm": Param(165, "espeak-ng words per minute", (80, 450)),
+    "pitch": Param(50, "espeak-ng pitch", (0, 99)),
+    "executable": Param("", "espeak-ng / piper program ('' = found on PATH)"),
+    "piper_model": Param("", "piper: voice model .onnx"),
+    "personaplex_url": Param("ws://127.0.0.1:8998", "personaplex: server URL (ws://, wss://, http(s)://)"),
+    "personaplex_voice": Param("NATF2.pt", "personaplex: voice prompt file on the server"),
+    "personaplex_server_args": Param("", "personaplex: start its server from the installed package with "
+                                     "these arguments ('' = use personaplex_url)"),
+    "timeout": Param(20.0, "s a synthesis may take", (1.0, 120.0)),
+    "repeat_s": Param(5.0, "the same narration within this many s is dropped", (0.0, 600.0)),
+    "max_age_s": Param(5.0, "a narration waiting longer than this is skipped", (0.1, 600.0)),
+    "diagnostics_period": Param(1.0, "s between /diagnostics messages", (0.1, 60.0)),
+}
 
 
 class SpeechOut(Node):
     def __init__(self) -> None:
         super().__init__("speech_out")
-        d = rosutil.declare
+        p = rosutil.declare_parameters(self, PARAMETERS)
         tts_cfg = TtsConfig(
-            backend=d(self, "backend", "espeak", f"speech backend: {', '.join(sorted(TTS_BACKENDS))}"),
-            voice=d(self, "voice", "en-us", "espeak-ng voice"),
-            rate_wpm=d(self, "rate_wpm", 165, "espeak-ng words per minute", 80, 450),
-            pitch=d(self, "pitch", 50, "espeak-ng pitch", 0, 99),
-            executable=d(self, "executable", "", "espeak-ng / piper program ('' = found on PATH)"),
-            piper_model=d(self, "piper_model", "", "piper: voice model .onnx"),
-            personaplex_url=d(self, "personaplex_url", "ws://127.0.0.1:8998",
-                              "personaplex: server URL (ws://, wss://, http(s)://)"),
-            personaplex_voice=d(self, "personaplex_voice", "NATF2.pt", "personaplex: voice prompt file on the server"),
-            local_server_args=[a for a in d(self, "personaplex_server_args", "",
-                                            "personaplex: start its server from the installed package with "
-                                            "these arguments ('' = use personaplex_url)").split() if a],
-            timeout_s=d(self, "timeout", 20.0, "s a synthesis may take", 1.0, 120.0),
+            backend=p["backend"], voice=p["voice"], rate_wpm=p["rate_wpm"], pitch=p["pitch"],
+            executable=p["executable"], piper_model=p["piper_model"], personaplex_url=p["personaplex_url"],
+            personaplex_voice=p["personaplex_voice"], local_server_args=p["personaplex_server_args"].split(),
+            timeout_s=p["timeout"],
         )
-        self.output = d(self, "output", "speaker", "'speaker' (sounddevice) or a directory for one WAV per narration")
-        device = d(self, "device", "", "sounddevice output device ('' = default)")
-        narr_cfg = NarratorConfig(
-            repeat_s=d(self, "repeat_s", 5.0, "the same narration within this many s is dropped", 0.0, 600.0),
-            max_age_s=d(self, "max_age_s", 5.0, "a narration waiting longer than this is skipped", 0.1, 600.0),
-        )
-        diag_period = d(self, "diagnostics_period", 1.0, "s between /diagnostics messages", 0.1, 60.0)
+        self.output, device = p["output"], p["device"]
+        queue_cfg = SpeechQueueConfig(repeat_s=p["repeat_s"], max_age_s=p["max_age_s"])
         self.backend_name = tts_cfg.backend
         self.fault = ""
         self.unspoken = 0
-        self.narrator: Narrator | None = None
+        self.queue: SpeechQueue | None = None
         self.tts = None
         try:
             self.tts = make_tts(tts_cfg)
             sink = SpeakerSink(device) if self.output == "speaker" else DirectorySink(self.output)
-            self.narrator = Narrator(self.tts, sink, narr_cfg)
+            self.queue = SpeechQueue(self.tts, sink, queue_cfg)
             self.get_logger().info(f"speaking with {self.tts.describe()} to {sink.describe()}")
         except TtsUnavailableError as exc:
             self.fault = f"speech backend {self.backend_name!r} unavailable: {exc}"
@@ -70,24 +76,24 @@ class SpeechOut(Node):
             self.get_logger().error(self.fault)
         self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
         self.create_subscription(String, contract.TOPIC_NARRATION, self.on_narration, rosutil.COMMAND_QOS)
-        self.create_timer(diag_period, self.publish_diagnostics)
+        self.create_timer(p["diagnostics_period"], self.publish_diagnostics)
 
     def on_narration(self, msg: String) -> None:
-        if self.narrator is None:
+        if self.queue is None:
             self.unspoken += 1
             return
-        self.narrator.submit(msg.data)
+        self.queue.submit(msg.data)
 
     def publish_diagnostics(self) -> None:
         values: dict = {"backend": self.backend_name, "output": self.output}
         level, message = "ok", "ready"
-        if self.narrator is not None:
-            s = self.narrator.stats
+        if self.queue is not None:
+            s = self.queue.stats
             values |= {"received": s.received, "spoken": s.spoken, "preempted": s.preempted,
                        "throttled": s.throttled, "stale": s.stale, "failed": s.failed, "last_text": s.last_text,
                        "last_output": s.last_output,
                        "last_ready_ms": "" if math.isnan(s.last_ready_s) else f"{1e3 * s.last_ready_s:.0f}"}
-            message = "speaking" if self.narrator.busy else "ready"
+            message = "speaking" if self.queue.busy else "ready"
             if s.last_error:
                 level, message = "warn", s.last_error
         else:
@@ -98,15 +104,15 @@ class SpeechOut(Node):
         self.diag_pub.publish(msgs.diagnostic_array(rosutil.now_ns(self), [status]))
 
     def on_shutdown(self) -> None:
-        if self.narrator is not None:
-            self.narrator.close()
+        if self.queue is not None:
+            self.queue.close()
         close = getattr(self.tts, "close", None)
         if close is not None:
             close()
 
 
 def main(args: list[str] | None = None) -> int:
-    return rosutil.run_node(SpeechOut, args)
+    return rosutil.node_main(SpeechOut, "speech_out", __doc__, PARAMETERS, args)
 
 
 if __name__ == "__main__":

@@ -4,5 +4,5 @@ Read in this order: ``embodiment`` (the robots whose demonstrations train the he
 ``actions`` (relative-action math: T_rel = T_now^-1 T_future, 6D rotations, joint deltas,
 normalisation), ``schema`` (a training sample: targets and loss masks per component),
 ``model`` (``HeadConfig`` and ``ActionHead``, one file, blocks bottom-up), ``soup``
-(weighted sampling of many data sources), ``train`` (the train step and loop).
+(weighted sampling of many data sources), ``train`` (the train loop and held-out metrics).
 """

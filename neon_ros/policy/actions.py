@@ -15,8 +15,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from neon_ros import g1
-
 EPS = 1e-9
 
 # ----------------------------------------------------------------------------- numpy
@@ -102,18 +100,13 @@ def joint_deltas(q_now: np.ndarray, q_future: np.ndarray) -> np.ndarray:
     return q_future - q_now
 
 
-def joint_targets(q_now: np.ndarray, deltas: np.ndarray, clip_to_limits: bool = False) -> np.ndarray:
-    """Absolute G1 joint targets q_now + deltas; optionally clipped to the G1 position limits."""
+def joint_targets(q_now: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+    """Absolute joint targets q_now + deltas (the inverse of joint_deltas)."""
     q_now = np.asarray(q_now, dtype=np.float64)
     deltas = np.asarray(deltas, dtype=np.float64)
     if deltas.ndim == q_now.ndim + 1:
         q_now = q_now[..., None, :]
-    out = q_now + deltas
-    if clip_to_limits:
-        if out.shape[-1] != g1.NUM_JOINTS:
-            raise ValueError(f"clip_to_limits needs {g1.NUM_JOINTS} G1 joints, got {out.shape[-1]}")
-        out = np.clip(out, g1.LOWER_LIMITS, g1.UPPER_LIMITS)
-    return out
+    return q_now + deltas
 
 
 def rotation_angle(rot: np.ndarray) -> np.ndarray:
@@ -121,44 +114,6 @@ def rotation_angle(rot: np.ndarray) -> np.ndarray:
     rot = np.asarray(rot, dtype=np.float64)
     cos = (np.trace(rot, axis1=-2, axis2=-1) - 1.0) / 2.0
     return np.arccos(np.clip(cos, -1.0, 1.0))
-
-
-# ----------------------------------------------------------------------------- torch (training)
-
-
-def rot6d_from_matrix_torch(rot: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) -> (..., 6), differentiable."""
-    return torch.cat([rot[..., :, 0], rot[..., :, 1]], dim=-1)
-
-
-def matrix_from_rot6d_torch(d6: torch.Tensor) -> torch.Tensor:
-    """(..., 6) -> (..., 3, 3) by Gram-Schmidt, differentiable."""
-    a1, a2 = d6[..., :3], d6[..., 3:6]
-    b1 = a1 / a1.norm(dim=-1, keepdim=True).clamp_min(EPS)
-    a2 = a2 - (b1 * a2).sum(-1, keepdim=True) * b1
-    b2 = a2 / a2.norm(dim=-1, keepdim=True).clamp_min(EPS)
-    return torch.stack([b1, b2, torch.linalg.cross(b1, b2, dim=-1)], dim=-1)
-
-
-def relative_transform_torch(t_now: torch.Tensor, t_future: torch.Tensor) -> torch.Tensor:
-    """T_now^-1 @ T_future for (..., 4, 4) tensors (rigid inverse)."""
-    rot_t = t_now[..., :3, :3].transpose(-1, -2)
-    inv = torch.zeros_like(t_now)
-    inv[..., :3, :3] = rot_t
-    inv[..., :3, 3] = -(rot_t @ t_now[..., :3, 3:4]).squeeze(-1)
-    inv[..., 3, 3] = 1.0
-    return inv @ t_future
-
-
-def pose9_from_transform_torch(tf: torch.Tensor) -> torch.Tensor:
-    return torch.cat([tf[..., :3, 3], rot6d_from_matrix_torch(tf[..., :3, :3])], dim=-1)
-
-
-def geodesic_loss_torch(d6_pred: torch.Tensor, d6_true: torch.Tensor) -> torch.Tensor:
-    """Rotation angle (rad) between two 6D rotations, elementwise over leading dims."""
-    rel = matrix_from_rot6d_torch(d6_pred).transpose(-1, -2) @ matrix_from_rot6d_torch(d6_true)
-    cos = (rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0
-    return torch.acos(cos.clamp(-1.0 + 1e-6, 1.0 - 1e-6))
 
 
 # ----------------------------------------------------------------------------- normalisation

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neon_ros.contract import CHUNK_STEPS
+from neon_ros.errors import NeonError
 from neon_ros.g1 import NUM_JOINTS
 from neon_ros.policy import embodiment
 
@@ -132,7 +133,7 @@ class Sample:
         return [n for n in COMPONENTS if float(np.sum(self.masks[n])) > 0]
 
 
-class CorruptEpisodeError(RuntimeError):
+class CorruptEpisodeError(NeonError, RuntimeError):
     """An episode's files cannot be read; the message names the file. The soup skips it."""
 
     def __init__(self, path, reason: str):

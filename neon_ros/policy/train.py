@@ -9,6 +9,13 @@ resumed step so every row appears once.
 
 DDP: under ``torchrun`` (WORLD_SIZE > 1) every rank takes its slice of the same global
 batch, gradients are averaged over gloo/nccl, rank 0 writes checkpoints and logs.
+
+Held-out evaluation (:func:`open_loop_errors`): open-loop action error per component in
+physical units over supervised elements only: joint deltas in rad (mean absolute error),
+hand translation in m and hand rotation in rad (geodesic angle) of the relative
+end-effector motion, grip closure (0..1), locomotion (mean absolute error). The hold-still
+baseline predicts no motion: zero deltas, identity displacement, the current closure,
+zero velocity. ``ratio`` = head error / baseline error (lower is better).
 """
 
 from __future__ import annotations
@@ -17,16 +24,16 @@ import csv
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from neon_ros.data.training import Split, load_training_data
+from neon_ros.policy import actions, embodiment
 from neon_ros.policy import model as head_model
-from neon_ros.policy.metrics import open_loop_errors
-from neon_ros.policy.schema import COMPONENTS
+from neon_ros.policy.schema import COMPONENTS, IDENTITY_6D
 from neon_ros.policy.soup import SoupSampler
 from neon_ros.runtime import checkpoint
 
@@ -34,32 +41,38 @@ LOG_FIELDS = ["step", "samples", "lr", "loss", *COMPONENTS, "consistency", "samp
 EVAL_FIELDS = ["step", "component", "head_error", "hold_still_error", "ratio", "unit", "samples"]
 
 
+def _doc(text: str, default=MISSING, *, option: bool = True, **kw):
+    """A TrainConfig field described by ``text``; ``option``: also a `neon-ros train` flag."""
+    return field(default=default, metadata={"help": text, "option": option}, **kw)
+
+
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on (saved in the checkpoint)."""
+    """Everything a training run depends on (saved in the checkpoint; `neon-ros train` options)."""
 
-    data: Path  # `neon-ros features` output folder
-    out: Path  # run folder: head.safetensors/json, train_state.pt, train_log.csv, eval_log.csv
-    steps: int = 2000  # optimizer steps
-    batch_size: int = 256  # global batch (split over DDP ranks)
-    lr: float = 1e-3  # peak learning rate
-    warmup: int = 100  # linear warm-up steps
-    min_lr_ratio: float = 0.05  # cosine floor as a fraction of lr
-    weight_decay: float = 0.01  # AdamW decoupled weight decay
-    grad_clip: float = 1.0  # max global gradient norm (0 = off)
-    aux_weight: float = 0.1  # weight of the consistency loss on paired samples
-    feature_dropout: float = 0.1  # element dropout on the cached features (regulariser; off at evaluation)
-    seed: int = 0  # sampler + init seed
-    held_out: float = 0.15  # episode fraction held out
-    weights: dict[str, float] = field(default_factory=dict)  # source -> mixing weight (default 1 each)
-    backbone: str | None = None  # feature cache to use when the folder holds several
-    d_model: int = 512  # head width (HeadConfig.d_model)
-    layers: int = 2  # head blocks
-    checkpoint_every: int = 200  # steps between checkpoints
-    eval_every: int = 500  # steps between held-out evaluations (0 = only at the end)
-    log_every: int = 10  # steps between CSV rows
-    threads: int = 0  # torch threads (0 = torch default); fix it for bit-exact resume
-    progress: bool = True
+    data: Path = _doc("folder written by `neon-ros features`")
+    out: Path = _doc("run folder (checkpoint, logs, resume state)")
+    steps: int = _doc("optimizer steps", 2000)
+    batch_size: int = _doc("global batch (split over DDP ranks)", 256)
+    lr: float = _doc("peak learning rate", 1e-3)
+    warmup: int = _doc("linear warm-up steps", 100)
+    min_lr_ratio: float = _doc("cosine floor as a fraction of lr", 0.05, option=False)
+    weight_decay: float = _doc("AdamW decoupled weight decay of the Linear weight matrices", 0.01)
+    grad_clip: float = _doc("max global gradient norm (0 = off)", 1.0, option=False)
+    aux_weight: float = _doc("weight of the consistency loss on paired samples (stereo views, spoken/written)", 0.1)
+    feature_dropout: float = _doc("element dropout on the cached features during training (regulariser)", 0.1)
+    seed: int = _doc("sampler + init seed (a --soup sets it unless given)", 0)
+    held_out: float = _doc("episode fraction held out (a --soup sets it unless given)", 0.15)
+    weights: dict[str, float] = _doc("source -> mixing weight, 1 if absent (set by --soup)", option=False,
+                                     default_factory=dict)
+    backbone: str | None = _doc("feature cache id when --data holds several", None)
+    d_model: int = _doc("head width (HeadConfig.d_model)", 512)
+    layers: int = _doc("head blocks", 2)
+    checkpoint_every: int = _doc("steps between checkpoints", 200)
+    eval_every: int = _doc("steps between held-out evaluations (0 = only at the end)", 500)
+    log_every: int = _doc("steps between CSV rows", 10)
+    threads: int = _doc("torch threads (0 = torch default); fix it for bit-exact resume", 0)
+    progress: bool = _doc("progress bar", True)
 
     def __post_init__(self) -> None:
         self.data, self.out = Path(self.data), Path(self.out)
@@ -79,6 +92,17 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     t = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: weight decay on the weight matrices of Linear layers only.
+
+    Biases, the embodiment embedding and the residual scales are not decayed.
+    """
+    matrices = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)}
+    params = list(model.parameters())
+    return [{"params": [p for p in params if id(p) in matrices], "weight_decay": weight_decay},
+            {"params": [p for p in params if id(p) not in matrices], "weight_decay": 0.0}]
 
 
 def _dist() -> tuple[int, int]:
@@ -141,7 +165,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     torch.manual_seed(cfg.seed)
     head_cfg = head_model.HeadConfig(feature_dim=width, d_model=cfg.d_model, layers=cfg.layers)
     model = head_model.ActionHead(head_cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     cfg.out.mkdir(parents=True, exist_ok=True)
     state_path = cfg.out / "train_state.pt"
     start = 0
@@ -215,4 +239,59 @@ def evaluate_and_log(model, split: Split, stats, step: int, path: Path) -> dict:
         w = csv.DictWriter(f, fieldnames=EVAL_FIELDS)
         for comp, r in res.items():
             w.writerow({"step": step, "component": comp, **r})
+    return res
+
+
+def predict_physical(model, split, stats, batch_size: int = 1024) -> dict[str, np.ndarray]:
+    """De-normalised predictions for every row of ``split``."""
+    model.eval()
+    outs: dict[str, list] = {c: [] for c in COMPONENTS}
+    with torch.inference_mode():
+        for start in range(0, len(split), batch_size):
+            b = split.batch(np.arange(start, min(start + batch_size, len(split))))
+            pred = model(b["features"], b["proprio"], b["proprio_mask"], b["embodiment"])
+            for c in COMPONENTS:
+                outs[c].append(pred[c].numpy().astype(np.float64))
+    phys = {c: np.concatenate(v) for c, v in outs.items()}
+    emb = split.embodiment.numpy()
+    for e in np.unique(emb):
+        rows = emb == e
+        name = embodiment.get(int(e)).name
+        for c in COMPONENTS:
+            phys[c][rows] = stats.denormalize(c, phys[c][rows], name)
+    return phys
+
+
+def _masked_mean(err: np.ndarray, mask: np.ndarray) -> tuple[float, int]:
+    mask = np.broadcast_to(mask, err.shape)
+    n = int(mask.sum())
+    return (float((err * mask).sum() / n) if n else float("nan")), n
+
+
+def open_loop_errors(model, split, stats) -> dict[str, dict]:
+    pred = predict_physical(model, split, stats)
+    tgt = split.raw_targets
+    m = {c: split.masks[c].numpy() for c in COMPONENTS}
+    res: dict[str, dict] = {}
+
+    def add(name: str, head_err: np.ndarray, hold_err: np.ndarray, mask: np.ndarray, unit: str) -> None:
+        h, n = _masked_mean(head_err, mask)
+        b, _ = _masked_mean(hold_err, mask)
+        if n:
+            res[name] = {"head_error": round(h, 6), "hold_still_error": round(b, 6),
+                         "ratio": round(h / b, 4) if b > 0 else float("nan"), "unit": unit, "samples": n}
+
+    add("joint_delta", np.abs(pred["joint_delta"] - tgt["joint_delta"]), np.abs(tgt["joint_delta"]),
+        m["joint_delta"][:, None, :], "rad")
+    ee_mask = m["ee"][:, None, :]
+    add("ee_translation", np.linalg.norm(pred["ee"][..., :3] - tgt["ee"][..., :3], axis=-1),
+        np.linalg.norm(tgt["ee"][..., :3], axis=-1), ee_mask, "m")
+    r_pred = actions.matrix_from_rot6d(pred["ee"][..., 3:])
+    r_true = actions.matrix_from_rot6d(tgt["ee"][..., 3:])
+    r_hold = actions.matrix_from_rot6d(np.broadcast_to(IDENTITY_6D, tgt["ee"][..., 3:].shape))
+    angle = actions.rotation_angle(np.swapaxes(r_pred, -1, -2) @ r_true)
+    add("ee_rotation", angle, actions.rotation_angle(np.swapaxes(r_hold, -1, -2) @ r_true), ee_mask, "rad")
+    add("grip", np.abs(np.clip(pred["grip"], 0, 1) - tgt["grip"]), np.abs(tgt["grip"] - tgt["grip"][:, :1]),
+        m["grip"][:, None, :], "closure")
+    add("loco", np.abs(pred["loco"] - tgt["loco"]), np.abs(tgt["loco"]), m["loco"][:, None, :], "m/s, rad/s")
     return res

@@ -21,6 +21,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from neon_ros import contract, g1
 from neon_ros.ros import msgs, rosutil
+from neon_ros.runtime.image import FrameError, image_to_rgb
 from neon_ros.tools.demo.record import DemoRecord
 
 LEVEL_NAMES = {0: "ok", 1: "warn", 2: "error", 3: "stale"}
@@ -61,8 +62,8 @@ class DemoMonitor(Node):
         t = self._count(contract.TOPIC_CAMERA)
         if t - self._last_frame_t >= self.frame_period:
             try:
-                frame = msgs.image_to_clip(msg, 1)[0].copy()
-            except msgs.MessageError:
+                frame = image_to_rgb(msg)
+            except FrameError:
                 return
             self._last_frame_t = t
             with self.record.lock:

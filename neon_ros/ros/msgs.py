@@ -1,9 +1,9 @@
 """ROS message <-> numpy conversions for the topics of DESIGN.md section 3.
 
 Plain functions over message classes: no rclpy import, no node, so every conversion is
-tested by building messages directly (nav2_simple_commander style). Images of camera
-encodings go through rosbags-image / cv_bridge in the camera code; this module covers
-the formats Neon itself defines (clip stacking, 32FC1 features, trajectories).
+tested by building messages directly (nav2_simple_commander style). Image pixels of any
+camera encoding are decoded by ``runtime.image.image_to_rgb`` (also for clips); this
+module covers the formats Neon itself defines (clip stacking, 32FC1 features, trajectories).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from neon_ros import contract, g1
+from neon_ros.errors import NeonError
 
 NS = 1_000_000_000
 
 
-class MessageError(ValueError):
+class MessageError(NeonError, ValueError):
     """A message that does not fit the contract; the text says which field and why."""
 
 
@@ -136,15 +137,19 @@ def clip_to_image(frames: np.ndarray, stamp_ns: int, frame_id: str = "head_camer
 
 
 def image_to_clip(msg: Image, frames: int) -> np.ndarray:
-    """rgb8 Image of T stacked frames -> (T, H, W, 3) uint8."""
+    """rgb8 Image of T stacked frames -> (T, H, W, 3) uint8 (pixels by ``runtime.image.image_to_rgb``)."""
+    from neon_ros.runtime.image import FrameError, image_to_rgb  # OpenCV: only nodes that read clips load it
+
     if msg.encoding != "rgb8":
         raise MessageError(f"clip encoding must be rgb8, got {msg.encoding!r}")
     if frames < 1 or msg.height % frames:
         raise MessageError(f"clip height {msg.height} is not a multiple of {frames} frames")
-    if msg.step != msg.width * 3 or len(msg.data) != msg.height * msg.step:
-        raise MessageError(f"clip data size {len(msg.data)} does not match {msg.height}x{msg.width} rgb8")
-    arr = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-    return arr.reshape(frames, msg.height // frames, msg.width, 3)
+    try:
+        rgb = image_to_rgb(msg)
+    except FrameError as exc:
+        raise MessageError(f"clip data size {len(msg.data)} does not match {msg.height}x{msg.width} rgb8 "
+                           f"({exc})") from None
+    return rgb.reshape(frames, msg.height // frames, msg.width, 3)
 
 
 # --- pooled features (32FC1, height 1) -------------------------------------------------------

@@ -1,14 +1,25 @@
-"""Parameter tables of the perception/inference nodes and their ``--help`` (no rclpy).
+"""Parameter tables of the Neon nodes and their ``--help`` (no rclpy).
 
-Each node lists its parameters once as ``name -> (default, description, (lo, hi) | None)``;
-the node declares them from the table, and ``--help`` prints the same table.
+Each node lists its parameters once, as a module-level ``PARAMETERS: ParamTable``; it
+declares them from the table (``rosutil.declare_parameters``: read-only, with the
+description and range), and ``--help`` prints the same table.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import NamedTuple
 
-ParamTable = dict[str, tuple]
+
+class Param(NamedTuple):
+    """One node parameter; the default's type is the parameter's type."""
+
+    default: bool | int | float | str | list[str]
+    description: str
+    limits: tuple[float, float] | None = None  # (lo, hi), inclusive; numbers only
+
+
+ParamTable = dict[str, Param]
 
 
 def wants_help(argv: list[str] | None = None) -> bool:
@@ -20,8 +31,9 @@ def wants_help(argv: list[str] | None = None) -> bool:
 
 def usage(doc: str, table: ParamTable, node: str) -> str:
     lines = [doc.strip(), "", f"usage: ros2 run neon_ros {node} --ros-args [-p NAME:=VALUE ...] "
-             "[--params-file config/neon.yaml]", "", "parameters:"]
-    for name, (default, desc, rng) in table.items():
-        span = f" [{rng[0]}, {rng[1]}]" if rng else ""
-        lines.append(f"  {name:22s} {default!r:14s} {desc}{span}")
+             "[--params-file config/neon.yaml]", "",
+             "parameters (read once at start; `ros2 param set` is refused):"]
+    for name, (default, desc, limits) in table.items():
+        span = f" [{limits[0]}, {limits[1]}]" if limits else ""
+        lines.append(f"  {name:24s} {default!r:14s} {desc}{span}")
     return "\n".join(lines)

@@ -3,7 +3,8 @@
 - QoS profiles per topic kind (DESIGN.md section 3),
 - ``run_node``: init, spin, clean shutdown on SIGINT/SIGTERM (executor shut down before
   the node is destroyed),
-- ``declare``: a parameter with a description and an optional range, in one call.
+- ``declare_parameters``: a node's parameter table (ros/params.py), read-only, with
+  descriptions and ranges.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -23,6 +25,8 @@ from rclpy.qos import (
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
+
+from neon_ros.ros.params import Param, ParamTable, usage, wants_help
 
 # Images and high-rate state: best effort, keep the newest few.
 SENSOR_QOS = qos_profile_sensor_data
@@ -42,18 +46,22 @@ CLIP_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=Reli
 STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def declare(node: Node, name: str, default, description: str,
-            lo: float | int | None = None, hi: float | int | None = None, read_only: bool = False):
-    """Declare a parameter with a description (and a range for numbers); return its value."""
-    desc = ParameterDescriptor(description=description, read_only=read_only)
-    if lo is not None and hi is not None:
-        if isinstance(default, bool):
-            pass
-        elif isinstance(default, int):
+def descriptor(param: Param) -> ParameterDescriptor:
+    """Read-only (the nodes read every parameter once, at start), with the description and range."""
+    desc = ParameterDescriptor(description=param.description, read_only=True)
+    if param.limits is not None and not isinstance(param.default, bool):
+        lo, hi = param.limits
+        if isinstance(param.default, int):
             desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=0)]
-        elif isinstance(default, float):
+        elif isinstance(param.default, float):
             desc.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
-    return node.declare_parameter(name, default, desc).value
+    return desc
+
+
+def declare_parameters(node: Node, table: ParamTable) -> dict[str, Any]:
+    """Declare every parameter of ``table`` on ``node``; return name -> value (overrides applied)."""
+    return {name: node.declare_parameter(name, param.default, descriptor(param)).value
+            for name, param in table.items()}
 
 
 def now_ns(node: Node) -> int:
@@ -90,3 +98,12 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None, threa
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def node_main(make_node: Callable[[], Node], name: str, doc: str, parameters: ParamTable,
+              args: list[str] | None = None, threads: int = 0) -> int:
+    """A node's ``main()``: ``--help`` prints its parameter table (no rclpy.init), else ``run_node``."""
+    if wants_help(args):
+        print(usage(doc, parameters, name))
+        return 0
+    return run_node(make_node, args, threads)

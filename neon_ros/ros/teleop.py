@@ -1,4 +1,4 @@
-"""The rclpy side of `neon-ros teleop` (neon_ros.tools.teleop holds the plain logic and the CLI).
+"""The rclpy side of `neon-ros teleop` (plain logic: runtime/teleop.py; command line: tools/teleop.py).
 
 One node, ``neon_teleop``: reads the start pose from /joint_states, then publishes
 single-point JointTrajectory messages (stamp 0 = "now", only the driven joints) on
@@ -24,7 +24,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from neon_ros import contract, g1
 from neon_ros.ros import msgs, rosutil
-from neon_ros.tools.teleop import KeyboardState, TeleopScript
+from neon_ros.runtime.teleop import KeyboardState, TeleopScript
 
 
 class TeleopNode(Node):

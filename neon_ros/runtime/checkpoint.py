@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from neon_ros.errors import NeonError
 from neon_ros.policy.actions import NormStats
 from neon_ros.policy.model import POSE_DIM, ActionHead, HeadConfig
 
@@ -25,7 +26,7 @@ VERSION = 1
 DEFAULT_STEM = "head"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(NeonError, ValueError):
     """A checkpoint is missing, unreadable or disagrees with itself; the message says how."""
 
 

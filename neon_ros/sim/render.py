@@ -16,11 +16,13 @@ import os
 import mujoco
 import numpy as np
 
+from neon_ros.errors import NeonError
+
 BACKENDS = ("egl", "osmesa")
 MAX_GEOMS = 10_000
 
 
-class RenderError(RuntimeError):
+class RenderError(NeonError, RuntimeError):
     """No headless GL could be created; the message says what was tried and how to fix it."""
 
 

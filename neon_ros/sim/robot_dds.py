@@ -1,8 +1,9 @@
 """The simulated G1's robot side: rt/lowcmd in, physics, rt/lowstate out, in one real-time thread.
 
 ``SimRobot`` owns a ``G1Sim`` and the Unitree DDS channels (unitree_sdk2py). Its thread
-steps the physics at 500 Hz on ABSOLUTE deadlines (next += period; sleep until next), so
-time spent working never accumulates as drift. Each step it applies the newest accepted
+steps the physics at 500 Hz on ABSOLUTE deadlines (``runtime.timing.AbsoluteTicker``), so
+time spent working never accumulates as drift; a loop behind schedule catches up, up to
+MAX_LAG, beyond which it skips the missed steps. Each step it applies the newest accepted
 LowCmd_, advances the physics one timestep, and publishes a LowState_ with CRC. Before
 the first good command the motors are in damping mode (kp = 0, kd > 0), like the robot.
 
@@ -12,7 +13,6 @@ the machine allows. No rclpy here: the node wraps this and publishes /diagnostic
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neon_ros import contract, unitree
+from neon_ros.runtime.timing import AbsoluteTicker, percentiles, set_fifo
 from neon_ros.sim.firmware import G1_29DOF_MODE_MACHINE, InboxCounts, LowCmdInbox, MotorCommand
 from neon_ros.sim.g1_sim import G1Sim
 from neon_ros.sim.lowstate_wire import LowStateWire
 
-MAX_LAG = 0.1  # s behind schedule before the loop gives up catching up and restarts its clock
+MAX_LAG = 0.1  # s behind schedule before the loop stops catching up and skips the missed steps
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class LoopStats:
 
     steps: int = 0
     lowstate_published: int = 0
-    overruns: int = 0  # times the loop fell more than MAX_LAG behind and restarted its clock
+    overruns: int = 0  # steps skipped because the loop fell more than MAX_LAG behind
     physics_rate_hz: float = 0.0  # physics steps per wall second
     realtime_factor: float = 0.0  # simulated seconds per wall second
     late_p50_ms: float = 0.0  # how late steps started after their deadline, over the last window
@@ -99,7 +100,7 @@ class SimRobot:
         self._wire: LowStateWire | None = None
         self._first_command_logged = False
         self.on_first_command = None  # optional callback(MotorCommand), e.g. a log line
-        self.scheduling = "normal"  # what the physics thread got: "normal" | "SCHED_FIFO N" | an error
+        self.scheduling = "normal"  # what the physics thread got: "normal" or runtime.timing.set_fifo's status
 
     # --- DDS -----------------------------------------------------------------------------------
     def open_channels(self) -> None:
@@ -152,48 +153,29 @@ class SimRobot:
         with self._stats_lock:
             self._stats.steps += 1
 
-    def _set_priority(self) -> None:
-        prio = self.config.rt_priority
-        if prio <= 0:
-            return
-        try:  # pid 0 = the calling thread on Linux
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))
-            self.scheduling = f"SCHED_FIFO {prio}"
-        except (OSError, AttributeError) as e:
-            self.scheduling = f"normal (SCHED_FIFO {prio} refused: {e})"
-
     def _run(self) -> None:
-        self._set_priority()
-        dt = self.sim.timestep
-        period = dt / self.config.realtime_factor if self.config.realtime_factor > 0 else 0.0
-        next_t = time.monotonic()
-        win_t, win_steps, win_sim = next_t, 0, self.sim.time
+        if self.config.rt_priority > 0:
+            self.scheduling = set_fifo(self.config.rt_priority, whole_process=False)
+        factor = self.config.realtime_factor
+        ticker = AbsoluteTicker(self.sim.timestep / factor, max_lag=MAX_LAG) if factor > 0 else None
+        win_t, win_steps, win_sim = time.monotonic(), 0, self.sim.time
         lateness: list[float] = []
         while not self._stop.is_set():
-            if period > 0.0:
-                lateness.append(time.monotonic() - next_t)
+            if ticker is not None:
+                lateness.append(ticker.wait(self._stop.is_set))
             self.step_once()
             win_steps += 1
             now = time.monotonic()
             if now - win_t >= 1.0:
-                late_ms = 1e3 * np.array(lateness or [0.0])
+                late = percentiles(1e3 * np.array(lateness or [0.0]))
                 with self._stats_lock:
                     self._stats.physics_rate_hz = win_steps / (now - win_t)
                     self._stats.realtime_factor = (self.sim.time - win_sim) / (now - win_t)
-                    self._stats.late_p50_ms, self._stats.late_p99_ms = map(float, np.percentile(late_ms, [50, 99]))
-                    self._stats.late_max_ms = float(late_ms.max())
+                    self._stats.late_p50_ms, self._stats.late_p99_ms = late["p50"], late["p99"]
+                    self._stats.late_max_ms = late["max"]
+                    self._stats.overruns = 0 if ticker is None else ticker.missed
                 win_t, win_steps, win_sim = now, 0, self.sim.time
                 lateness = []
-            if period <= 0.0:
-                continue
-            next_t += period
-            delay = next_t - time.monotonic()
-            if delay > 0.0:
-                time.sleep(delay)
-            elif delay < -MAX_LAG:  # far behind (machine overloaded): restart the clock, count it
-                next_t = time.monotonic()
-                with self._stats_lock:
-                    self._stats.overruns += 1
 
     def stats(self) -> LoopStats:
         with self._stats_lock:

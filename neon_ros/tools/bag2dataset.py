@@ -29,7 +29,6 @@ from pathlib import Path
 from neon_ros import contract
 from neon_ros.data.recording import STORAGES, bag_dirs
 
-HELP = "turn a recorded rosbag2 session into G1 teleop episodes"
 INDEX_NAME = "index.json"
 NS = 1_000_000_000
 

@@ -20,8 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-HELP = "run a trained head closed-loop in sim_g1 and report success per task"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from neon_ros.data.sim_expert import TASKS

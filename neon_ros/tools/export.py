@@ -17,8 +17,6 @@ from pathlib import Path
 
 from neon_ros.runtime import trt
 
-HELP = "export the head (or a backbone's vision tower) to ONNX / TensorRT"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__.split("\n\n", 1)[1].replace("``", "`")

@@ -21,8 +21,6 @@ from neon_ros.data.labels import LabelWriter
 from neon_ros.policy.schema import Sample
 from neon_ros.policy.soup import Soup, iter_soup, load_soup
 
-HELP = "run a frozen backbone once over a dataset and cache its features"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--soup", required=True, type=Path, help="soup YAML (config/soup/*.yaml)")

@@ -1,10 +1,11 @@
-"""Child processes of the demo: isolated environment, logs, and a clean stop (no rclpy here).
+"""Child processes of the tools and the tests: isolated environment, a log each, a clean stop.
 
-Every child gets the same ROS 2 domain (random unless given) with discovery limited to
-this machine, and the nodes that talk Unitree DDS get a random Unitree domain, so a demo
-never sees (or moves) a robot on the network. Children run in their own process groups;
-``stop`` sends SIGINT (rclpy's clean shutdown: the bridge damps, files close), then
-SIGTERM, then SIGKILL, each after a grace period, to that group only.
+No rclpy here. Children share a ROS 2 domain drawn from a named range, with discovery
+limited to this machine; nodes that talk Unitree DDS get a domain away from the robot's 0,
+so nothing started here sees (or moves) a robot on the network. Each child runs in its
+own session on normal scheduling; ``stop`` sends SIGINT (rclpy's clean shutdown: the
+bridge damps, files close), then SIGTERM, then SIGKILL, each after a grace period, to the
+child's process group only.
 """
 
 from __future__ import annotations
@@ -16,21 +17,34 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from neon_ros.runtime.timing import child_normal_scheduling
+from neon_ros.tools import stack
 
-# 0 is every other ROS 2 program's default; tests draw from 1..100 (test/support.py), so a
-# demo stays above them (and <= 230: Fast DDS derives UDP ports from the domain id).
-ROS_DOMAIN_RANGE = (201, 230)
-DDS_DOMAIN_RANGE = (101, 200)  # Unitree DDS: the robot uses 0; the sim default is 1
+# ROS 2 domain ranges. 0 is every other ROS 2 program's default; Fast DDS derives UDP ports
+# from the id, so ids stay <= MAX_DOMAIN_ID.
+TEST_ROS_DOMAINS = (1, 100)  # the test suite
+TOOL_ROS_DOMAINS = (201, 230)  # neon-ros demo and bench, above the tests'
+UNITREE_DDS_DOMAINS = (101, 200)  # Unitree DDS of sim_g1 + g1_bridge: the robot uses 0, the sim default 1
+MAX_DOMAIN_ID = 232
+# What a process copies from a child environment to join its ROS 2 domain.
+ROS_DISCOVERY_KEYS = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY")
 
 
-def child_env(ros_domain_id: int, localhost_only: bool = True) -> dict[str, str]:
+def random_domain(domains: tuple[int, int], rng: random.Random | None = None) -> int:
+    """A domain id drawn uniformly from the inclusive range ``domains``."""
+    return (rng or random).randint(*domains)
+
+
+def child_env(ros_domain_id: int | None = None, domains: tuple[int, int] = TOOL_ROS_DOMAINS,
+              localhost_only: bool = True) -> dict[str, str]:
+    """This process's environment for a child: ROS_DOMAIN_ID (random from ``domains`` if None)."""
     env = dict(os.environ)
     env.pop("CYCLONEDDS_HOME", None)  # build-time only (DESIGN.md section 6)
-    env["ROS_DOMAIN_ID"] = str(ros_domain_id)
+    env["ROS_DOMAIN_ID"] = str(ros_domain_id if ros_domain_id is not None else random_domain(domains))
     if localhost_only:
         env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # Jazzy / Kilted
         env["ROS_LOCALHOST_ONLY"] = "1"  # Humble
@@ -39,13 +53,18 @@ def child_env(ros_domain_id: int, localhost_only: bool = True) -> dict[str, str]
     return env
 
 
+def join_domain(env: dict[str, str]) -> None:
+    """Put this process in the ROS 2 domain of ``env`` (for its own rclpy node, before rclpy.init)."""
+    os.environ.update({key: env[key] for key in ROS_DISCOVERY_KEYS if key in env})
+
+
 def pick_domains(ros_domain_id: int | None, dds_domain_id: int | None,
                  rng: random.Random | None = None) -> tuple[int, int]:
-    rng = rng or random.Random()
-    ros = ros_domain_id if ros_domain_id is not None else rng.randint(*ROS_DOMAIN_RANGE)
-    dds = dds_domain_id if dds_domain_id is not None else rng.randint(*DDS_DOMAIN_RANGE)
-    if not 0 <= ros <= 232 or not 0 <= dds <= 232:
-        raise ValueError(f"domain ids must be in [0, 232], got ROS {ros}, Unitree DDS {dds}")
+    """(ROS 2 domain, Unitree DDS domain): the given ids, else random from the tools' ranges."""
+    ros = ros_domain_id if ros_domain_id is not None else random_domain(TOOL_ROS_DOMAINS, rng)
+    dds = dds_domain_id if dds_domain_id is not None else random_domain(UNITREE_DDS_DOMAINS, rng)
+    if not 0 <= ros <= MAX_DOMAIN_ID or not 0 <= dds <= MAX_DOMAIN_ID:
+        raise ValueError(f"domain ids must be in [0, {MAX_DOMAIN_ID}], got ROS {ros}, Unitree DDS {dds}")
     return ros, dds
 
 
@@ -66,88 +85,120 @@ def ros_args(params_file: Path | None, params: dict[str, object]) -> list[str]:
     if params_file is not None:
         args += ["--params-file", str(params_file)]
     for key, value in params.items():
-        v = str(value).lower() if isinstance(value, bool) else str(value)
-        args += ["-p", f"{key}:={v}"]
+        args += ["-p", f"{key}:={stack.param_text(value)}"]
     return args
 
 
-@dataclass
+def node_command(name: str, params: dict[str, object], params_file: Path | None = None) -> list[str]:
+    """The command line of node executable ``name`` with parameter overrides."""
+    return executable(name) + ros_args(params_file, params)
+
+
 class Child:
-    name: str
-    cmd: list[str]
-    log_path: Path
-    popen: subprocess.Popen | None = None
-    started: float = 0.0
-    returncode: int | None = None
-    stop_signal: str = ""
+    """A child process started at once: own session, normal scheduling, output in ``log_path``."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None):
+        self.name = name
+        self.cmd = cmd
+        self.log_path = Path(log_path)
+        self.stop_signal = ""  # the signal that ended it, once stopped
+        self.returncode: int | None = None  # set by stop
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "w") as log:  # the child holds its own descriptor
+            self.popen = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, start_new_session=True,
+                                          preexec_fn=child_normal_scheduling)
+        self.started = time.monotonic()
 
     def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
+        return self.popen.poll() is None
+
+    def output(self) -> str:
+        """The whole log so far ('' if it cannot be read)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def tail(self, lines: int = 15) -> str:
+        return "\n".join(self.output().splitlines()[-lines:])
 
     def wait_for_line(self, text: str, timeout: float) -> bool:
-        """Wait until ``text`` appears in the child's log (False on timeout or exit)."""
+        """Wait until ``text`` appears in the log (False on timeout or exit)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                if text in self.log_path.read_text(errors="replace"):
-                    return True
-            except OSError:
-                pass
+            if text in self.output():
+                return True
             if not self.alive():
                 return False
             time.sleep(0.1)
         return False
 
-    def tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+    def stop(self, grace: float = 8.0, first: signal.Signals = signal.SIGINT) -> int:
+        """``first``, then SIGTERM, then SIGKILL, until it exits; returns its exit code."""
+        stop_all([self], grace, first)
+        return self.returncode
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def stop_all(children: Iterable[Child], grace: float = 8.0, first: signal.Signals = signal.SIGINT) -> None:
+    """Signal every running child, in the given order: ``first`` (wait ``grace``), SIGTERM, SIGKILL (3 s each)."""
+    children = list(children)
+    stages = [(first, grace)] + [(sig, 3.0) for sig in (signal.SIGTERM, signal.SIGKILL) if sig != first]
+    for sig, wait in stages:
+        running = [c for c in children if c.alive()]
+        if not running:
+            break
+        for c in running:
+            c.stop_signal = sig.name
+            try:
+                os.killpg(c.popen.pid, sig)  # the child's own group (start_new_session)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(c.alive() for c in running):
+            time.sleep(0.05)
+    for c in children:
+        c.returncode = c.popen.poll()
 
 
 @dataclass
 class ProcessGroup:
-    """Starts named children with one environment; stops them all, in reverse order."""
+    """Named children with one environment and a log directory; stopped in reverse start order."""
 
     env: dict[str, str]
     log_dir: Path
     children: list[Child] = field(default_factory=list)
 
     def start(self, name: str, cmd: list[str]) -> Child:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        child = Child(name, cmd, self.log_dir / f"{name}.log")
-        log = open(child.log_path, "w")
-        try:
-            child.popen = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, start_new_session=True,
-                                           preexec_fn=child_normal_scheduling)
-        finally:
-            log.close()  # the child holds its own descriptor
-        child.started = time.monotonic()
+        child = Child(name, cmd, self.env, Path(self.log_dir) / f"{name}.log")
         self.children.append(child)
         return child
 
-    def dead(self) -> list[Child]:
-        return [c for c in self.children if c.popen is not None and not c.alive()]
+    def start_stack(self, params: dict[str, dict[str, object]], params_file: Path | None = None,
+                    ready_timeout: float = 60.0) -> None:
+        """Start the stack nodes named in ``params``, in the table's order, each with its simulation
+        overrides and then ``params[name]``; wait for a node's ready line before the next."""
+        for entry in sorted(map(stack.node, params), key=stack.STACK.index):  # KeyError: not a stack node
+            child = self.start(entry.name, node_command(entry.name, {**entry.sim, **params[entry.name]}, params_file))
+            if entry.ready and not child.wait_for_line(entry.ready, ready_timeout):
+                raise RuntimeError(f"{entry.name} did not come up in {ready_timeout:g} s; log tail:\n{child.tail()}")
 
-    def stop(self, grace: float = 8.0) -> None:
-        """SIGINT every child, wait; SIGTERM the rest, wait; SIGKILL what remains."""
-        for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
-            running = [c for c in reversed(self.children) if c.alive()]
-            if not running:
-                break
-            for c in running:
-                c.stop_signal = sig.name
-                try:
-                    os.killpg(c.popen.pid, sig)  # the child's own group (start_new_session)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and any(c.alive() for c in running):
-                time.sleep(0.05)
-        for c in self.children:
-            if c.popen is not None:
-                c.returncode = c.popen.poll()
+    def child(self, name: str) -> Child:
+        return next(c for c in self.children if c.name == name)
+
+    def dead(self) -> list[Child]:
+        return [c for c in self.children if not c.alive()]
+
+    def stop(self, grace: float = 8.0, names: Iterable[str] | None = None) -> None:
+        """Stop the named children (default all), the last started first."""
+        chosen = [c for c in reversed(self.children) if names is None or c.name in names]
+        stop_all(chosen, grace)
 
     def __enter__(self) -> ProcessGroup:
         return self

@@ -9,8 +9,8 @@ Plain-Python modules (no rclpy):
 - ``audio_msg``: /neon/utterance_audio (std_msgs/Float32MultiArray, 16 kHz mono) conversion;
 - ``tts``: espeak-ng (default), Piper (CLI only, GPL), PersonaPlex;
 - ``personaplex`` + ``oggopus``: client of PersonaPlex's websocket protocol (Ogg Opus audio);
-- ``narrator``: newest narration wins, repeats throttled, output to speaker or WAV files;
-- ``narration``: what Neon says ("I see the red cup. Reaching for it now.");
-- ``bench``: `neon-ros bench voice`.
-The nodes are neon_ros/nodes/speech_in.py and speech_out.py.
+- ``speech_queue``: newest narration wins, repeats throttled, output to speaker or WAV files
+  (the sentences themselves come from neon_ros.runtime.narration);
+The nodes are neon_ros/nodes/speech_in.py and speech_out.py; `neon-ros bench voice` is
+neon_ros/tools/bench/voice.py.
 """

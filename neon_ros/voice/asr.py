@@ -14,17 +14,20 @@ nothing was said), so noise that got past the VAD does not become an instruction
 
 from __future__ import annotations
 
+import importlib
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from neon_ros.errors import UnavailableError
 from neon_ros.voice.audio import SAMPLE_RATE
 
 
-class AsrUnavailableError(RuntimeError):
+class AsrUnavailableError(UnavailableError, RuntimeError):
     """A backend whose package or model is missing; the message says what to install / pass."""
 
 
@@ -98,45 +101,67 @@ def bundled_tiny_en() -> Path:
     return path
 
 
-def _check_audio(audio: np.ndarray) -> np.ndarray:
-    a = np.asarray(audio, dtype=np.float32).reshape(-1)
-    if a.size == 0:
-        raise ValueError("empty audio")
-    return np.clip(np.nan_to_num(a), -1.0, 1.0)
+class _WhisperAsr:
+    """What the backends share: their package import, describe, the input check, timing, the
+    segments' verdict. Subclasses implement ``_decode``."""
+
+    BACKEND = ""  # its key in ASR_BACKENDS
+    PACKAGE = ""  # the package it runs on (named in describe() and in AsrUnavailableError)
+
+    def __init__(self, config: AsrConfig, weights: Path):
+        self.config = config
+        self.weights = weights  # the model file or folder
+
+    @classmethod
+    def require(cls, module: str) -> Any:
+        """Import ``module`` of the backend's package, or AsrUnavailableError naming the package."""
+        try:
+            return importlib.import_module(module)
+        except ImportError as exc:
+            raise AsrUnavailableError(f"backend {cls.BACKEND} needs the package {cls.PACKAGE}") from exc
+
+    def describe(self) -> str:
+        return f"{self.PACKAGE} {self.weights}"
+
+    def transcribe(self, audio: np.ndarray) -> Transcript:
+        a = np.asarray(audio, dtype=np.float32).reshape(-1)
+        if a.size == 0:
+            raise ValueError("empty audio")
+        a = np.clip(np.nan_to_num(a), -1.0, 1.0)
+        t0 = time.perf_counter()
+        text, no_speech_probs, avg_logprobs = self._decode(a)
+        nsp = max(no_speech_probs, default=1.0)
+        alp = float(np.mean(avg_logprobs)) if avg_logprobs else -10.0
+        return Transcript(text, float(nsp), alp, time.perf_counter() - t0, a.size / SAMPLE_RATE)
+
+    def _decode(self, audio: np.ndarray) -> tuple[str, list[float], list[float]]:
+        """(text, no_speech_prob per segment, avg_logprob per segment)."""
+        raise NotImplementedError
 
 
-class FasterWhisperAsr:
+class FasterWhisperAsr(_WhisperAsr):
     """faster-whisper (CTranslate2) on the CPU."""
 
+    BACKEND, PACKAGE = "faster_whisper", "faster-whisper"
+
     def __init__(self, config: AsrConfig):
-        try:
-            from faster_whisper import WhisperModel
-        except ImportError as exc:
-            raise AsrUnavailableError("backend faster_whisper needs the package faster-whisper") from exc
-        self.config = config
+        faster_whisper = self.require("faster_whisper")
         path = Path(config.model).expanduser() if config.model else bundled_tiny_en()
         if not (path / "model.bin").is_file():
             raise AsrUnavailableError(f"{path} is not a CTranslate2 Whisper model directory (no model.bin)")
-        self.model_path = path
-        self.model = WhisperModel(str(path), device="cpu", compute_type=config.compute_type,
-                                  cpu_threads=config.threads, num_workers=1)
+        super().__init__(config, path)
+        self.model = faster_whisper.WhisperModel(str(path), device="cpu", compute_type=config.compute_type,
+                                                 cpu_threads=config.threads, num_workers=1)
 
-    def describe(self) -> str:
-        return f"faster-whisper {self.model_path}"
-
-    def transcribe(self, audio: np.ndarray) -> Transcript:
-        a = _check_audio(audio)
+    def _decode(self, audio: np.ndarray) -> tuple[str, list[float], list[float]]:
         c = self.config
-        t0 = time.perf_counter()
         segments, _info = self.model.transcribe(
-            a, language=c.language or None, beam_size=c.beam_size, without_timestamps=True,
+            audio, language=c.language or None, beam_size=c.beam_size, without_timestamps=True,
             condition_on_previous_text=False, vad_filter=False, initial_prompt=c.initial_prompt or None,
             no_speech_threshold=c.no_speech_threshold, log_prob_threshold=c.logprob_threshold)
         segments = list(segments)
         text = " ".join(s.text.strip() for s in segments).strip()
-        nsp = max((s.no_speech_prob for s in segments), default=1.0)
-        alp = float(np.mean([s.avg_logprob for s in segments])) if segments else -10.0
-        return Transcript(text, float(nsp), alp, time.perf_counter() - t0, a.size / SAMPLE_RATE)
+        return text, [s.no_speech_prob for s in segments], [s.avg_logprob for s in segments]
 
 
 def openai_checkpoint(model: str, name: str) -> Path:
@@ -158,38 +183,28 @@ def openai_checkpoint(model: str, name: str) -> Path:
     raise AsrUnavailableError(f"openai_whisper model {p} does not exist")
 
 
-class OpenAIWhisperAsr:
+class OpenAIWhisperAsr(_WhisperAsr):
     """openai-whisper (PyTorch reference implementation) on the CPU."""
 
+    BACKEND, PACKAGE = "openai_whisper", "openai-whisper"
+
     def __init__(self, config: AsrConfig):
-        try:
-            import torch
-            import whisper
-        except ImportError as exc:
-            raise AsrUnavailableError("backend openai_whisper needs the package openai-whisper") from exc
-        self.config = config
-        self.checkpoint = openai_checkpoint(config.model, config.name)
+        whisper = self.require("whisper")
+        torch = self.require("torch")
+        super().__init__(config, openai_checkpoint(config.model, config.name))
         torch.set_num_threads(config.threads)
-        self.model = whisper.load_model(str(self.checkpoint), device="cpu")
-        self._whisper = whisper
+        self.model = whisper.load_model(str(self.weights), device="cpu")
 
-    def describe(self) -> str:
-        return f"openai-whisper {self.checkpoint}"
-
-    def transcribe(self, audio: np.ndarray) -> Transcript:
-        a = _check_audio(audio)
+    def _decode(self, audio: np.ndarray) -> tuple[str, list[float], list[float]]:
         c = self.config
-        t0 = time.perf_counter()
         result = self.model.transcribe(
-            a, language=c.language or None, beam_size=c.beam_size if c.beam_size > 1 else None,
+            audio, language=c.language or None, beam_size=c.beam_size if c.beam_size > 1 else None,
             temperature=0.0, fp16=False, condition_on_previous_text=False, without_timestamps=True,
             initial_prompt=c.initial_prompt or None, no_speech_threshold=c.no_speech_threshold,
             logprob_threshold=c.logprob_threshold, verbose=None)
         segments = result.get("segments") or []
-        nsp = max((float(s["no_speech_prob"]) for s in segments), default=1.0)
-        alp = float(np.mean([s["avg_logprob"] for s in segments])) if segments else -10.0
-        return Transcript(str(result.get("text", "")).strip(), nsp, alp, time.perf_counter() - t0,
-                          a.size / SAMPLE_RATE)
+        return (str(result.get("text", "")).strip(), [float(s["no_speech_prob"]) for s in segments],
+                [s["avg_logprob"] for s in segments])
 
 
 ASR_BACKENDS: dict[str, type] = {

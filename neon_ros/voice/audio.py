@@ -13,7 +13,6 @@ imports rclpy.
 
 from __future__ import annotations
 
-import math
 import os
 import queue
 import tempfile
@@ -25,11 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from neon_ros.errors import UnavailableError
+
 SAMPLE_RATE = 16_000  # Hz: what silero-vad and Whisper consume
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 
 
-class AudioDeviceError(RuntimeError):
+class AudioDeviceError(UnavailableError, RuntimeError):
     """No usable sound device (no card, no PortAudio, bad device index/name)."""
 
 
@@ -124,14 +125,6 @@ def audio_files(source: str | Path) -> list[Path]:
             raise FileNotFoundError(f"audio directory {p} holds no {'/'.join(AUDIO_EXTENSIONS)} files")
         return files
     raise FileNotFoundError(f"audio source {p} is neither 'mic', an audio file nor a directory")
-
-
-def rms_dbfs(audio: np.ndarray) -> float:
-    a = np.asarray(audio, dtype=np.float64)
-    if a.size == 0:
-        return -math.inf
-    rms = float(np.sqrt(np.mean(a * a)))
-    return 20.0 * math.log10(rms) if rms > 0 else -math.inf
 
 
 # --- sources ---------------------------------------------------------------------------------

@@ -102,6 +102,18 @@ def _cross_attn(v: dict, src: str, dst: str, out: dict) -> None:
     _lin(v, f"{src}/linear_2", f"{dst}.out", out)
 
 
+def _block(v: dict, src: str, dst: str, out: dict, cross: bool) -> None:
+    """One CTranslate2 layer -> one openai-whisper residual block (``cross``: the decoder's cross-attention)."""
+    _self_attn(v, f"{src}/self_attention", f"{dst}.attn", out)
+    _ln(v, f"{src}/self_attention/layer_norm", f"{dst}.attn_ln", out)
+    if cross:
+        _cross_attn(v, f"{src}/attention", f"{dst}.cross_attn", out)
+        _ln(v, f"{src}/attention/layer_norm", f"{dst}.cross_attn_ln", out)
+    _lin(v, f"{src}/ffn/linear_0", f"{dst}.mlp.0", out)
+    _lin(v, f"{src}/ffn/linear_1", f"{dst}.mlp.2", out)
+    _ln(v, f"{src}/ffn/layer_norm", f"{dst}.mlp_ln", out)
+
+
 def _layers(v: dict, prefix: str) -> int:
     return len({k.split("/")[1] for k in v if re.match(rf"{prefix}/layer_\d+/", k)})
 
@@ -128,24 +140,12 @@ def to_openai_state(variables: dict[str, np.ndarray]) -> tuple[dict, dict[str, n
         _lin(v, f"encoder/conv{i}", f"encoder.conv{i}", out)
     out["encoder.positional_embedding"] = v["encoder/position_encodings/encodings"]
     for i in range(n_audio_layer):
-        s, d = f"encoder/layer_{i}", f"encoder.blocks.{i}"
-        _self_attn(v, f"{s}/self_attention", f"{d}.attn", out)
-        _ln(v, f"{s}/self_attention/layer_norm", f"{d}.attn_ln", out)
-        _lin(v, f"{s}/ffn/linear_0", f"{d}.mlp.0", out)
-        _lin(v, f"{s}/ffn/linear_1", f"{d}.mlp.2", out)
-        _ln(v, f"{s}/ffn/layer_norm", f"{d}.mlp_ln", out)
+        _block(v, f"encoder/layer_{i}", f"encoder.blocks.{i}", out, cross=False)
     _ln(v, "encoder/layer_norm", "encoder.ln_post", out)
     out["decoder.token_embedding.weight"] = emb
     out["decoder.positional_embedding"] = v["decoder/position_encodings/encodings"]
     for i in range(n_text_layer):
-        s, d = f"decoder/layer_{i}", f"decoder.blocks.{i}"
-        _self_attn(v, f"{s}/self_attention", f"{d}.attn", out)
-        _ln(v, f"{s}/self_attention/layer_norm", f"{d}.attn_ln", out)
-        _cross_attn(v, f"{s}/attention", f"{d}.cross_attn", out)
-        _ln(v, f"{s}/attention/layer_norm", f"{d}.cross_attn_ln", out)
-        _lin(v, f"{s}/ffn/linear_0", f"{d}.mlp.0", out)
-        _lin(v, f"{s}/ffn/linear_1", f"{d}.mlp.2", out)
-        _ln(v, f"{s}/ffn/layer_norm", f"{d}.mlp_ln", out)
+        _block(v, f"decoder/layer_{i}", f"decoder.blocks.{i}", out, cross=True)
     _ln(v, "decoder/layer_norm", "decoder.ln", out)
     return dims, out
 

@@ -37,6 +37,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
+from neon_ros.errors import NeonError
 from neon_ros.voice.oggopus import OPUS_RATE, OggOpusReader, OggOpusWriter
 
 KIND_HANDSHAKE = 0x00
@@ -49,7 +50,7 @@ DEFAULT_PROMPT = ("You are Neon, a humanoid robot that narrates what it does. "
                   "Say exactly this sentence, then stay silent: \"{text}\"")
 
 
-class PersonaPlexError(RuntimeError):
+class PersonaPlexError(NeonError, RuntimeError):
     """Connection, handshake or protocol failure (message says which)."""
 
 

@@ -26,8 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from neon_ros.errors import UnavailableError
 
-class TtsUnavailableError(RuntimeError):
+
+class TtsUnavailableError(UnavailableError, RuntimeError):
     """The backend cannot run here; the message says why and what to install or set."""
 
 

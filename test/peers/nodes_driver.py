@@ -29,6 +29,7 @@ from visualization_msgs.msg import MarkerArray
 from neon_ros import contract, g1
 from neon_ros.ros import msgs, rosutil
 from neon_ros.runtime.image import rgb_to_image_fields
+from test.peers import spin_until
 
 
 def moving_frame(k: int, h: int, w: int) -> np.ndarray:
@@ -199,13 +200,9 @@ def main() -> int:
     ex = SingleThreadedExecutor()
     ex.add_node(node)
     try:
-        wait_end = time.monotonic() + 30.0  # discovery: the script starts once the nodes listen
-        while not node.matched() and time.monotonic() < wait_end:
-            ex.spin_once(timeout_sec=0.05)
+        spin_until(ex, 30.0, node.matched, step=0.05)  # discovery: the script starts once the nodes listen
         node.t0 = time.monotonic()
-        end = node.t0 + a.duration
-        while time.monotonic() < end:
-            ex.spin_once(timeout_sec=0.05)
+        spin_until(ex, a.duration, step=0.05)
     finally:
         print("DONE", flush=True)
         ex.shutdown()

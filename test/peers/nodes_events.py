@@ -6,18 +6,14 @@ import json
 import subprocess
 from pathlib import Path
 
+from neon_ros.tools.processes import ros_args
 from test.support import REPO, Proc, python
 
 
 def node_cmd(name: str, params: dict | None = None, params_file: bool = False) -> list[str]:
     """Command line of one Neon node with ``-p name:=value`` overrides."""
-    cmd = python("-m", f"neon_ros.nodes.{name}", "--ros-args")
-    if params_file:
-        cmd += ["--params-file", str(REPO / "config" / "neon.yaml")]
-    for k, v in (params or {}).items():
-        val = str(v).lower() if isinstance(v, bool) else str(v)
-        cmd += ["-p", f"{k}:={val}"]
-    return cmd
+    return python("-m", f"neon_ros.nodes.{name}") + ros_args(REPO / "config" / "neon.yaml" if params_file else None,
+                                                             params or {})
 
 
 def start_node(name: str, env: dict, log_dir: Path, params: dict | None = None,

@@ -21,6 +21,7 @@ from std_msgs.msg import Float32MultiArray, String
 from neon_ros import contract
 from neon_ros.ros import msgs, rosutil
 from neon_ros.voice.audio_msg import msg_to_audio
+from test.peers import spin_until
 
 
 def emit(**kw) -> None:
@@ -67,12 +68,11 @@ def main() -> int:
     ex = SingleThreadedExecutor()
     ex.add_node(node)
     print("READY", flush=True)
-    deadline = time.monotonic() + a.seconds
+
     def done() -> bool:
         return bool(a.instructions) and count[0] >= a.instructions and (not a.audio or audio_count[0] >= a.instructions)
 
-    while time.monotonic() < deadline and not done():
-        ex.spin_once(timeout_sec=0.1)
+    spin_until(ex, a.seconds, done)
     ex.shutdown()
     node.destroy_node()
     rclpy.try_shutdown()

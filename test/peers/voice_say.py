@@ -19,6 +19,7 @@ from std_msgs.msg import String
 
 from neon_ros import contract
 from neon_ros.ros import msgs, rosutil
+from test.peers import spin_until
 
 
 def main() -> int:
@@ -41,18 +42,12 @@ def main() -> int:
     node.create_subscription(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, on_diag, rosutil.STATE_QOS)
     ex = SingleThreadedExecutor()
     ex.add_node(node)
-    deadline = time.monotonic() + 60
-    while pub.get_subscription_count() < a.subscribers and time.monotonic() < deadline:
-        ex.spin_once(timeout_sec=0.1)
+    spin_until(ex, 60.0, lambda: pub.get_subscription_count() >= a.subscribers)
     for text, delay in a.say:
-        end = time.monotonic() + float(delay)
-        while time.monotonic() < end:
-            ex.spin_once(timeout_sec=0.02)
+        spin_until(ex, float(delay), step=0.02)
         pub.publish(String(data=text))
         print(json.dumps({"t": time.monotonic(), "said": text}), flush=True)
-    end = time.monotonic() + a.seconds
-    while time.monotonic() < end:
-        ex.spin_once(timeout_sec=0.1)
+    spin_until(ex, a.seconds)
     ex.shutdown()
     node.destroy_node()
     rclpy.try_shutdown()

@@ -27,7 +27,7 @@ import numpy as np
 
 from neon_ros.data.episode import EpisodeData, episode_samples
 from neon_ros.data.registry import Source
-from neon_ros.data.sources.lerobot import quat_pose
+from neon_ros.data.robots import quat_pose
 from neon_ros.data.video import iter_frames
 from neon_ros.policy.schema import CorruptEpisodeError, Sample
 

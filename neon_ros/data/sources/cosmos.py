@@ -26,7 +26,7 @@ import numpy as np
 
 from neon_ros.data.episode import EpisodeData, episode_samples
 from neon_ros.data.registry import Source
-from neon_ros.data.sources.lerobot import g1_hand_poses, quat_pose
+from neon_ros.data.robots import g1_hand_poses, quat_pose
 from neon_ros.data.video import iter_frames, video_info
 from neon_ros.policy.schema import CorruptEpisodeError, Sample
 

@@ -6,7 +6,8 @@ no ROS install needed). Topics (names from :mod:`neon_ros.contract`):
 
 - ``/joint_states`` (sensor_msgs/JointState): G1 joints matched by name -> proprioception,
   joint deltas and, through the G1 MJCF forward kinematics, both hands' relative motion;
-- ``/camera/image_raw`` (sensor_msgs/Image, rgb8/bgr8/mono8): the clip before each anchor;
+- ``/camera/image_raw`` (sensor_msgs/Image, any encoding camera_buffer reads, decoded by the
+  same ``runtime.image.image_to_rgb``): the clip before each anchor;
 - ``/neon/instruction`` (std_msgs/String): the instruction in force at each moment;
 - ``/neon/teleop/joint_trajectory`` and ``/neon/action_chunk``: counted per bag (the
   report says whether a bag is teleoperation or a policy run); the supervised motion is
@@ -27,22 +28,10 @@ import numpy as np
 from neon_ros import contract
 from neon_ros.data.episode import EpisodeData, episode_samples
 from neon_ros.data.registry import Source
-from neon_ros.data.sources.lerobot import g1_hand_poses
+from neon_ros.data.robots import g1_hand_poses
 from neon_ros.g1 import JOINT_INDEX, NUM_JOINTS, STANDING_POSE
 from neon_ros.policy.schema import CorruptEpisodeError, Sample
-
-
-def image_array(msg) -> np.ndarray:
-    """sensor_msgs/Image -> (H, W, 3) uint8 RGB."""
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    raw = np.frombuffer(bytes(msg.data), np.uint8)
-    channels = {"rgb8": 3, "bgr8": 3, "mono8": 1}.get(msg.encoding)
-    if channels is None:
-        raise ValueError(f"image encoding {msg.encoding!r} not supported (rgb8, bgr8, mono8)")
-    img = raw[: h * step].reshape(h, step)[:, : w * channels].reshape(h, w, channels)
-    if msg.encoding == "bgr8":
-        img = img[..., ::-1]
-    return np.ascontiguousarray(np.repeat(img, 3, axis=2) if channels == 1 else img)
+from neon_ros.runtime.image import image_to_rgb
 
 
 def find_bags(path: Path) -> list[Path]:
@@ -131,7 +120,7 @@ class G1RosbagSource(Source):
             with AnyReader([bag]) as reader:
                 conns = [c for c in reader.connections if c.topic == contract.TOPIC_CAMERA]
                 for conn, t, raw in reader.messages(connections=conns):
-                    yield t * 1e-9 - t0, image_array(reader.deserialize(raw, conn.msgtype))
+                    yield t * 1e-9 - t0, image_to_rgb(reader.deserialize(raw, conn.msgtype))
         except CorruptEpisodeError:
             raise
         except Exception as exc:

@@ -30,7 +30,6 @@ end-effector motion (through their FK) and its gripper.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator
 
@@ -38,36 +37,10 @@ import numpy as np
 
 from neon_ros.data.episode import EpisodeData, episode_samples
 from neon_ros.data.registry import Source
-from neon_ros.data.robots import embodiment_for, single_arm_fk
+from neon_ros.data.robots import embodiment_for, g1_hand_poses, quat_pose, single_arm_fk
 from neon_ros.data.video import iter_frames
 from neon_ros.g1 import JOINT_NAMES, NUM_JOINTS
 from neon_ros.policy.schema import CorruptEpisodeError, Sample
-
-
-def quat_pose(xyz_quat: np.ndarray) -> np.ndarray:
-    """(N, 7) x, y, z, qx, qy, qz, qw -> (N, 4, 4)."""
-    p = np.asarray(xyz_quat, dtype=np.float64)
-    x, y, z, w = (p[:, 3:7] / np.linalg.norm(p[:, 3:7], axis=1, keepdims=True)).T
-    out = np.tile(np.eye(4), (len(p), 1, 1))
-    out[:, 0, 0], out[:, 0, 1], out[:, 0, 2] = 1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)
-    out[:, 1, 0], out[:, 1, 1], out[:, 1, 2] = 2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)
-    out[:, 2, 0], out[:, 2, 1], out[:, 2, 2] = 2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)
-    out[:, :3, 3] = p[:, :3]
-    return out
-
-
-@functools.lru_cache(maxsize=1)
-def g1_kinematics():
-    """One G1 MuJoCo kinematics model per process (loading the MJCF takes ~0.1 s)."""
-    from neon_ros.runtime.kinematics import G1Kinematics
-
-    return G1Kinematics()
-
-
-def g1_hand_poses(q: np.ndarray) -> np.ndarray:
-    """(N, 29) G1 joints -> (N, 2, 4, 4) palm poses (left, right) in the pelvis frame (MJCF FK)."""
-    kin = g1_kinematics()
-    return np.stack([kin.hand_poses(row) for row in np.asarray(q, np.float64)])
 
 
 class LeRobotSource(Source):

@@ -17,38 +17,14 @@ of colour, the robustness a real kitchen camera rig needs.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 
-from neon_ros.data.episode import EpisodeData, episode_samples
+from neon_ros.data.episode import EpisodeData, episode_samples, image_frames
 from neon_ros.data.registry import Source
 from neon_ros.policy.schema import CorruptEpisodeError, Sample
 
 VIEW_PAIRS = (("left", "right"), ("rgb", "depth"))
-
-
-def load_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 from an 8-bit colour/grey PNG/JPEG or a 16-bit depth PNG (mm -> grey)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("I;16", "I;16B", "I", "F"):
-                depth = np.asarray(img, dtype=np.float64)
-                valid = depth[depth > 0]
-                top = float(np.percentile(valid, 99)) if valid.size else 1.0
-                grey = np.clip(255.0 * (1.0 - depth / max(top, 1.0)), 0, 255) * (depth > 0)
-                return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise CorruptEpisodeError(path, f"unreadable image ({exc})") from exc
-
-
-def image_frames(files: list[Path], fps: float) -> Iterator[tuple[float, np.ndarray]]:
-    for i, f in enumerate(files):
-        yield i / fps, load_image(f)
 
 
 class StereoDepthSource(Source):

@@ -23,8 +23,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from neon_ros.data.episode import load_image
 from neon_ros.data.registry import Source
-from neon_ros.data.sources.stereo import load_image
 from neon_ros.policy.schema import PROPRIO_DIM, CorruptEpisodeError, Sample
 
 AUDIO_RATE = 16000  # Hz, what the speech encoders and Whisper take

@@ -26,10 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from neon_ros.data.episode import EpisodeData, episode_samples
+from neon_ros.data.episode import EpisodeData, episode_samples, image_frames
 from neon_ros.data.registry import Source
-from neon_ros.data.sources.lerobot import g1_hand_poses
-from neon_ros.data.sources.stereo import load_image
+from neon_ros.data.robots import g1_hand_poses
 from neon_ros.g1 import ARM_INDICES, JOINT_INDEX, NUM_JOINTS, STANDING_POSE
 from neon_ros.policy.schema import CorruptEpisodeError, Sample
 
@@ -80,7 +79,7 @@ class XrTeleopSource(Source):
             raise CorruptEpisodeError(path, f"{n} frames")
         goal = str((doc.get("text") or {}).get("goal") or "")
         ep = EpisodeData(source=self.name, episode=ref, embodiment="g1", times=np.arange(n) / fps,
-                         instruction=goal, frames=((i / fps, load_image(p)) for i, p in enumerate(images)),
+                         instruction=goal, frames=image_frames(images, fps),
                          g1_q=q, joint_valid=valid, ee_pose=g1_hand_poses(q), grip=grip)
         yield from episode_samples(ep, **self.episode_kwargs())
 

@@ -18,7 +18,8 @@ import subprocess
 import sys
 import time
 
-HELP = "per-clip time and peak memory of each backbone preset"
+from neon_ros.tools.bench import BENCHES
+
 DEFAULT_PRESETS = ("cpu_default", "qwen2_5_omni_3b", "cosmos_reason2_2b", "tribe_v2")
 
 
@@ -39,7 +40,7 @@ def measure(preset: str, runs: int, tiny: bool, threads: int) -> dict:
     import torch
 
     from neon_ros.backbones import load_backbone
-    from neon_ros.tools.bench import percentiles
+    from neon_ros.runtime.timing import percentiles
 
     if threads > 0:
         torch.set_num_threads(threads)
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="neon-ros bench backbone", description=HELP)
+    parser = argparse.ArgumentParser(prog="neon-ros bench backbone", description=BENCHES["backbone"])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
-
-HELP = "500 Hz loop period error with sim_g1; cost of one safety+LowCmd+CRC step"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +44,7 @@ def step_cost(steps: int, mode: str) -> dict[str, float]:
     from neon_ros.bridge.controller import Controller, ControllerConfig, Measured
     from neon_ros.bridge.lowcmd import LowCmdBuilder
     from neon_ros.bridge.safety import NS, validate_trajectory
+    from neon_ros.runtime.timing import percentiles
 
     ctrl = Controller(ControllerConfig(mode=mode))
     builder = LowCmdBuilder(mode)
@@ -65,8 +66,9 @@ def step_cost(steps: int, mode: str) -> dict[str, float]:
         t0 = time.perf_counter()
         builder.build(ctrl.step(t, meas), 0)
         step_s.append(time.perf_counter() - t0)
-    return {"step_us_median": float(np.median(step_s) * 1e6), "step_us_p99": float(np.percentile(step_s, 99) * 1e6),
-            "validate_chunk_us_median": float(np.median(val_s) * 1e6)}
+    step_us = percentiles(np.asarray(step_s) * 1e6)
+    return {"step_us_median": step_us["p50"], "step_us_p99": step_us["p99"],
+            "validate_chunk_us_median": percentiles(np.asarray(val_s) * 1e6)["p50"]}
 
 
 def loop_timing(seconds: float, mode: str, rt_priority: int) -> dict:
@@ -74,25 +76,26 @@ def loop_timing(seconds: float, mode: str, rt_priority: int) -> dict:
 
     from neon_ros import contract, g1
     from neon_ros.bridge.controller import Controller, ControllerConfig
-    from neon_ros.bridge.loop import BridgeLoop, set_realtime
+    from neon_ros.bridge.loop import BridgeLoop
     from neon_ros.bridge.safety import validate_trajectory
-    from neon_ros.tools import procs
-    from neon_ros.tools.bench import percentiles
+    from neon_ros.runtime.timing import percentiles, set_fifo
+    from neon_ros.tools import processes
 
-    domain = procs.random_dds_domain()
-    with procs.ChildProcesses(procs.isolated_env()) as kids:
-        kids.start("sim_g1", procs.node_command("sim_g1", {"dds_domain_id": domain, "network_interface": "lo",
-                                                           "camera_rate": 0.0, "fixed_base": True}))
+    domain = processes.random_domain(processes.UNITREE_DDS_DOMAINS)
+    logs = Path(tempfile.mkdtemp(prefix="neon_bench_bridge_"))
+    with processes.ProcessGroup(processes.child_env(), logs) as kids:
+        kids.start_stack({"sim_g1": {"dds_domain_id": domain, "camera_rate": 0.0}})
+        sim = kids.child("sim_g1")
         # After the sim started (it must not inherit it), before any DDS thread exists.
-        set_realtime(rt_priority)
+        set_fifo(rt_priority, whole_process=False, inherit=True)
         ctrl = Controller(ControllerConfig(mode=mode))
         loop = BridgeLoop(ctrl, "lo", domain, history=int(seconds / contract.LOWCMD_DT) + 100,
                           rt_priority=rt_priority)
         loop.open()
         deadline = time.monotonic() + 90
         while loop.measured() is None:
-            if time.monotonic() > deadline or not kids.alive("sim_g1"):
-                raise RuntimeError("no rt/lowstate from sim_g1:\n" + kids.tail("sim_g1"))
+            if time.monotonic() > deadline or not sim.alive():
+                raise RuntimeError("no rt/lowstate from sim_g1:\n" + sim.output()[-2000:])
             time.sleep(0.05)
         loop.start()
         with loop.lock:

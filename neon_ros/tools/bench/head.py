@@ -19,9 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neon_ros.tools.bench import percentiles
-
-HELP = "action head batch-1 latency (torch, onnxruntime), parameters, FLOPs"
+from neon_ros.runtime.timing import percentiles
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-HELP = "camera->chunk and chunk->LowCmd latency, head step, 20 Hz period error"
 ELBOW = "left_elbow_joint"
 
 
@@ -64,19 +63,9 @@ def _backbone_identity(preset: str, tiny: bool) -> tuple[str, int]:
     return bb.backbone_id, bb.width
 
 
-def _stop(kids, *names: str) -> None:
-    """Stop some children of a procs.ChildProcesses (SIGTERM, then SIGKILL after 5 s)."""
-    import subprocess
-
-    for name in names:
-        p = kids.procs.get(name)
-        if p is not None and p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+def _tails(kids, *names: str) -> str:
+    """The last log lines of some children of a processes.ProcessGroup."""
+    return "".join(f"--- {name}\n{kids.child(name).tail(30)}\n" for name in names)
 
 
 def _spin_until(executor, predicate, timeout: float) -> bool:
@@ -101,15 +90,14 @@ def perception(args, kids, ckpt: Path) -> dict:
     from neon_ros import contract, g1
     from neon_ros.ros import msgs, rosutil
     from neon_ros.runtime.image import rgb_to_image_fields
-    from neon_ros.tools import procs
-    from neon_ros.tools.bench import percentiles
+    from neon_ros.runtime.timing import percentiles
 
     common = {"preset": args.preset, "tiny": args.tiny}
-    kids.start("camera_buffer", procs.node_command("camera_buffer", {**common, "clip_rate": args.camera_rate}))
-    kids.start("backbone", procs.node_command("backbone", {**common}))
-    kids.start("action_head", procs.node_command("action_head", {
-        "checkpoint": str(ckpt), "runtime": args.runtime, "max_feature_age": args.max_feature_age,
-        "diagnostics_period": 1.0, "rt_priority": args.rt_priority}))
+    kids.start_stack({
+        "camera_buffer": {**common, "clip_rate": args.camera_rate},
+        "backbone": common,
+        "action_head": {"checkpoint": str(ckpt), "runtime": args.runtime, "max_feature_age": args.max_feature_age,
+                        "diagnostics_period": 1.0, "rt_priority": args.rt_priority}})
     node = rclpy.create_node("stack_bench")
     ex = SingleThreadedExecutor()
     ex.add_node(node)
@@ -141,7 +129,7 @@ def perception(args, kids, ckpt: Path) -> dict:
     node.create_timer(0.01, lambda: js.publish(msgs.joint_state(rosutil.now_ns(node), g1.STANDING_POSE)))
     try:
         if not _spin_until(ex, lambda: len(lat) > 0, 240.0):
-            raise RuntimeError("no chunk within 240 s:\n" + kids.tail("action_head") + kids.tail("backbone"))
+            raise RuntimeError("no chunk within 240 s:\n" + _tails(kids, "action_head", "backbone"))
         lat.clear()
         end = time.monotonic() + args.seconds
         with tqdm(total=int(args.seconds), unit="s", desc="perception stack", mininterval=1.0) as bar:
@@ -151,7 +139,7 @@ def perception(args, kids, ckpt: Path) -> dict:
     finally:
         ex.shutdown()
         node.destroy_node()
-        _stop(kids, "action_head", "backbone", "camera_buffer")
+        kids.stop(5.0, ("action_head", "backbone", "camera_buffer"))
     return {"camera_to_chunk_ms": percentiles(np.array(lat) * 1e3), "head_diag": diags.get("action_head", {}),
             "backbone_diag": diags.get("backbone", {}), "camera_diag": diags.get("camera_buffer", {})}
 
@@ -167,18 +155,14 @@ def bridge_latency(args, kids) -> dict:
 
     from neon_ros import contract, g1, unitree
     from neon_ros.ros import msgs, rosutil
-    from neon_ros.tools import procs
-    from neon_ros.tools.bench import percentiles
+    from neon_ros.runtime.timing import percentiles, set_fifo
+    from neon_ros.tools import processes, stack
 
-    domain = procs.random_dds_domain()
-    dds = {"dds_domain_id": domain, "network_interface": "lo"}
-    rt = {"rt_priority": args.rt_priority}
-    kids.start("sim_g1", procs.node_command("sim_g1", {**dds, **rt, "camera_rate": 0.0, "fixed_base": True}))
-    kids.start("g1_bridge", procs.node_command("g1_bridge", {**dds, **rt, "mode": "lowcmd", "autostart": True}))
-    from neon_ros.runtime.timing import set_process_fifo
-
-    print(f"bench process: {set_process_fifo(args.rt_priority)}")
-    unitree.init_channels(domain, "lo")
+    domain = processes.random_domain(processes.UNITREE_DDS_DOMAINS)
+    common = {"dds_domain_id": domain, "rt_priority": args.rt_priority}
+    kids.start_stack({"g1_bridge": common, "sim_g1": {**common, "camera_rate": 0.0}})
+    print(f"bench process: {set_fifo(args.rt_priority)}")
+    unitree.init_channels(domain, stack.node("sim_g1").sim["network_interface"])
     low_cmd, _ = unitree.hg_types()
     elbow = g1.JOINT_INDEX[ELBOW]
     lock = threading.Lock()
@@ -218,7 +202,7 @@ def bridge_latency(args, kids) -> dict:
     node.create_timer(contract.CONTROL_DT, publish)
     try:
         if not _spin_until(ex, lambda: st["n"] > 500, 120.0):
-            raise RuntimeError("no rt/lowcmd from g1_bridge:\n" + kids.tail("g1_bridge") + kids.tail("sim_g1"))
+            raise RuntimeError("no rt/lowcmd from g1_bridge:\n" + _tails(kids, "g1_bridge", "sim_g1"))
         _spin_until(ex, lambda: False, 2.0)  # settle on the first target
         end = time.monotonic() + args.seconds
         i = 0
@@ -236,7 +220,7 @@ def bridge_latency(args, kids) -> dict:
     finally:
         ex.shutdown()
         node.destroy_node()
-        _stop(kids, "g1_bridge", "sim_g1")
+        kids.stop(5.0, ("g1_bridge", "sim_g1"))
     return {"chunk_to_lowcmd_ms": percentiles(np.array(lat) * 1e3), "switches": i, "lowcmd_seen": st["n"],
             "bridge_at_end": bridge_state.get("message", "?")}
 
@@ -249,7 +233,7 @@ def step_cost(ckpt: Path, steps: int, runtimes: list[str]) -> dict:
     from neon_ros.runtime.control import HeadStep
     from neon_ros.runtime.head import HeadRuntime
     from neon_ros.runtime.kinematics import G1Kinematics
-    from neon_ros.tools.bench import percentiles
+    from neon_ros.runtime.timing import percentiles
 
     out = {}
     kin = G1Kinematics()
@@ -272,7 +256,7 @@ def step_cost(ckpt: Path, steps: int, runtimes: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neon_ros.tools import procs
+    from neon_ros.tools import processes
     from neon_ros.tools.random_head import save_random_checkpoint
 
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -286,8 +270,8 @@ def run(args: argparse.Namespace) -> int:
         bid, width = _backbone_identity(args.preset, args.tiny)
         ckpt = save_random_checkpoint(tmp / "head", width, bid)
         print(f"head: random weights for {bid} (width {width}) in {ckpt}")
-    env = procs.isolated_env()
-    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY")})
+    env = processes.child_env()
+    processes.join_domain(env)
     if "step" not in skip:
         runtimes = [r.strip() for r in args.step_runtimes.split(",") if r.strip()]
         out["step"] = s = step_cost(ckpt, args.steps, runtimes)
@@ -302,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
 
     rclpy.init()
     try:
-        with procs.ChildProcesses(env, tmp) as kids:
+        with processes.ProcessGroup(env, tmp) as kids:
             if "perception" not in skip:
                 out["perception"] = p = perception(args, kids, ckpt)
                 h = p["head_diag"]

@@ -16,9 +16,7 @@ import time
 import numpy as np
 import torch
 
-from neon_ros.tools.bench import percentiles
-
-HELP = "training samples/s on cached features; feature extraction clips/s"
+from neon_ros.runtime.timing import percentiles
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,12 +45,12 @@ def synthetic_split(n: int, width: int = 2048, seed: int = 0):
 def bench_training(samples: int, batch_size: int, steps: int) -> dict:
     from neon_ros.policy.model import ActionHead, HeadConfig
     from neon_ros.policy.soup import SoupSampler
-    from neon_ros.policy.train import batch_loss
+    from neon_ros.policy.train import TrainConfig, batch_loss, param_groups
 
     split = synthetic_split(samples)
     sampler = SoupSampler({"bench": np.arange(samples)}, {"bench": 1.0}, seed=0)
     model = ActionHead(HeadConfig())
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt = torch.optim.AdamW(param_groups(model, TrainConfig.weight_decay), lr=1e-3)  # as in training
     times = []
     for step in range(steps + 3):
         t0 = time.perf_counter()

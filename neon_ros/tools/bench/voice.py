@@ -5,8 +5,8 @@
    end of speech in the stream to the /neon/instruction message arriving at a subscriber in
    this process (real rclpy, latched QoS). Includes the VAD's end-of-utterance silence wait
    (min_silence_ms), Whisper and the publish. ``--no-ros`` stops the clock at the callback.
-2. narration -> audio ready: narrations through the speech_out narrator with the chosen
-   backend; the clock runs from submit to synthesized audio, and to the WAV file written.
+2. narration -> audio ready: sentences of the narration table (neon_ros.runtime.narration)
+   through speech_out's SpeechQueue with the chosen backend; the clock runs from submit to synthesized audio, and to the WAV file written.
 
 Nothing is asserted; figures are printed (and written as JSON with --json).
 """
@@ -22,15 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-HELP = "utterance end -> instruction, narration -> audio ready (p50/p99)"
-
-NARRATIONS = (
-    "I see the red cup. Reaching for it now.",
-    "Grasping the red cup.",
-    "Holding the red cup.",
-    "Waving my left hand now.",
-    "Pointing at the cup now.",
-    "Ready when you are.",
+# (instruction, phase, seen) -> one sentence of the narration table each.
+NARRATION_CASES = (
+    ("pick up the red cup", "reaching", ["red cup"]),
+    ("pick up the red cup", "grasping", None),
+    ("pick up the red cup", "holding", None),
+    ("wave your left hand", "waving", None),
+    ("point at the cup", "pointing", None),
+    ("", "idle", None),
 )
 # The bench 'speaker': the espeak-ng voice Whisper tiny.en understands reliably (as in the tests).
 SPEAKER_VOICE, SPEAKER_WPM, SPEAKER_GAP = "en-us+klatt2", 165, 4
@@ -109,7 +108,7 @@ class _RosHop:
 
 
 def bench_speech_in(args, workdir: Path) -> dict:
-    from neon_ros.tools.bench import percentiles
+    from neon_ros.runtime.timing import percentiles
     from neon_ros.voice.asr import AsrConfig, make_asr, normalize
     from neon_ros.voice.audio import FileSource
     from neon_ros.voice.listener import SpeechListener
@@ -169,8 +168,9 @@ def bench_speech_in(args, workdir: Path) -> dict:
 
 
 def bench_narration(args, workdir: Path) -> dict:
-    from neon_ros.tools.bench import percentiles
-    from neon_ros.voice.narrator import DirectorySink, Narrator, NarratorConfig
+    from neon_ros.runtime.narration import compose
+    from neon_ros.runtime.timing import percentiles
+    from neon_ros.voice.speech_queue import DirectorySink, SpeechQueue, SpeechQueueConfig
     from neon_ros.voice.tts import TtsConfig, make_tts
 
     tts = make_tts(TtsConfig(backend=args.tts, personaplex_url=args.personaplex_url, piper_model=args.piper_model))
@@ -178,18 +178,19 @@ def bench_narration(args, workdir: Path) -> dict:
     ready: list[float] = []
     written: list[float] = []
     submitted = [0.0]
-    narrator = Narrator(tts, sink, NarratorConfig(repeat_s=0.0, max_age_s=60.0),
+    narrations = [compose(*case) for case in NARRATION_CASES]
+    queue = SpeechQueue(tts, sink, SpeechQueueConfig(repeat_s=0.0, max_age_s=60.0),
                         on_ready=lambda _text, s: ready.append(s))
     try:
         for i in range(args.narrations):
             submitted[0] = time.monotonic()
-            narrator.submit(NARRATIONS[i % len(NARRATIONS)])
+            queue.submit(narrations[i % len(narrations)])
             deadline = time.monotonic() + 60
-            while narrator.busy and time.monotonic() < deadline:
+            while queue.busy and time.monotonic() < deadline:
                 time.sleep(0.002)
             written.append(time.monotonic() - submitted[0])
     finally:
-        narrator.close()
+        queue.close()
     wavs = sorted((workdir / "spoken").glob("*.wav"))
     seconds = []
     for w in wavs:
@@ -198,7 +199,7 @@ def bench_narration(args, workdir: Path) -> dict:
         info = sf.info(str(w))
         seconds.append(info.frames / info.samplerate)
     return {
-        "backend": tts.describe(), "narrations": args.narrations, "spoken": narrator.stats.spoken,
+        "backend": tts.describe(), "narrations": args.narrations, "spoken": queue.stats.spoken,
         "narration_to_audio_ready_ms": {k: v * 1e3 if k != "n" else v for k, v in percentiles(ready).items()},
         "narration_to_wav_written_ms": {k: v * 1e3 if k != "n" else v for k, v in percentiles(written).items()},
         "audio_seconds_mean": float(np.mean(seconds)) if seconds else float("nan"),

@@ -27,8 +27,6 @@ from pathlib import Path
 
 from neon_ros.tools.demo.tasks import DEFAULT_TASK, known_tasks
 
-HELP = "run the whole loop on a simulated G1 and write a report"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__

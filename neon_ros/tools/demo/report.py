@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from neon_ros import contract, g1
-from neon_ros.tools.bench import percentiles
+from neon_ros.runtime.timing import percentiles
 from neon_ros.tools.demo.record import DemoRecord
 from neon_ros.tools.demo.tasks import DemoTask, TaskOutcome
 

@@ -23,10 +23,6 @@ from neon_ros.tools.demo.status import StatusPrinter, silent_stage, status_lines
 from neon_ros.tools.demo.tasks import DEFAULT_TASK, DemoTask, evaluate, resolve_task
 
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "config" / "neon.yaml"
-# The bridge comes up before the simulator so it enables (holding the standing pose) on the
-# first LowState, before the damped robot sags on its gantry.
-NODE_ORDER = ("g1_bridge", "sim_g1", "camera_buffer", "backbone", "action_head", "speech_in", "speech_out")
-READY_LINES = {"g1_bridge": "g1_bridge: mode="}  # wait for this log line before starting the next node
 
 
 @dataclass
@@ -92,28 +88,23 @@ def training_camera(quick: bool) -> tuple[float, int, int]:
         return 10.0, 128, 128
 
 
-def node_commands(cfg: DemoConfig, checkpoint: str, dds: int, speech_wav: Path, narration_dir: Path
-                  ) -> dict[str, list[str]]:
-    def cmd(name: str, **params) -> list[str]:
-        return processes.executable(name) + processes.ros_args(cfg.params_file, params)
-
+def node_params(cfg: DemoConfig, checkpoint: str, dds: int, speech_wav: Path, narration_dir: Path
+                ) -> dict[str, dict[str, object]]:
+    """The demo's parameters of each stack node, on top of the stack table's simulation overrides."""
     fps, width, height = training_camera(cfg.quick and not cfg.checkpoint)
     return {
-        # the camera the head was trained on: same rate and render size as the soup's demonstrations
-        "sim_g1": cmd("sim_g1", network_interface="lo", dds_domain_id=dds, fixed_base=True,
-                      camera_rate=float(cfg.camera_rate or fps), camera_width=cfg.camera_size[0] or width,
-                      camera_height=cfg.camera_size[1] or height),
         # A laptop CPU shares itself between physics, rendering, the backbone and Whisper: allow
         # older features and longer gaps than on the robot (where config/neon.yaml rules).
-        "g1_bridge": cmd("g1_bridge", mode="lowcmd", autostart=True, network_interface="lo", dds_domain_id=dds,
-                         damp_timeout=5.0, lowstate_timeout=1.0),
-        "camera_buffer": cmd("camera_buffer", source="topic", preset="cpu_default"),
-        "backbone": cmd("backbone", preset="cpu_default"),
+        "g1_bridge": {"dds_domain_id": dds, "damp_timeout": 5.0, "lowstate_timeout": 1.0},
+        # the camera the head was trained on: same rate and render size as the soup's demonstrations
+        "sim_g1": {"dds_domain_id": dds, "camera_rate": float(cfg.camera_rate or fps),
+                   "camera_width": cfg.camera_size[0] or width, "camera_height": cfg.camera_size[1] or height},
+        "camera_buffer": {"source": "topic", "preset": "cpu_default"},
+        "backbone": {"preset": "cpu_default"},
         # features up to 1.2 s old still give chunks the bridge accepts (last point 0.75 s + max_input_age 0.5 s)
-        "action_head": cmd("action_head", checkpoint=checkpoint, max_feature_age=1.2),
-        "speech_in": cmd("speech_in", audio_source=str(speech_wav)),
-        "speech_out": cmd("speech_out", output=str(narration_dir)),
-        "recorder": cmd("recorder", output=str(narration_dir.parent / "bag")),
+        "action_head": {"checkpoint": checkpoint, "max_feature_age": 1.2},
+        "speech_in": {"audio_source": str(speech_wav)},
+        "speech_out": {"output": str(narration_dir)},
     }
 
 
@@ -157,10 +148,8 @@ def run_demo(cfg: DemoConfig, stream=None) -> tuple[int, Path]:
         n += 1
     (out / "narration").mkdir(parents=True)
     ros, dds = processes.pick_domains(cfg.ros_domain_id, cfg.dds_domain_id)
-    env = processes.child_env(ros, cfg.localhost_only)
-    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY"):
-        if key in env:
-            os.environ[key] = env[key]  # the observer node joins the same domain
+    env = processes.child_env(ros, localhost_only=cfg.localhost_only)
+    processes.join_domain(env)  # the observer node joins the same domain
     info = RunInfo(task=task, seconds=cfg.seconds, started=started, ros_domain_id=ros, dds_domain_id=dds)
     printer.message(f"Neon demo: task {task.name!r} ({task.instruction!r}); report -> {out}")
     printer.message(f"ROS_DOMAIN_ID={ros} (localhost only: {cfg.localhost_only}), Unitree DDS domain {dds}")
@@ -168,7 +157,7 @@ def run_demo(cfg: DemoConfig, stream=None) -> tuple[int, Path]:
     info.checkpoint = demo_checkpoint(cfg, printer.message)
     wav = processes.synthesize_speech(task.instruction, out / "speech" / "command.wav")
     printer.message(f"spoken command synthesised: {wav}")
-    commands = node_commands(cfg, info.checkpoint, dds, wav, out / "narration")
+    params = node_params(cfg, info.checkpoint, dds, wav, out / "narration")
 
     from neon_ros.ros.monitor import MonitorThread  # rclpy from here on
 
@@ -178,10 +167,10 @@ def run_demo(cfg: DemoConfig, stream=None) -> tuple[int, Path]:
     code = 0
     kin = None
     try:
-        for name in NODE_ORDER + (("recorder",) if cfg.record else ()):
-            child = group.start(name, commands[name])
-            if name in READY_LINES and not child.wait_for_line(READY_LINES[name], timeout=60.0):
-                raise RuntimeError(f"{name} did not come up in 60 s; log tail:\n{child.tail()}")
+        group.start_stack(params, cfg.params_file)
+        if cfg.record:
+            group.start("recorder", processes.node_command(
+                "recorder", {"output": str(out / "bag")}, cfg.params_file))
         names = [c.name for c in group.children]
         printer.message(f"started {len(names)} nodes: {', '.join(names)} (logs in {out / 'logs'})")
         code, kin = _watch(cfg, task, monitor, group, printer, info)

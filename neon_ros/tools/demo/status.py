@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from neon_ros import contract
+from neon_ros.runtime.timing import percentiles
 from neon_ros.tools.demo.record import DemoRecord
 
 RATE_TOPICS = (
@@ -21,7 +22,7 @@ RATE_TOPICS = (
 
 
 def _p50(values: list[float], last: int = 50) -> float:
-    return float(np.median(values[-last:])) if values else float("nan")
+    return percentiles(values[-last:])["p50"]
 
 
 def _fmt_ms(v: float) -> str:

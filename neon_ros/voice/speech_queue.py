@@ -1,4 +1,7 @@
-"""Speaks narrations one at a time (plain Python; used by the speech_out node and the benchmark).
+"""``SpeechQueue``: speaks narrations one at a time (plain Python; speech_out node and benchmark).
+
+The sentences come ready-made from neon_ros.runtime.narration (what to say, and when);
+here they are queued, synthesized (voice.tts) and played or written.
 
 Policy:
 - newest wins: a narration that arrives while another is waiting, being synthesized or
@@ -27,7 +30,7 @@ from neon_ros.voice.asr import normalize
 
 
 @dataclass
-class NarratorConfig:
+class SpeechQueueConfig:
     """repeat_s: identical narrations within this many seconds are dropped.
     max_age_s: a narration waiting longer than this is stale and skipped.
     """
@@ -41,7 +44,7 @@ class NarratorConfig:
 
 
 @dataclass
-class NarratorStats:
+class SpeechQueueStats:
     received: int = 0
     spoken: int = 0
     preempted: int = 0
@@ -88,14 +91,14 @@ class SpeakerSink:
         return self.name
 
 
-class Narrator:
+class SpeechQueue:
     """Background worker: newest narration wins, repeats throttled, stale ones skipped."""
 
-    def __init__(self, tts, sink, config: NarratorConfig | None = None,
+    def __init__(self, tts, sink, config: SpeechQueueConfig | None = None,
                  on_ready: Callable[[str, float], None] | None = None):
         self.tts, self.sink = tts, sink
-        self.config = config or NarratorConfig()
-        self.stats = NarratorStats()
+        self.config = config or SpeechQueueConfig()
+        self.stats = SpeechQueueStats()
         self.on_ready = on_ready  # (text, received -> ready seconds), for the benchmark
         self._cond = threading.Condition()
         self._pending: tuple[str, float] | None = None
@@ -103,7 +106,7 @@ class Narrator:
         self._busy = False
         self._last_said: dict[str, float] = {}
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name="narrator", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="speech_queue", daemon=True)
         self._thread.start()
 
     def submit(self, text: str, now: float | None = None) -> str:

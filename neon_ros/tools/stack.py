@@ -1,0 +1,60 @@
+"""The Neon stack in one table: its nodes, their start order and what each setting overrides.
+
+Every node's defaults are in config/neon.yaml; the table holds only the overrides of the
+simulation (sim_g1 on this machine, Unitree DDS on the loopback) and of a real robot.
+launch/*.py, `neon-ros demo` and `neon-ros bench` take their node sets from it. Launch
+files import it, so it imports nothing heavy (no rclpy, no torch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StackNode:
+    """One node; ``name`` is both its executable and its node name.
+
+    sim: parameter overrides in simulation.
+    robot: parameter overrides on a real G1 (None: the node does not run on a robot).
+    ready: a log line the node prints once it is up; the next node starts after it.
+    """
+
+    name: str
+    sim: dict[str, object] = field(default_factory=dict)
+    robot: dict[str, object] | None = field(default_factory=dict)
+    ready: str = ""
+
+
+# In start order. The bridge comes up before the simulator so it enables (holding the
+# standing pose) on the first LowState, before the damped robot sags on its gantry.
+STACK: tuple[StackNode, ...] = (
+    StackNode("g1_bridge",
+              sim={"mode": "lowcmd", "autostart": True, "network_interface": "lo"},
+              robot={"mode": "arm_sdk", "autostart": False, "network_interface": "eth0", "dds_domain_id": 0},
+              ready="g1_bridge: mode="),
+    StackNode("sim_g1", sim={"network_interface": "lo", "fixed_base": True}, robot=None),
+    StackNode("camera_buffer"),
+    StackNode("backbone"),
+    StackNode("action_head"),
+    StackNode("speech_in"),
+    StackNode("speech_out"),
+)
+
+
+def node(name: str) -> StackNode:
+    """The table's entry for node ``name`` (KeyError if it is not in the stack)."""
+    for entry in STACK:
+        if entry.name == name:
+            return entry
+    raise KeyError(f"{name!r} is not a node of the stack ({', '.join(n.name for n in STACK)})")
+
+
+def robot_nodes() -> tuple[StackNode, ...]:
+    """The nodes that run on a real robot, in start order."""
+    return tuple(n for n in STACK if n.robot is not None)
+
+
+def param_text(value: object) -> str:
+    """A parameter value as ROS command lines and launch arguments spell it (bools lower-case)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
