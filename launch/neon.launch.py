@@ -33,6 +33,8 @@ ARGUMENTS = (
     ("autostart", param_text(BRIDGE["autostart"]), "enable the bridge at start (true only in simulation)"),
     ("network_interface", param_text(BRIDGE["network_interface"]), "network interface on the robot's DDS network"),
     ("dds_domain_id", param_text(BRIDGE["dds_domain_id"]), "Unitree DDS domain (0 on the robot)"),
+    ("gravity_compensation", param_text(BRIDGE["gravity_compensation"]),
+     "g1_bridge adds the model's gravity torque as feed-forward"),
     ("preset", "cpu_default", "backbone preset"),
     ("checkpoint", None, "action head checkpoint (required: `neon-ros train`, or the demo head "
                          "`neon-ros demo` caches under ~/.cache/neon/demo_head)"),
@@ -61,6 +63,7 @@ def generate_launch_description() -> LaunchDescription:
             "autostart": ParameterValue(arg("autostart"), value_type=bool),
             "network_interface": arg("network_interface"),
             "dds_domain_id": ParameterValue(arg("dds_domain_id"), value_type=int),
+            "gravity_compensation": ParameterValue(arg("gravity_compensation"), value_type=bool),
         },
     }
     remappings = {"camera_buffer": [(TOPIC_CAMERA, arg("camera_topic"))]}

@@ -34,6 +34,7 @@ def generate_launch_description() -> LaunchDescription:
             "bridge_mode": param_text(BRIDGE["mode"]),
             "autostart": param_text(BRIDGE["autostart"]),
             "network_interface": param_text(BRIDGE["network_interface"]),
+            "gravity_compensation": param_text(BRIDGE["gravity_compensation"]),
             "dds_domain_id": arg("dds_domain_id"),
             "checkpoint": arg("checkpoint"),
             "speech_source": arg("speech_source"),

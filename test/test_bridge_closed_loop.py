@@ -16,14 +16,18 @@ from support import REPO, Proc, python, random_dds_domain, ros_env, script, wait
 
 from neon_ros import contract
 from neon_ros.bridge.safety import REASONS
+from neon_ros.nodes import g1_bridge as bridge
 
 pytestmark = [pytest.mark.ros, pytest.mark.dds]
 
 VMAX = 1.5  # the bridge's max_joint_velocity in these tests
 
 
-def bridge_cmd(domain: int, mode: str, autostart: bool) -> list[str]:
+def bridge_cmd(domain: int, mode: str, autostart: bool, autostart_delay: float = 0.0) -> list[str]:
+    # autostart_delay 0: enable at the first LowState, before the limp (disabled, lowcmd) arms of the
+    # simulated robot sag; the e-stop restart test uses the default, which lets a latched e-stop in first
     params = {"mode": mode, "dds_domain_id": domain, "network_interface": "lo", "autostart": autostart,
+              "autostart_delay": autostart_delay,
               "command_timeout": 0.3, "damp_timeout": 1.0, "diagnostics_rate": 10.0, "enable_ramp": 0.5,
               "teleop_timeout": 0.2, "handback_time": 1.0, "max_joint_velocity": VMAX,
               # CI machines are loaded: a sim_g1 stall over 0.1 s (the default) would latch damping
@@ -104,8 +108,11 @@ def test_closed_loop_elbow_bad_inputs_teleop(tmp_path):
         # elbow's changed gravity load does to PD joints without gravity compensation, most at the
         # waist pitch (kp 40 carrying the whole upper body).
         assert r["limbs_max_dev"] < 0.06 and r["waist_max_dev"] < 0.15, r
-        # teleop overrides, then control returns to the policy through a ramp
+        # teleop overrides; when it stops its target holds (no release yet); after the release
+        # control returns to the policy through a ramp
         assert r["teleop_source"] and r["teleop_reached"], r
+        assert r["teleop_hold"] and r["held_after_loss"][0] == "teleop_hold", r
+        assert abs(r["held_after_loss"][1] - 1.3) < 0.1, r  # TELEOP_TARGET, not the policy's 0.6
         assert r["handback_seen"] and r["back_to_policy"], r
     assert_nothing_unsafe(mon)
     assert mon["powered"] > 1000
@@ -138,7 +145,9 @@ def test_watchdog_kill9_estop_and_enable(tmp_path):
     assert r["reenable"][0] and r["reenabled"], r
     # e-stop: damping on the next cycle(s) as counted by the bridge; latched after estop=false
     assert r["estop_damped"] and int(r["estop_latency_cycles"]) <= 5, r
-    assert r["still_latched"][0] == "damping" and r["damp_service"], r
+    assert not r["enable_while_asserted"][0] and "asserted" in r["enable_while_asserted"][1], r
+    assert r["still_latched"][0] == "damping" and r["estop_state_after_release"] == "latched", r
+    assert r["damp_service"], r
     starts = [t for t in mon["damping_starts"] if t >= r["t_estop"]]
     assert starts, mon["damping_starts"]
     print(f"e-stop published -> first damping LowCmd written (its DDS source stamp): "
@@ -161,3 +170,42 @@ def test_arm_sdk_never_commands_legs(tmp_path):
     assert_nothing_unsafe(mon)
     w = mon["weights"]
     assert w["first"][0] < 0.1 and w["max"] == 1.0 and w["last"][0] < 0.05, w
+
+
+@pytest.mark.timeout(180)
+def test_latched_estop_survives_a_bridge_restart_and_beats_autostart(tmp_path):
+    with Rig(tmp_path, autostart=True) as rig:
+        scen = Proc(python("-m", "test.peers.bridge_scenario", "estop_restart"), rig.env, tmp_path / "scenario.log")
+        try:
+            assert wait_for(lambda: "RESTART_NOW" in scen.output() or not scen.alive(), 90), scen.output()
+            rig.bridge.stop()
+            delay = bridge.PARAMETERS["autostart_delay"].default
+            rig.bridge = Proc(bridge_cmd(rig.domain, "lowcmd", True, delay), rig.env, tmp_path / "bridge2.log")
+            assert wait_for(lambda: not scen.alive(), 120), scen.output()
+            r = result(scen.output())
+        finally:
+            scen.stop()
+        mon = rig.monitor_result()
+        print("\nestop restart:", json.dumps(r))
+    assert r["active"] and r["damped"] and r["restarted"], (r, rig.logs())
+    # the restarted bridge (autostart true) saw the latched e-stop: disabled, never enabled
+    assert r["after_restart"] == ["disabled", "asserted", 0], r
+    assert not r["enable_while_asserted"][0], r
+    assert r["released"] and r["enable_after_release"][0] and r["active_after_reset"], r
+    assert_nothing_unsafe(mon)
+
+
+@pytest.mark.timeout(150)
+def test_estop_is_applied_on_the_next_cycle_under_a_command_flood(tmp_path):
+    with Rig(tmp_path) as rig:
+        r = rig.scenario("estop_flood")
+        mon = rig.monitor_result()
+    starts = [t for t in mon["damping_starts"] if t >= r["t_estop"]]
+    print(f"\ne-stop amid 3,000 chunks + 3,000 teleop messages ({r['flood_s']} s): bridge-side "
+          f"{r['estop_latency_cycles']} cycle(s), {r['estop_latency_ms']} ms; publish -> first damping LowCmd "
+          f"{(starts[0] - r['t_estop']) * 1e3 if starts else float('nan'):.1f} ms")
+    assert r["active"] and r["estop_damped"], (r, rig.logs())
+    # the callback only records the level; the loop applies it on its next cycle
+    assert int(r["estop_latency_cycles"]) <= 1, r
+    assert starts, mon["damping_starts"]
+    assert_nothing_unsafe(mon)

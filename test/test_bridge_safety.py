@@ -117,3 +117,12 @@ def test_schedule_switches_chunks_without_a_jump():
         assert np.max(np.abs(t - prev)) < 0.02  # 0.4 rad spread over 0.1 s = 8 mrad per 2 ms
         prev = t
     np.testing.assert_allclose(prev, b.positions[0])
+
+
+def test_stamps_are_checked_on_ros_time_and_kept_on_the_bridge_clock():
+    mono = 42 * NS  # the bridge's monotonic clock at arrival; NOW is ROS (wall) time
+    pos = np.tile(g1.STANDING_POSE, (16, 1))
+    traj = validate_trajectory("chunk", g1.JOINT_NAMES, pos, TIMES, NOW - NS // 10, NOW, CFG, mono)
+    assert traj.received_ns == mono and traj.stamp_ns == mono - NS // 10
+    with pytest.raises(InputRejectedError):  # the stamp check itself stays on ROS time
+        validate_trajectory("chunk", g1.JOINT_NAMES, pos, TIMES, NOW - 5 * NS, NOW, CFG, mono)

@@ -27,7 +27,7 @@ def expert_goal_pose(kinematics):
     from neon_ros.data import sim_expert
 
     plan = sim_expert.plan_task("reach_cup", g1.STANDING_POSE.copy(), kinematics, np.random.default_rng(0))
-    return plan.target(10.0)
+    return plan.goal
 
 
 def synthetic_record(kinematics, reach=True) -> DemoRecord:

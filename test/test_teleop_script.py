@@ -56,3 +56,20 @@ def test_keyboard_state():
     kb.key("e")
     kb.key("q")
     assert kb.estop and kb.quit
+
+
+def test_keyboard_end_of_input_quits_and_releases_never_moves():
+    kb = KeyboardState(g1.STANDING_POSE, step=0.1)
+    kb.key("+")
+    kb.key("")  # stdin closed: read(1) returns ''
+    assert kb.quit and kb.command() is None and kb.release == [RSP]
+    kb = KeyboardState(g1.STANDING_POSE, step=0.1)
+    kb.key("")
+    assert kb.quit and kb.command() is None and kb.release == []
+
+
+def test_keyboard_space_releases_the_held_joints():
+    kb = KeyboardState(g1.STANDING_POSE, step=0.1)
+    kb.key("+")
+    kb.key(" ")
+    assert kb.command() is None and kb.release == [RSP] and not kb.quit

@@ -18,7 +18,7 @@
   slope_t g_t * (T-1)   320    least-squares velocity over the clip (flips when reversed)
   mean_t |g_t - g_t-1|  320    motion energy per channel
   motion map            64     mean over t, c of |m_t - m_t-1| per cell of the 8x8 grid
-  instruction           384    MiniLM sentence embedding
+  instruction           384    MiniLM sentence embedding, scaled to RMS TEXT_RMS
   ====================  =====  ======================================================
 
 Frames are normalised as EfficientNet-Lite was trained (TF Lite recipe: (x - 127) / 128);
@@ -41,6 +41,10 @@ from neon_ros.backbones.base import Backbone, BackboneConfig, MissingWeightsErro
 FRAME_CHANNELS = 320  # output channels of EfficientNet-Lite0's last MBConv block
 MOTION_GRID = 8  # cells per side of the motion map (the block map at 256x256)
 TEXT_WIDTH = 384  # all-MiniLM-L6-v2
+# The unit-length sentence embedding has a per-entry RMS of 1/sqrt(384) = 0.05 against ~1.5 for
+# the image blocks: after the head's input RMSNorm the instruction was 0.07% of the energy and
+# the head ignored it. Scaled to the image blocks' RMS it carries ~1/5 of the vector.
+TEXT_RMS = 1.5
 WIDTH = 5 * FRAME_CHANNELS + MOTION_GRID * MOTION_GRID + TEXT_WIDTH  # 2048
 LITE_MEAN, LITE_STD = 127.0, 128.0
 TEXT_MAX_TOKENS = 256
@@ -132,7 +136,7 @@ class CpuDefaultBackbone(Backbone):
         return self.frame_maps(clip)[0]
 
     def embed_instruction(self, instruction: str) -> np.ndarray:
-        """(384,) L2-normalised MiniLM embedding (memoised)."""
+        """(384,) MiniLM sentence embedding, L2-normalised then scaled to RMS ``TEXT_RMS`` (memoised)."""
         if instruction in self._text_cache:
             self._text_cache.move_to_end(instruction)
             return self._text_cache[instruction]
@@ -144,7 +148,7 @@ class CpuDefaultBackbone(Backbone):
             mask = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             emb = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
             emb = torch.nn.functional.normalize(emb, dim=-1)
-        out = emb[0].float().cpu().numpy()
+        out = emb[0].float().cpu().numpy() * np.float32(TEXT_RMS * np.sqrt(TEXT_WIDTH))
         self._text_cache[instruction] = out
         while len(self._text_cache) > self._text_cache_size:
             self._text_cache.popitem(last=False)

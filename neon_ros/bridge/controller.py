@@ -7,15 +7,34 @@ States (``Controller.state``):
   bridge stops publishing (Unitree's controller owns the arms again).
 - ``active``: a target goes through ``TargetLimiter`` (limits + rate limit). Entering it
   (``enable``) needs a fresh LowState: the target starts at the measured pose and kp ramps
-  from 0 over ``enable_ramp``. Sources, in priority order:
-  ``teleop`` (fresh within teleop_timeout) > ``handback`` (teleop went quiet: a linear fade
-  from teleop's last target to the policy's over handback_time) > ``policy`` (a chunk
-  newer than command_timeout) > ``hold`` (the last safe command, frozen). Before the first
-  command after enabling the bridge holds the measured pose indefinitely (``hold``); once
-  driven, no command for damp_timeout latches damping.
+  from 0 over ``enable_ramp``; an enable while active changes nothing. Sources, in priority
+  order: ``teleop`` (a message within teleop_timeout, or a trajectory not yet played to its
+  end; the first point is reached at its time_from_start, interpolated from the current
+  target, like ros2_control's joint_trajectory_controller) > ``teleop_hold`` / ``handback``
+  (after teleop stops, see below) > ``policy`` (a chunk newer than command_timeout) >
+  ``hold`` (the last safe command, frozen; a joint whose target it cannot reach within its
+  torque limit holds its measured pose). Before the first command after enabling the bridge
+  holds the measured pose indefinitely (``hold``); once driven, no command for damp_timeout
+  latches damping.
 - ``damping``: kp = 0, kd = damping_kd on the commanded joints, latched until ``enable``.
   Causes: e-stop (applied on the next cycle), the damp service, the damp timeout, a stale
-  or missing LowState while active, an internal error.
+  or missing LowState while active, a fault of the loop (``fault: ...`` in the status).
+
+Teleop loss (``teleop_loss``): ``hold`` (default, a deadman) keeps teleop's joints at
+teleop's last target when its messages stop, for as long as the other watchdogs allow; the
+policy gets them back only after an explicit release (``release_teleop``: an empty teleop
+message, sent by `neon-ros teleop` when it ends), then through a fade over handback_time.
+A lost teleop sender is not a release: whoever drove the arm decided where it is. With
+``handback`` the fade to the policy starts as soon as teleop goes quiet.
+
+E-stop is a latched level: ``estop(True)`` damps (or, disabled, forbids powering up) and
+latches; ``estop(False)`` releases the level but not the latch. ``enable`` is refused while
+the level is asserted; after a release an explicit enable resets the latch (``autostart``
+never does: it passes ``reset=False``).
+
+Torque: kp * |q_cmd - q_measured| (or |tau_est| from LowState) above g1.TORQUE_LIMITS for
+longer than torque_grace limits the commanded target to the band where kp * error is within
+the joint's limit (counted, and named in the status as ``torque_limited``).
 
 Commands in ``arm_sdk`` mode cover waist + arms only; leg entries are never commanded.
 """
@@ -31,6 +50,7 @@ from neon_ros.bridge.safety import NS, SafetyConfig, TargetLimiter, Trajectory
 from neon_ros.bridge.schedule import ChunkSchedule, sample
 
 MODES = ("lowcmd", "arm_sdk")
+TELEOP_LOSS = ("hold", "handback")
 MAX_CATCHUP = 5  # cycles of motion one late step may make up (10 ms at 500 Hz)
 STATES = ("disabled", "active", "damping")
 
@@ -43,7 +63,9 @@ class ControllerConfig:
     command_timeout: no fresh chunk/teleop for this long -> hold the last safe target.
     damp_timeout: still nothing for this long -> damping (latched).
     teleop_timeout: teleop counts as fresh this long after its last message.
+    teleop_loss: after teleop stops: ``hold`` its last target until released, or ``handback``.
     handback_time: fade from teleop's last target back to the policy.
+    torque_grace: kp * following error (or tau_est) may exceed the torque limit this long.
     enable_ramp: kp ramps 0 -> full over this time after enable (also the arm_sdk weight ramp).
     chunk_blend: cross-fade time when a new chunk replaces the current one.
     lowstate_timeout: a LowState older than this is stale (no motion is commanded).
@@ -57,7 +79,9 @@ class ControllerConfig:
     command_timeout: float = 0.5
     damp_timeout: float = 2.0
     teleop_timeout: float = 0.3
+    teleop_loss: str = "hold"
     handback_time: float = 1.0
+    torque_grace: float = 0.2
     enable_ramp: float = 1.0
     chunk_blend: float = 0.1
     lowstate_timeout: float = 0.1
@@ -70,6 +94,10 @@ class ControllerConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.teleop_loss not in TELEOP_LOSS:
+            raise ValueError(f"teleop_loss must be one of {TELEOP_LOSS}, got {self.teleop_loss!r}")
+        if not 0.0 <= self.torque_grace <= 2.0:
+            raise ValueError(f"torque_grace must be in [0, 2] s, got {self.torque_grace}")
         for name in ("command_timeout", "teleop_timeout", "lowstate_timeout", "dt"):
             if not 0.0 < getattr(self, name) <= 10.0:
                 raise ValueError(f"{name} must be in (0, 10] s, got {getattr(self, name)}")
@@ -109,20 +137,26 @@ class Command:
     publish: bool  # False: send nothing this cycle (arm_sdk after ramp-out)
     state: str
     source: str
+    torque_limited: np.ndarray  # joints whose target was pulled toward the measured pose this cycle
 
 
 @dataclass
 class Measured:
-    """The latest LowState as arrays, with its arrival time (ns, bridge clock)."""
+    """The latest LowState as arrays, with its arrival time (ns, the bridge's monotonic clock).
+
+    tau: tau_est per joint (None: unknown); stamp_ns: ROS time at arrival (message headers only).
+    """
 
     q: np.ndarray
     dq: np.ndarray
     received_ns: int
     mode_machine: int = 0
+    tau: np.ndarray | None = None
+    stamp_ns: int = 0
 
 
 class Controller:
-    """Not thread-safe: the node serialises calls with one lock."""
+    """Not thread-safe: the node serialises calls with one lock. Every ``now_ns`` is monotonic."""
 
     def __init__(self, cfg: ControllerConfig):
         self.cfg = cfg
@@ -141,6 +175,13 @@ class Controller:
         self._hold_q: np.ndarray | None = None
         self._teleop_last: np.ndarray | None = None
         self._teleop_quiet_ns = 0
+        self._teleop_from: np.ndarray | None = None  # the target when the teleop trajectory arrived
+        self._teleop_released = False
+        self._over_since = np.full(g1.NUM_JOINTS, -1, dtype=np.int64)  # ns a joint went over its limit
+        self.torque_limited = np.zeros(g1.NUM_JOINTS, dtype=bool)
+        self.estop_asserted = False
+        self.estop_latched = False
+        self.fault = ""
         self._prev_q: np.ndarray | None = None
         self._last_step_ns = 0
         self._ramp_damped = False
@@ -148,7 +189,8 @@ class Controller:
         self.estop_latency_cycles: int | None = None
         self.estop_latency_ms: float | None = None
         self._estop_ns = 0
-        self.counts = {"enable": 0, "enable_refused": 0, "estop": 0, "damp": 0}
+        self.counts = {"enable": 0, "enable_refused": 0, "estop": 0, "damp": 0, "faults": 0,
+                       "torque_limited_cycles": 0}
 
     # --- inputs (from the node's callbacks) -------------------------------------------
     def push(self, traj: Trajectory, now_ns: int) -> None:
@@ -156,29 +198,62 @@ class Controller:
         if traj.kind == "chunk":
             self.policy.push(traj, now_ns)
         else:
-            self.teleop = traj
+            self.teleop, self._teleop_released = traj, False
+            self._teleop_from = self.limiter.prev.copy() if self.state == "active" else None
         self._last_cmd_ns = max(self._last_cmd_ns, traj.received_ns)
+
+    def release_teleop(self) -> None:
+        """Teleop hands its joints back to the policy (through the hand-back fade)."""
+        self._teleop_released = True
+
+    def estop(self, asserted: bool, now_ns: int) -> None:
+        """The e-stop level: True damps and latches; False releases the level, not the latch."""
+        if asserted:
+            self.estop_asserted = self.estop_latched = True
+            self.damp("estop", now_ns)
+        else:
+            self.estop_asserted = False
+
+    def set_fault(self, reason: str) -> None:
+        """A fault of the loop: damping latched until an explicit enable; reported as ``fault: ...``."""
+        self.counts["faults"] += 1
+        self.fault = reason
+        self.damp(f"fault: {reason}")
 
     def fresh(self, meas: Measured | None, now_ns: int) -> bool:
         return (meas is not None and now_ns - meas.received_ns <= self.cfg.lowstate_timeout * NS
                 and bool(np.all(np.isfinite(meas.q))) and bool(np.all(np.isfinite(meas.dq))))
 
-    def enable(self, on: bool, meas: Measured | None, now_ns: int) -> tuple[bool, str]:
-        """Enable (from the measured pose; clears a damping latch) or disable."""
+    def enable(self, on: bool, meas: Measured | None, now_ns: int, reset: bool = True) -> tuple[bool, str]:
+        """Enable (from the measured pose; clears a damping latch) or disable.
+
+        reset: an explicit enable, which may clear a released e-stop latch or a fault
+        (autostart passes False). Refused while the e-stop is asserted; a no-op while active.
+        """
         if not on:
             # arm_sdk: a ramp-out that starts from damping keeps damping gains (never re-stiffens)
             self._ramp_damped = self._ramp_damped or self.state == "damping"
             self.state, self.source, self.damp_reason = "disabled", "none", ""
             return True, "disabled"
+        if self.state == "active":
+            return True, "already active (nothing changed)"
+        if self.estop_asserted:
+            self.counts["enable_refused"] += 1
+            return False, "refused: e-stop asserted (release it with data: false, then enable)"
+        if not reset and (self.estop_latched or self.fault):
+            self.counts["enable_refused"] += 1
+            return False, "refused: e-stop latched or fault; needs an explicit enable"
         if not self.fresh(meas, now_ns):
             self.counts["enable_refused"] += 1
             return False, "refused: no fresh LowState from the robot"
         self.counts["enable"] += 1
+        self.estop_latched, self.fault = False, ""
+        self._over_since[:] = -1
         self._ramp_damped = False
         self.limiter.reset(meas.q)
         self._hold_q = self.limiter.prev.copy()
         self._prev_q = self._hold_q.copy()
-        self.teleop, self._teleop_last = None, None
+        self.teleop, self._teleop_last, self._teleop_from = None, None, None
         self.state, self.source, self.damp_reason = "active", "hold", ""
         self.enable_ns, self._driven = now_ns, False
         self._last_step_ns = 0  # the first step after enabling moves at most one cycle's worth
@@ -206,7 +281,7 @@ class Controller:
         if self.state == "active":
             if not self.fresh(meas, now_ns):
                 self.damp("lowstate_stale")
-            elif self._driven and now_ns - self._last_cmd_ns > cfg.damp_timeout * NS:
+            elif self._driven and now_ns - self._last_command_ns() > cfg.damp_timeout * NS:
                 self.damp("command_timeout")
         if self._estop_cycle is not None:  # e-stop arrived since the last step: measured here
             self.estop_latency_cycles = self.cycle - self._estop_cycle
@@ -217,26 +292,60 @@ class Controller:
         if self.state == "disabled":
             return self._disabled_command(meas)
         self.weight = min(1.0, self.weight + dt / cfg.enable_ramp) if cfg.enable_ramp > 0 else 1.0
-        target = self._target(now_ns)
+        target = self._target(now_ns, meas)
         q = self.limiter.step(target, dt)
-        dq = (q - self._prev_q) / dt if dt > 0 else np.zeros(g1.NUM_JOINTS)
-        self._prev_q = q
         ramp = min(1.0, (now_ns - self.enable_ns) / (cfg.enable_ramp * NS)) if cfg.enable_ramp > 0 else 1.0
         kp = np.where(self.mask, cfg.kp * max(ramp, 0.0), 0.0)
         kd = np.where(self.mask, cfg.kd, 0.0)
+        q = self._limit_torque(q, meas, now_ns, dt)
+        dq = (q - self._prev_q) / dt if dt > 0 else np.zeros(g1.NUM_JOINTS)
+        self._prev_q = q
         return self._command(q, np.where(self.mask, dq, 0.0), kp, kd, True)
 
-    def _target(self, now_ns: int) -> np.ndarray:
+    def _limit_torque(self, q: np.ndarray, meas: Measured, now_ns: int, dt: float) -> np.ndarray:
+        """Keep kp * (q - q_measured) within each joint's torque limit, never faster than the rate limit.
+
+        kp is the full gain (also during the enable ramp: the band does not shrink under a target).
+        A joint over its limit (kp * error, or |tau_est|) never moves further from its measured
+        pose; one over it for longer than torque_grace (pushed or sagging away from its target)
+        is pulled back toward the band where kp * error is within the limit, at the velocity
+        limit. The limiter continues from the result.
+        """
+        prev, kp = self._prev_q, self.cfg.kp
+        tau = np.zeros(g1.NUM_JOINTS) if meas.tau is None else np.where(np.isfinite(meas.tau), np.abs(meas.tau), 0.0)
+        limit = g1.TORQUE_LIMITS
+        frozen = self.mask & (np.maximum(kp * np.abs(q - meas.q), tau) > limit) & (
+            np.abs(q - meas.q) > np.abs(prev - meas.q))
+        q = np.where(frozen, prev, q)
+        over = self.mask & (np.maximum(kp * np.abs(q - meas.q), tau) > limit)
+        self._over_since = np.where(over, np.where(self._over_since < 0, now_ns, self._over_since), -1)
+        pulled = over & (now_ns - self._over_since >= int(self.cfg.torque_grace * NS))
+        self.torque_limited = frozen | pulled
+        if not self.torque_limited.any():
+            return q
+        self.counts["torque_limited_cycles"] += 1
+        band = limit / np.maximum(kp, 1e-9)
+        edge = meas.q + np.clip(prev - meas.q, -band, band)
+        step = self.cfg.safety.velocity_limits * dt
+        q = self.cfg.safety.clamp(np.where(pulled, prev + np.clip(edge - prev, -step, step), q))
+        self.limiter.prev = q.copy()
+        return q
+
+    def _target(self, now_ns: int, meas: Measured) -> np.ndarray:
         cfg = self.cfg
         policy = self.policy.target(now_ns) if self.policy.age_s(now_ns) <= cfg.command_timeout else None
-        teleop_fresh = self.teleop is not None and (now_ns - self.teleop.received_ns) <= cfg.teleop_timeout * NS
+        tele = self.teleop
+        teleop_fresh = tele is not None and not self._teleop_released and (
+            now_ns - tele.received_ns <= cfg.teleop_timeout * NS or now_ns <= tele.end_ns)
         if teleop_fresh:
             base = policy if policy is not None else self._base_hold()
-            tele = sample(self.teleop, now_ns)
-            target = np.where(self.teleop.mask, tele, base)
+            target = np.where(tele.mask, sample(tele, now_ns, self._teleop_from), base)
             self._teleop_last, self._teleop_quiet_ns = target, 0
             return self._set_source("teleop", target)
         if self._teleop_last is not None:
+            if cfg.teleop_loss == "hold" and not self._teleop_released:  # deadman: hold until released
+                base = policy if policy is not None else self._teleop_last
+                return self._set_source("teleop_hold", np.where(tele.mask, self._teleop_last, base))
             if self._teleop_quiet_ns == 0:
                 self._teleop_quiet_ns = now_ns
             a = (now_ns - self._teleop_quiet_ns) / (cfg.handback_time * NS) if cfg.handback_time > 0 else 1.0
@@ -248,9 +357,15 @@ class Controller:
                 self._hold_q = self.limiter.prev.copy()
         if policy is not None:
             return self._set_source("policy", np.where(np.isfinite(policy), policy, self.limiter.prev))
-        if self.source != "hold":
-            self._hold_q = self.limiter.prev.copy()
+        if self.source != "hold":  # a joint at its torque limit cannot reach its target: hold where it is
+            unreachable = self.torque_limited | (self._over_since >= 0)
+            self._hold_q = np.where(unreachable, self.cfg.safety.clamp(meas.q), self.limiter.prev)
         return self._set_source("hold", self._hold_q)
+
+    def _last_command_ns(self) -> int:
+        """The last command's arrival, or the end of a teleop trajectory still being played."""
+        playing = self.teleop is not None and not self._teleop_released
+        return max(self._last_cmd_ns, self.teleop.end_ns if playing else 0)
 
     def _base_hold(self) -> np.ndarray:
         return self._teleop_last if self._teleop_last is not None else self.limiter.prev
@@ -292,11 +407,16 @@ class Controller:
         motors_on = self.mask.copy() if on else np.zeros(g1.NUM_JOINTS, dtype=bool)
         weight = self.weight if self.cfg.mode == "arm_sdk" else 0.0
         return Command(q=q, dq=dq, kp=kp, kd=kd, tau=np.zeros(g1.NUM_JOINTS), motors_on=motors_on,
-                       weight=float(weight), publish=True, state=self.state, source=self.source)
+                       weight=float(weight), publish=True, state=self.state, source=self.source,
+                       torque_limited=self.torque_limited.copy() if self.state == "active" else
+                       np.zeros(g1.NUM_JOINTS, dtype=bool))
 
     def status(self, now_ns: int) -> dict:
         """Values for /diagnostics."""
+        estop = "asserted" if self.estop_asserted else "latched" if self.estop_latched else "clear"
+        limited = [g1.JOINT_NAMES[i] for i in np.flatnonzero(self.torque_limited)] if self.state == "active" else []
         return {"state": self.state, "source": self.source, "damp_reason": self.damp_reason,
+                "estop_state": estop, "fault": self.fault, "torque_limited": ",".join(limited),
                 "mode": self.cfg.mode, "cycle": self.cycle, "arm_sdk_weight": round(self.weight, 3),
                 "chunk_age_s": round(min(self.policy.age_s(now_ns), 1e6), 3),
                 "estop_latency_cycles": self.estop_latency_cycles,

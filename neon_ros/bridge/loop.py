@@ -3,10 +3,14 @@
 One dedicated thread wakes at t0 + k*dt (``runtime.timing.AbsoluteTicker``), never
 ``sleep(dt)`` after the work, so the work time does not accumulate as drift. A loop a
 whole period behind skips the missed deadlines (counted in ``overruns``) instead of bursting.
-Each cycle: read the latest LowState (set by the DDS listener thread), ask the controller
+Each cycle: apply the e-stop level (``set_estop`` only records it, from any thread, without
+the lock), read the latest LowState (set by the DDS listener thread), ask the controller
 for a command, check it, build the LowCmd_ (CRC, mode_machine from the LowState), write it.
-The node and the benchmark share this class; callers serialise controller access through
-``lock``.
+An exception in a cycle does not end the thread: it is counted, the controller latches
+damping with ``fault: ...`` as the reason, and the same cycle retries once to send that
+damping command. Every age is measured on ``clock`` (monotonic); ``wall_clock`` only stamps
+the LowState for message headers. The node and the benchmark share this class; callers
+serialise controller access through ``lock``.
 """
 
 from __future__ import annotations
@@ -23,12 +27,8 @@ import numpy as np
 
 from neon_ros import contract, unitree
 from neon_ros.bridge.controller import Command, Controller, Measured
-from neon_ros.bridge.lowcmd import (
-    LowCmdBuilder,
-    UnsafeCommandError,
-    measured_from_lowstate,
-    tau_from_lowstate,
-)
+from neon_ros.bridge.gravity import with_gravity
+from neon_ros.bridge.lowcmd import LowCmdBuilder, UnsafeCommandError, measured_from_lowstate
 from neon_ros.runtime.timing import AbsoluteTicker, percentiles, set_fifo
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,12 @@ class BridgeLoop:
 
     def __init__(self, controller: Controller, network_interface: str, domain_id: int,
                  check_lowstate_crc: bool = True, history: int = 5000, rt_priority: int = 0,
-                 on_command: Callable[[Command], None] | None = None):
+                 on_command: Callable[[Command], None] | None = None,
+                 clock: Callable[[], int] = time.monotonic_ns, wall_clock: Callable[[], int] = time.time_ns,
+                 gravity=None):
+        """``gravity``: a ``bridge.gravity.GravityModel`` to add the gravity feed-forward, or None."""
         self.controller = controller
+        self.gravity = gravity
         self.mode = controller.cfg.mode
         self.dt = controller.cfg.dt
         self.network_interface = network_interface
@@ -50,12 +54,16 @@ class BridgeLoop:
         self.check_lowstate_crc = check_lowstate_crc
         self.rt_priority = int(rt_priority)
         self.on_command = on_command
+        self.clock, self.wall_clock = clock, wall_clock
         self.lock = threading.RLock()
         self.builder = LowCmdBuilder(self.mode)
         self.latest: Measured | None = None
-        self.latest_tau: np.ndarray | None = None
         self.counts = {"lowstate": 0, "lowstate_bad_crc": 0, "lowstate_non_finite": 0, "lowcmd_sent": 0,
-                       "overruns": 0, "unsafe_refused": 0}
+                       "overruns": 0, "unsafe_refused": 0, "loop_faults": 0, "fault_damping_failed": 0}
+        self._estop_level = False
+        self._estop_seq = 0  # e-stop assertions recorded (written by set_estop only)
+        self._estop_applied = 0
+        self._estop_ns = 0
         self.period_error = deque(maxlen=history)  # s, |actual period - dt|
         self.lateness = deque(maxlen=history)  # s, wake-up time - deadline
         self.step_cost = deque(maxlen=history)  # s, controller + check + LowCmd + CRC + write
@@ -75,18 +83,34 @@ class BridgeLoop:
         self._sub = unitree.subscriber(contract.DDS_LOWSTATE, low_state, self._on_lowstate, 0)
 
     def _on_lowstate(self, msg: Any) -> None:
-        received = time.time_ns()
+        received, stamp = self.clock(), self.wall_clock()
         if self.check_lowstate_crc and not unitree.crc_ok(msg):
             self.counts["lowstate_bad_crc"] += 1
             return
-        meas = measured_from_lowstate(msg, received)
+        meas = measured_from_lowstate(msg, received, stamp)
         if not (np.all(np.isfinite(meas.q)) and np.all(np.isfinite(meas.dq))):
             self.counts["lowstate_non_finite"] += 1
             return
-        tau = tau_from_lowstate(msg)
         with self.lock:
-            self.latest, self.latest_tau = meas, tau
+            self.latest = meas
             self.counts["lowstate"] += 1
+
+    # --- e-stop: recorded by any thread, applied by the loop ----------------------------------
+    def set_estop(self, asserted: bool) -> None:
+        """Record the e-stop level; the next cycle applies it (no lock: never waits for one)."""
+        if asserted:
+            self._estop_ns = self.clock()
+            self._estop_seq += 1  # an assertion is latched even if a release follows before the cycle
+        self._estop_level = asserted
+
+    def sync_estop(self) -> None:
+        """Apply the recorded e-stop level to the controller (call with ``lock`` held)."""
+        seq = self._estop_seq
+        if seq != self._estop_applied:
+            self._estop_applied = seq
+            self.controller.estop(True, self._estop_ns)
+        if not self._estop_level and self.controller.estop_asserted:
+            self.controller.estop(False, self.clock())
 
     def measured(self) -> Measured | None:
         with self.lock:
@@ -119,7 +143,7 @@ class BridgeLoop:
             if self.mode == "arm_sdk":
                 ramping = ctrl.weight > 0.0
                 if ramping:
-                    ctrl.enable(False, None, time.time_ns())
+                    ctrl.enable(False, None, self.clock())
             else:
                 ramping = ctrl.state == "active"
                 if ramping:
@@ -155,15 +179,35 @@ class BridgeLoop:
             if prev_start is not None:
                 self.period_error.append(abs(start - prev_start - self.dt))
             prev_start = start
-            self.cycle_once()
+            self.guarded_cycle()
             self.step_cost.append(time.monotonic() - start)
+
+    def guarded_cycle(self) -> None:
+        """One cycle that never raises: a fault latches damping and the cycle retries once to send it."""
+        try:
+            self.cycle_once()
+        except Exception as exc:
+            self.counts["loop_faults"] += 1
+            text = f"{type(exc).__name__}: {exc}"
+            n = self.counts["loop_faults"]
+            if n & (n - 1) == 0:  # 1st, 2nd, 4th, ... (a repeating fault must not flood the log)
+                log.error("bridge cycle fault #%d (%s); damping latched", n, text, exc_info=n == 1)
+            with self.lock:
+                self.controller.set_fault(text)
+            try:
+                self.cycle_once()
+            except Exception:
+                self.counts["fault_damping_failed"] += 1
 
     def cycle_once(self) -> Command:
         """One 2 ms step (also called directly by the benchmark for the cost figure)."""
-        now = time.time_ns()
         with self.lock:
+            self.sync_estop()
+            now = self.clock()  # after the e-stop was read: its latency is never negative
             meas = self.latest
             cmd = self.controller.step(now, meas)
+            if self.gravity is not None and meas is not None:
+                cmd = with_gravity(cmd, self.gravity, meas.q)
             mode_machine = meas.mode_machine if meas is not None else 0
         try:
             msg = self.builder.build(cmd, mode_machine)

@@ -63,14 +63,13 @@ class LowCmdBuilder:
                                    enabled=cmd.motors_on)
 
 
-def measured_from_lowstate(msg: Any, received_ns: int) -> Measured:
-    """LowState_ -> Measured (q, dq of the 29 joints, mode_machine)."""
+def measured_from_lowstate(msg: Any, received_ns: int, stamp_ns: int = 0) -> Measured:
+    """LowState_ -> Measured (q, dq, tau_est of the 29 joints, mode_machine)."""
     ms = msg.motor_state
-    q = np.fromiter((ms[i].q for i in range(g1.NUM_JOINTS)), dtype=np.float64, count=g1.NUM_JOINTS)
-    dq = np.fromiter((ms[i].dq for i in range(g1.NUM_JOINTS)), dtype=np.float64, count=g1.NUM_JOINTS)
-    return Measured(q=q, dq=dq, received_ns=int(received_ns), mode_machine=int(msg.mode_machine))
 
+    def field(name: str) -> np.ndarray:
+        return np.fromiter((getattr(ms[i], name) for i in range(g1.NUM_JOINTS)), dtype=np.float64,
+                           count=g1.NUM_JOINTS)
 
-def tau_from_lowstate(msg: Any) -> np.ndarray:
-    ms = msg.motor_state
-    return np.fromiter((ms[i].tau_est for i in range(g1.NUM_JOINTS)), dtype=np.float64, count=g1.NUM_JOINTS)
+    return Measured(q=field("q"), dq=field("dq"), received_ns=int(received_ns), mode_machine=int(msg.mode_machine),
+                    tau=field("tau_est"), stamp_ns=int(stamp_ns))

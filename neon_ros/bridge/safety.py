@@ -103,7 +103,9 @@ class Trajectory:
     """A validated trajectory in G1 motor order.
 
     positions (K, 29): absolute targets; joints the message did not name (teleop subsets)
-    are NaN and ``mask`` is False there. times (K,): s after stamp_ns (ROS time, ns).
+    are NaN and ``mask`` is False there. times (K,): s after stamp_ns. stamp_ns and
+    received_ns are on the bridge's monotonic clock (``validate_trajectory`` translates the
+    header stamp), so a step of the wall clock after arrival changes nothing.
     """
 
     kind: str
@@ -119,8 +121,12 @@ class Trajectory:
 
 
 def validate_trajectory(kind: str, names: Sequence[str], positions: np.ndarray, times: np.ndarray,
-                        stamp_ns: int, now_ns: int, cfg: SafetyConfig) -> Trajectory:
-    """Check one message against every rule; return it in G1 order or raise InputRejectedError."""
+                        stamp_ns: int, now_ns: int, cfg: SafetyConfig, received_ns: int | None = None) -> Trajectory:
+    """Check one message against every rule; return it in G1 order or raise InputRejectedError.
+
+    stamp_ns and now_ns are ROS time (the only use of it: stamp checks); received_ns is the
+    bridge's monotonic clock at arrival (default now_ns: one clock), the time base of the result.
+    """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     names = list(names)
@@ -163,7 +169,8 @@ def validate_trajectory(kind: str, names: Sequence[str], positions: np.ndarray, 
     mask[order] = True
     full.setflags(write=False)
     times.setflags(write=False)
-    return Trajectory(kind, int(stamp_ns), times, full, mask, int(now_ns))
+    received_ns = now_ns if received_ns is None else received_ns
+    return Trajectory(kind, int(stamp_ns - now_ns + received_ns), times, full, mask, int(received_ns))
 
 
 class TargetLimiter:

@@ -2,8 +2,9 @@
 
 Point k of a trajectory is meant for ``stamp + time_from_start[k]`` (DESIGN.md section 3).
 ``target(now)`` interpolates linearly between the two points around ``now``; before the
-first point it returns the first point, after the last it holds the last (what is past
-is skipped, never replayed). When a new trajectory arrives, the target cross-fades from
+first point it returns the first point (or, given a ``start`` pose, interpolates from it to
+the first point over ``time_from_start[0]``, like ros2_control's joint_trajectory_controller),
+after the last it holds the last (what is past is skipped, never replayed). When a new trajectory arrives, the target cross-fades from
 the old trajectory's target to the new one's over ``blend_time`` seconds, so a new chunk
 that disagrees with the old never makes the target jump (the rate limiter comes after).
 """
@@ -15,12 +16,19 @@ import numpy as np
 from neon_ros.bridge.safety import NS, Trajectory
 
 
-def sample(traj: Trajectory, now_ns: int) -> np.ndarray:
-    """The trajectory's (29,) target at ``now_ns`` (NaN where the trajectory has no joint)."""
+def sample(traj: Trajectory, now_ns: int, start: np.ndarray | None = None) -> np.ndarray:
+    """The trajectory's (29,) target at ``now_ns`` (NaN where the trajectory has no joint).
+
+    start: the pose at ``stamp`` (the current target when the trajectory arrived); the
+    trajectory then reaches its first point at ``time_from_start[0]``, not at once.
+    """
     t = (now_ns - traj.stamp_ns) / NS
     times, pos = traj.times, traj.positions
     if t <= times[0]:
-        return pos[0].copy()
+        if start is None or times[0] <= 0:
+            return pos[0].copy()
+        a = max(t, 0.0) / times[0]
+        return np.where(np.isfinite(start), (1.0 - a) * start + a * pos[0], pos[0])
     if t >= times[-1]:
         return pos[-1].copy()
     k = int(np.searchsorted(times, t, side="right")) - 1

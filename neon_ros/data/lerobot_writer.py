@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neon_ros.data.video import write_video
+from neon_ros.data.video import LOSSLESS, write_video
 
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
@@ -107,8 +107,9 @@ def write_lerobot_v3(root: Path, episodes: list[EpisodeRecord], fps: int, robot_
         "splits": {"train": f"0:{len(episodes)}"}, "data_path": DATA_PATH, "video_path": VIDEO_PATH,
         "features": {
             camera: {"dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"],
-                     "info": {"video.height": h, "video.width": w, "video.codec": "av1",
-                              "video.pix_fmt": "yuv420p", "video.is_depth_map": False, "video.fps": fps,
+                     "info": {"video.height": h, "video.width": w,
+                              "video.codec": LOSSLESS.get(codec, "av1"),
+                              "video.pix_fmt": "rgb24" if codec in LOSSLESS else "yuv420p", "video.is_depth_map": False, "video.fps": fps,
                               "video.channels": 3, "has_audio": False}},
             "observation.state": {"dtype": "float32", "shape": [dim], "names": list(state_names)},
             "action": {"dtype": "float32", "shape": [dim], "names": list(state_names)},

@@ -13,35 +13,33 @@ red cup (right hand, IK), wave the left hand, raise both hands, stand still.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from neon_ros import g1
-from neon_ros.contract import CONTROL_DT
+from neon_ros.contract import CHUNK_STEPS, CONTROL_DT
 
 ARMS = ("left", "right")
-
-
-def min_jerk(tau: np.ndarray | float) -> np.ndarray | float:
-    """Minimum-jerk blend 0..1 (Flash & Hogan 1985) of normalised time tau in [0, 1]."""
-    s = np.clip(tau, 0.0, 1.0)
-    return 10 * s**3 - 15 * s**4 + 6 * s**5
+REACH_POINT = np.array([0.28, 0.14, 0.06])  # left palm beside the cup (pelvis frame, m)
+POINT_POINT = np.array([0.30, -0.12, 0.12])  # right palm pointing at the cup
+WAVE_HEIGHT = 0.25  # m above the pelvis: the left palm must wave above this (shoulder line)
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A planned motion: joint targets over time and what success means for it."""
+    """What the expert is asked to do from a start pose: a joint goal and what success means.
 
-    target: Callable[[float], np.ndarray]  # t (s) -> (29,) commanded joint positions
-    goal_palms: np.ndarray | None  # (2, 3) palm goal positions (pelvis frame), None = not position-scored
-    hands: tuple[bool, bool]  # which palms the goal scores
+    goal: (29,) joint positions to reach (for waving: the raised pose the wave swings around).
+    goal_palms: (2, 3) palm goal positions (pelvis frame), None = not position-scored.
+    hands: which palms the goal scores. wave: (joint index, amplitude rad) of a wave, or None.
+    """
 
-
-def _move(q0: np.ndarray, q1: np.ndarray, delay: float, duration: float) -> Callable[[float], np.ndarray]:
-    return lambda t: q0 + (q1 - q0) * min_jerk((t - delay) / duration)
+    goal: np.ndarray
+    goal_palms: np.ndarray | None
+    hands: tuple[bool, bool]
+    wave: tuple[int, float] | None = None
 
 
 def _ik_goal(kin, q0: np.ndarray, arm: str, position: np.ndarray) -> np.ndarray:
@@ -51,37 +49,73 @@ def _ik_goal(kin, q0: np.ndarray, arm: str, position: np.ndarray) -> np.ndarray:
 
 
 def plan_task(name: str, q0: np.ndarray, kin, rng: np.random.Generator) -> Plan:
-    """The expert's plan for task ``name`` from the start pose ``q0``."""
-    delay, duration = rng.uniform(0.0, 0.1), rng.uniform(1.3, 1.7)
+    """The expert's goal for task ``name`` from the start pose ``q0``."""
     left, right = list(g1.ARM_INDICES["left"]), list(g1.ARM_INDICES["right"])
     if name == "reach_cup":
-        goal = _ik_goal(kin, q0, "left", np.array([0.28, 0.14, 0.06]) + rng.uniform(-0.02, 0.02, 3))
-        return Plan(_move(q0, goal, delay, duration), kin.hand_poses(goal)[:, :3, 3], (True, False))
+        goal = _ik_goal(kin, q0, "left", REACH_POINT + rng.uniform(-0.02, 0.02, 3))
+        return Plan(goal, kin.hand_poses(goal)[:, :3, 3], (True, False))
     if name == "point_cup":
-        goal = _ik_goal(kin, q0, "right", np.array([0.30, -0.12, 0.12]) + rng.uniform(-0.02, 0.02, 3))
-        return Plan(_move(q0, goal, delay, duration), kin.hand_poses(goal)[:, :3, 3], (False, True))
+        goal = _ik_goal(kin, q0, "right", POINT_POINT + rng.uniform(-0.02, 0.02, 3))
+        return Plan(goal, kin.hand_poses(goal)[:, :3, 3], (False, True))
     if name == "raise_hands":
         goal = q0.copy()
         roll = rng.uniform(1.3, 1.5)  # sideways: forward would sweep the hands through the table
         goal[left[1]], goal[right[1]] = roll, -roll
         goal[[left[3], right[3]]] = rng.uniform(0.1, 0.3)
-        return Plan(_move(q0, goal, delay, duration), kin.hand_poses(goal)[:, :3, 3], (True, True))
+        return Plan(goal, kin.hand_poses(goal)[:, :3, 3], (True, True))
     if name == "wave_left":
-        raised = q0.copy()
-        raised[left[0]], raised[left[1]], raised[left[3]] = -1.8, 0.6, 1.0
-        amp, freq, rise = rng.uniform(0.28, 0.36), rng.uniform(1.1, 1.3), rng.uniform(0.9, 1.0)
-        up = _move(q0, raised, delay, rise)
-
-        def wave(t: float) -> np.ndarray:
-            q = up(t)
-            phase = max(t - delay - rise, 0.0)
-            q[left[1]] += amp * min(phase / 0.3, 1.0) * np.sin(2 * np.pi * freq * phase)
-            return q
-
-        return Plan(wave, None, (True, False))
+        goal = q0.copy()
+        goal[left[0]], goal[left[1]], goal[left[3]] = -1.8, 0.6, 1.0
+        return Plan(goal, None, (True, False), wave=(left[1], float(rng.uniform(0.28, 0.36))))
     if name == "stand_still":
-        return Plan(lambda t: q0.copy(), kin.hand_poses(q0)[:, :3, 3], (True, True))
+        return Plan(q0.copy(), kin.hand_poses(q0)[:, :3, 3], (True, True))
     raise KeyError(f"unknown task {name!r}; known: {sorted(TASKS)}")
+
+
+class ExpertPolicy:
+    """The scripted expert as a feedback policy: its chunk depends only on what the head sees.
+
+    From the measured joints (and, while waving, the sign of the wave joint's velocity) it
+    rolls 16 steps of 50 ms towards ``plan.goal``: each step closes ``gain`` of the remaining
+    error, at most ``speed`` rad/s per joint (under the bridge's 1.5 rad/s limit). A wave
+    swings its joint between goal +- amplitude at ``speed``, turning at the ends. No clock,
+    no hidden delay: the label for a state is the same whenever the head meets that state,
+    so re-planning every 50 ms from where the arm is follows the expert's motion.
+    """
+
+    def __init__(self, plan: Plan, speed: float = 1.4, gain: float = 0.2):
+        self.plan, self.speed, self.gain = plan, float(speed), float(gain)
+
+    def chunk(self, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
+        step_max = self.speed * CONTROL_DT
+        x = np.asarray(q, dtype=np.float64).copy()
+        out = np.empty((CHUNK_STEPS, g1.NUM_JOINTS))
+        wave_dir = 0.0
+        if self.plan.wave is not None:
+            j, amp = self.plan.wave
+            centre = self.plan.goal[j]
+            wave_dir = 1.0 if dq[j] >= 0 else -1.0
+            if x[j] >= centre + amp - 0.02:
+                wave_dir = -1.0
+            elif x[j] <= centre - amp + 0.02:
+                wave_dir = 1.0
+        for k in range(CHUNK_STEPS):
+            step = np.clip((self.plan.goal - x) * self.gain, -step_max, step_max)
+            if self.plan.wave is not None:
+                j, amp = self.plan.wave
+                if x[j] < self.plan.goal[j] - amp:  # out to the side first: a forward raise hits the table
+                    step[j - 1] = 0.0  # shoulder pitch (the joint before roll) waits
+                    step[j] = step_max
+                else:
+                    if abs(x[j] + wave_dir * step_max - self.plan.goal[j]) > amp:  # turn at the end of a swing
+                        wave_dir = -wave_dir
+                    step[j] = wave_dir * step_max
+            x = x + step
+            out[k] = x
+        return np.clip(out, g1.LOWER_LIMITS, g1.UPPER_LIMITS)
+
+    def act(self, now_ns: int, q: np.ndarray, dq: np.ndarray, features=None):
+        return self.chunk(q, dq), now_ns, np.arange(CHUNK_STEPS) * CONTROL_DT
 
 
 # task name -> instruction (what the operator says / types).
@@ -103,7 +137,7 @@ def success(name: str, plan: Plan | None, palms: np.ndarray, tolerance: float = 
     """
     if name == "wave_left":
         tail = palms[-int(1.5 / CONTROL_DT):, 0]
-        return bool(tail[:, 2].mean() > 0.25 and tail[:, 1].std() > 0.02)
+        return bool(tail[:, 2].mean() > WAVE_HEIGHT and tail[:, 1].std() > 0.02)
     if name == "stand_still":
         return bool(np.linalg.norm(palms[-1] - palms[0], axis=-1).max() < 0.04)
     assert plan is not None and plan.goal_palms is not None
@@ -111,34 +145,9 @@ def success(name: str, plan: Plan | None, palms: np.ndarray, tolerance: float = 
     return bool(np.all(err < tolerance))
 
 
-class ExpertController:
-    """The G1's joint PD (default gains) plus gravity compensation from the model, as a motor
-    driver with a model-based feed-forward would run it."""
-
-    def __init__(self, sim):
-        import mujoco
-
-        self.sim = sim
-        m = sim.model
-        self.dof = np.array([m.jnt_dofadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, n)]
-                             for n in g1.JOINT_NAMES])
-
-    def command(self, q_target: np.ndarray) -> None:
-        q_target = np.clip(q_target, g1.LOWER_LIMITS, g1.UPPER_LIMITS)
-        tau = np.clip(self.sim.data.qfrc_bias[self.dof], -g1.TORQUE_LIMITS, g1.TORQUE_LIMITS)
-        self.sim.set_command(q_target, 0.0, g1.DEFAULT_KP, g1.DEFAULT_KD, tau)
-
-    def run(self, q_target: np.ndarray, seconds: float) -> None:
-        """Hold ``q_target`` for ``seconds``, re-computing the feed-forward every physics step."""
-        for _ in range(max(1, int(round(seconds / self.sim.timestep)))):
-            self.command(q_target)
-            self.sim.step(1)
-
-
-def palms_in_pelvis(sim) -> np.ndarray:
-    """(2, 3) palm positions relative to the (fixed) pelvis."""
-    base = sim.pelvis_position()
-    return np.stack([sim.site_pose(g1.HAND_SITES[a])[0] - base for a in ARMS])
+def first_success(name: str, plan: Plan | None, palms: np.ndarray, tolerance: float = 0.07) -> int | None:
+    """Index of the first control step at which ``success`` held, or None."""
+    return next((i for i in range(len(palms)) if success(name, plan, palms[: i + 1], tolerance)), None)
 
 
 def start_pose(rng: np.random.Generator) -> np.ndarray:
@@ -149,22 +158,20 @@ def start_pose(rng: np.random.Generator) -> np.ndarray:
 
 
 def run_episode(sim, kin, task: str, rng: np.random.Generator, seconds: float, fps: int):
-    """One demonstration: returns (frames, state, action, success)."""
+    """One demonstration through the robot's control path (bridge controller, gravity
+    feed-forward, rate limits): returns (frames, state, action, success) at ``fps``, action
+    being the joint targets the bridge commanded."""
+    from neon_ros.sim.deployment import LoopConfig, SimulatedDeployment
+
     q0 = start_pose(rng)
-    sim.reset(q0)
-    ctl = ExpertController(sim)
     plan = plan_task(task, q0, kin, rng)
+    ep = SimulatedDeployment(sim, LoopConfig(seconds=seconds, camera_fps=fps)).run(ExpertPolicy(plan), q0)
     per_frame = max(1, int(round(1.0 / (fps * CONTROL_DT))))
-    frames, state, action, palms = [], [], [], []
-    for i in range(int(round(seconds / CONTROL_DT))):
-        q_cmd = plan.target(i * CONTROL_DT)
-        if i % per_frame == 0:
-            frames.append(sim.render())
-            state.append(sim.q)
-            action.append(q_cmd)
-        palms.append(palms_in_pelvis(sim))
-        ctl.run(q_cmd, CONTROL_DT)
-    return np.stack(frames), np.stack(state), np.stack(action), success(task, plan, np.stack(palms))
+    n = len(ep.frames)
+    state = np.stack(ep.q[::per_frame][:n])
+    action = np.stack(ep.commanded[::per_frame][:n])
+    frames = np.stack([f for _, f in ep.frames[: len(state)]])
+    return frames, state, action, success(task, plan, np.stack(ep.palms))
 
 
 def generate(out: Path, tasks: list[str], episodes_per_task: int, seconds: float = 3.0, fps: int = 10,
@@ -190,5 +197,8 @@ def generate(out: Path, tasks: list[str], episodes_per_task: int, seconds: float
             frames, state, action, good = run_episode(sim, kin, task, rng, seconds, fps)
             ok[task] += int(good)
             records.append(EpisodeRecord(frames, state, action, TASKS[task]))
-    write_lerobot_v3(Path(out), records, fps=fps, robot_type="unitree_g1", state_names=list(g1.JOINT_NAMES))
+    # lossless: training must see the pixels the live camera gives (an AV1 round trip moved the
+    # frozen encoder's features by ~3x the change between two consecutive frames)
+    write_lerobot_v3(Path(out), records, fps=fps, robot_type="unitree_g1", state_names=list(g1.JOINT_NAMES),
+                     codec="libx264rgb")
     return {t: ok[t] / episodes_per_task for t in tasks}

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from neon_ros.policy.schema import CorruptEpisodeError
-from neon_ros.runtime.timing import contained_scheduling
 
 
 def iter_frames(path: Path, start: float = 0.0, end: float = float("inf")) -> Iterator[tuple[float, np.ndarray]]:
@@ -49,26 +48,57 @@ def iter_frames(path: Path, start: float = 0.0, end: float = float("inf")) -> It
         raise CorruptEpisodeError(path, f"no decodable frames in [{start:.3f}, {end:.3f}) s")
 
 
+# Lossless codecs: decoded frames equal the encoded ones bit for bit (simulated data whose
+# features must match what the live, never compressed, camera gives).
+LOSSLESS = {"libx264rgb": "h264"}
+CODEC_OPTIONS = {
+    "libsvtav1": {"preset": "12"},  # fastest SVT-AV1 preset: fixtures, not archives
+    "libx264rgb": {"qp": "0", "preset": "ultrafast"},  # qp 0 in RGB: lossless
+}
+
+
 def write_video(path: Path, frames: Sequence[np.ndarray] | np.ndarray, fps: float,
                 codec: str = "libsvtav1", pix_fmt: str = "yuv420p") -> None:
-    """Encode (N, H, W, 3) uint8 frames to ``path`` (AV1 by default, as LeRobot v3 writes)."""
-    import av
+    """Encode (N, H, W, 3) uint8 frames to ``path`` (AV1 by default, as LeRobot v3 writes;
+    ``libx264rgb`` for lossless).
+
+    The encoder runs in a child process on normal scheduling. SVT-AV1 run as root raises its
+    caller to SCHED_FIFO 99 and leaves the process changed beyond what any thread's policy
+    shows: threads that Fast DDS created later in the same process came up at FIFO 99, and
+    every node a demo started after writing its soup inherited real-time priority.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    from neon_ros.runtime.timing import child_normal_scheduling
 
     frames = np.asarray(frames, dtype=np.uint8)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be (N, H, W, 3) uint8, got {frames.shape}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="neon_video_") as tmp:
+        raw = Path(tmp) / "frames.npy"
+        np.save(raw, frames)
+        proc = subprocess.run([sys.executable, "-m", __name__, str(path), str(raw), repr(float(fps)), codec, pix_fmt],
+                              capture_output=True, text=True, preexec_fn=child_normal_scheduling)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"encoding {path} with {codec} failed (exit {proc.returncode}): {tail}")
+
+
+def _encode(path: Path, frames: np.ndarray, fps: float, codec: str, pix_fmt: str) -> None:
+    import av
+
     h, w = frames.shape[1:3]
-    # SVT-AV1 run as root leaves the encoding thread at SCHED_FIFO 99 (and so every child
-    # process started later): contain it.
-    with contained_scheduling(), av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
-        stream.time_base = 1 / Fraction(fps).limit_denominator(1000)
-        stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, pix_fmt
-        if codec == "libsvtav1":
-            stream.options = {"preset": "12"}  # fastest SVT-AV1 preset: fixtures, not archives
-        rate = Fraction(fps).limit_denominator(1000)
+    rate = Fraction(fps).limit_denominator(1000)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.time_base = 1 / rate
+        stream.width, stream.height = w - w % 2, h - h % 2
+        stream.pix_fmt = "rgb24" if codec in LOSSLESS else pix_fmt
+        stream.options = CODEC_OPTIONS.get(codec, {})
         for i, img in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[: h - h % 2, : w - w % 2]), format="rgb24")
             frame.pts, frame.time_base = i, 1 / rate
@@ -88,3 +118,10 @@ def video_info(path: Path) -> tuple[float, int]:
             return float(s.average_rate or 0), int(s.frames)
     except (av.error.FFmpegError, OSError, IndexError) as exc:
         raise CorruptEpisodeError(path, f"cannot open video ({exc})") from exc
+
+
+if __name__ == "__main__":  # the encoder child of write_video: PATH FRAMES.npy FPS CODEC PIX_FMT
+    import sys
+
+    _path, _raw, _fps, _codec, _pix_fmt = sys.argv[1:6]
+    _encode(Path(_path), np.load(_raw), float(_fps), _codec, _pix_fmt)

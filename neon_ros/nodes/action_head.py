@@ -41,6 +41,7 @@ PARAMETERS: ParamTable = {
     "max_joint_state_age": Param(0.5, "s: refuse a joint state received longer ago", (0.01, 10.0)),
     "backbone_id": Param("", "accept features of this backbone id only ('' = the checkpoint's)"),
     "rate": Param(contract.CONTROL_RATE_HZ, "control steps per second, Hz (absolute deadlines)", (1.0, 200.0)),
+    "chunk_time_base": Param("camera", "a chunk's point 0 is meant for: camera (its camera stamp) | now (this step)"),
     "clamp_margin": Param(0.0, "rad kept away from every joint limit", (0.0, 0.5)),
     "marker_rate": Param(10.0, "Hz of /neon/markers, published off the control thread (0 = off)", (0.0, 50.0)),
     "narration": Param(True, "publish /neon/narration when the instruction or the phase changes"),
@@ -69,7 +70,8 @@ class ActionHeadNode(Node):
         head = HeadRuntime(ckpt, runtime=runtime, threads=threads)
         cfg = gate.GateConfig(backbone_id=backbone_id or head.backbone_id, feature_dim=head.feature_dim,
                               max_feature_age=max_age, max_joint_state_age=max_js_age)
-        self.core = HeadStep(head, cfg, kinematics=G1Kinematics(), clamp_margin=margin)
+        self.core = HeadStep(head, cfg, kinematics=G1Kinematics(), clamp_margin=margin,
+                             time_base=p["chunk_time_base"])
         self.narrator = narration.Narrator()
         self.get_logger().info(f"head {ckpt} ({runtime}) for {cfg.backbone_id} width {cfg.feature_dim}; "
                                f"{self.rate:g} Hz, max feature age {max_age * 1e3:.0f} ms")
@@ -165,7 +167,8 @@ class ActionHeadNode(Node):
         res = self.core.step(features, joints, rosutil.now_ns(self), with_paths=True)
         if res.positions is None:
             return
-        self.chunk_pub.publish(msgs.chunk_to_trajectory(res.positions, res.stamp_ns, frame_id=self.frame_id))
+        self.chunk_pub.publish(msgs.chunk_to_trajectory(res.positions, res.stamp_ns, frame_id=self.frame_id,
+                                                       times=res.times))
         self.step_s.add(time.perf_counter() - t0 - res.timings.get("fk", 0.0))
         self.fk_s.add(res.timings.get("fk", 0.0))
         self.chunks_out.tick()

@@ -1,7 +1,11 @@
 """`g1_bridge`: action chunks / teleop -> safety layer -> unitree_hg LowCmd_ every 2 ms.
 
 Subscribes /neon/action_chunk and /neon/teleop/joint_trajectory (JointTrajectory, command
-QoS) and /neon/estop (Bool); serves /g1_bridge/enable (SetBool) and /g1_bridge/damp
+QoS; a teleop message with no points releases teleop's joints to the policy) and
+/neon/estop (Bool, a level: true asserts, false releases; subscribed twice, transient-local
+so a restarted bridge sees a latched e-stop, and volatile so any publisher matches, both on
+their own callback group: the callback only records the level, the 500 Hz thread applies
+it on its next cycle); serves /g1_bridge/enable (SetBool) and /g1_bridge/damp
 (Trigger); reads rt/lowstate and publishes /joint_states (29 names, G1 order) and
 /diagnostics; writes rt/lowcmd (mode ``lowcmd``) or rt/arm_sdk (mode ``arm_sdk``) from a
 dedicated 500 Hz thread (neon_ros.bridge.loop). All decisions are in neon_ros.bridge
@@ -10,16 +14,18 @@ dedicated 500 Hz thread (neon_ros.bridge.loop). All decisions are in neon_ros.br
 Disabled means no torque: in lowcmd mode the bridge keeps sending LowCmd_ with every
 motor in mode 0 and kp = kd = tau = 0; in arm_sdk mode it ramps the blend weight to 0 and
 then sends nothing. With ``autostart`` false (the default, for a real robot) nothing
-moves until /g1_bridge/enable is called with data: true.
+moves until /g1_bridge/enable is called with data: true. Autostart waits until every
+/neon/estop publisher in the graph has been matched for ``autostart_delay`` (so a latched
+e-stop arrives first), and never clears an e-stop latch or a fault; enable is refused while the e-stop is asserted. Ages and watchdogs use the
+monotonic clock; ROS time only checks the header stamps of incoming trajectories.
 
     ros2 run neon_ros g1_bridge --ros-args -p mode:=lowcmd -p autostart:=true
 """
 
 from __future__ import annotations
 
-import time
-
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
@@ -27,7 +33,8 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from neon_ros import contract, g1
-from neon_ros.bridge.controller import Controller, ControllerConfig
+from neon_ros.bridge.controller import TELEOP_LOSS, Controller, ControllerConfig
+from neon_ros.bridge.gravity import GravityModel
 from neon_ros.bridge.loop import BridgeLoop
 from neon_ros.bridge.safety import REASONS, InputRejectedError, SafetyConfig, validate_trajectory
 from neon_ros.ros import msgs, rosutil
@@ -39,10 +46,13 @@ PARAMETERS: ParamTable = {
     "network_interface": Param("lo", "network interface of the robot's DDS (lo, eth0, ...)"),
     "dds_domain_id": Param(1, "Unitree DDS domain (0 on the robot)", (0, 232)),
     "autostart": Param(False, "enable at start (simulation only; a robot waits for the service)"),
+    "autostart_delay": Param(1.0, "s every e-stop publisher must be matched before autostart", (0.0, 10.0)),
     "command_timeout": Param(0.5, "s without chunk/teleop -> hold", (0.01, 10.0)),
     "damp_timeout": Param(2.0, "s without chunk/teleop -> damping (latched)", (0.02, 60.0)),
     "teleop_timeout": Param(0.3, "s teleop overrides after its last message", (0.01, 10.0)),
+    "teleop_loss": Param("hold", f"after teleop stops: {' | '.join(TELEOP_LOSS)} (hold: until released)"),
     "handback_time": Param(1.0, "s fade from teleop back to the policy", (0.0, 10.0)),
+    "torque_grace": Param(0.2, "s kp * following error (or tau_est) may exceed the torque limit", (0.0, 2.0)),
     "enable_ramp": Param(1.0, "s kp (and arm_sdk weight) ramp after enable", (0.0, 10.0)),
     "chunk_blend": Param(0.1, "s cross-fade between successive chunks", (0.0, 2.0)),
     "lowstate_timeout": Param(0.1, "s after which a LowState is stale", (0.005, 10.0)),
@@ -54,6 +64,8 @@ PARAMETERS: ParamTable = {
     "joint_state_rate": Param(100.0, "Hz of /joint_states", (1.0, 500.0)),
     "diagnostics_rate": Param(2.0, "Hz of /diagnostics", (0.1, 50.0)),
     "check_lowstate_crc": Param(True, "drop LowState_ messages with a wrong CRC"),
+    "gravity_compensation": Param(False, "add the G1 model's gravity torque of the measured pose as feed-forward "
+                                         "(what the simulated demonstrations were executed with)"),
     "rt_priority": Param(0, "SCHED_FIFO priority of the bridge's threads (0 = normal; needs CAP_SYS_NICE)", (0, 99)),
 }
 
@@ -67,7 +79,8 @@ class G1Bridge(Node):
                               future_tolerance=p["future_tolerance"], max_input_age=p["max_input_age"])
         self.cfg = ControllerConfig(
             mode=mode, command_timeout=p["command_timeout"], damp_timeout=p["damp_timeout"],
-            teleop_timeout=p["teleop_timeout"], handback_time=p["handback_time"], enable_ramp=p["enable_ramp"],
+            teleop_timeout=p["teleop_timeout"], teleop_loss=p["teleop_loss"], handback_time=p["handback_time"],
+            torque_grace=p["torque_grace"], enable_ramp=p["enable_ramp"],
             chunk_blend=p["chunk_blend"], lowstate_timeout=p["lowstate_timeout"], damping_kd=p["damping_kd"],
             safety=safety,
         )
@@ -78,20 +91,28 @@ class G1Bridge(Node):
         # Real-time before the DDS endpoints and executor threads exist, so they inherit it.
         rt_status = set_fifo(rt_priority, whole_process=False, inherit=True)
         self.loop = BridgeLoop(self.controller, iface, domain, check_lowstate_crc=p["check_lowstate_crc"],
-                               rt_priority=rt_priority)
+                               rt_priority=rt_priority,
+                               gravity=GravityModel() if p["gravity_compensation"] else None)
         self.loop.open()
         self.js_pub = self.create_publisher(JointState, contract.TOPIC_JOINT_STATES, rosutil.STATE_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
+        commands, estop = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         self.create_subscription(JointTrajectory, contract.TOPIC_ACTION_CHUNK,
-                                 lambda m: self._on_trajectory("chunk", m), rosutil.COMMAND_QOS)
+                                 lambda m: self._on_trajectory("chunk", m), rosutil.COMMAND_QOS,
+                                 callback_group=commands)
         self.create_subscription(JointTrajectory, contract.TOPIC_TELEOP,
-                                 lambda m: self._on_trajectory("teleop", m), rosutil.COMMAND_QOS)
-        self.create_subscription(Bool, contract.TOPIC_ESTOP, self._on_estop, rosutil.COMMAND_QOS)
+                                 lambda m: self._on_trajectory("teleop", m), rosutil.COMMAND_QOS,
+                                 callback_group=commands)
+        self._estop_subs = [self.create_subscription(Bool, contract.TOPIC_ESTOP, self._on_estop, qos,
+                                                     callback_group=estop)
+                            for qos in (rosutil.LATCHED_QOS, rosutil.COMMAND_QOS)]
         self.create_service(SetBool, contract.SERVICE_ENABLE, self._on_enable)
         self.create_service(Trigger, contract.SERVICE_DAMP, self._on_damp)
         self.create_timer(1.0 / p["joint_state_rate"], self._publish_joint_states)
         self.create_timer(1.0 / p["diagnostics_rate"], self._publish_diagnostics)
         self._autostart = bool(p["autostart"])
+        self._autostart_delay_ns = int(p["autostart_delay"] * 1e9)
+        self._estop_matched_since: int | None = None
         if self._autostart:
             self._autostart_timer = self.create_timer(0.05, self._try_autostart)
         self.loop.start()
@@ -103,14 +124,19 @@ class G1Bridge(Node):
 
     # --- inputs ---------------------------------------------------------------------------
     def _on_trajectory(self, kind: str, msg: JointTrajectory) -> None:
-        now = time.time_ns()
+        now, received = rosutil.now_ns(self), self.loop.clock()
+        if kind == "teleop" and not msg.points:
+            with self.loop.lock:
+                self.controller.release_teleop()
+            self.get_logger().info("teleop released: its joints return to the policy", throttle_duration_sec=1.0)
+            return
         try:
             try:
                 names, pos, times = msgs.trajectory_to_arrays(msg)
             except msgs.MessageError as e:
                 raise InputRejectedError("malformed", str(e)) from None
             traj = validate_trajectory(kind, names, pos, times, msgs.stamp_to_ns(msg.header.stamp), now,
-                                       self.cfg.safety)
+                                       self.cfg.safety, received)
         except InputRejectedError as e:
             self.rejects[e.reason] += 1
             self.get_logger().warning(f"rejected {kind} ({self.rejects[e.reason]} x {e.reason}): {e.detail}",
@@ -118,17 +144,18 @@ class G1Bridge(Node):
             return
         self.accepted[kind] += 1
         with self.loop.lock:
-            self.controller.push(traj, now)
+            self.controller.push(traj, received)
 
     def _on_estop(self, msg: Bool) -> None:
-        if msg.data:
-            with self.loop.lock:
-                self.controller.damp("estop", time.time_ns())
-            self.get_logger().warning("E-STOP: damping, latched until /g1_bridge/enable", throttle_duration_sec=1.0)
+        self.loop.set_estop(bool(msg.data))
+        self.get_logger().warning("E-STOP: damping, latched until released and /g1_bridge/enable" if msg.data
+                                  else "e-stop released; the latch holds until /g1_bridge/enable",
+                                  throttle_duration_sec=1.0)
 
     def _on_enable(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
         with self.loop.lock:
-            ok, text = self.controller.enable(bool(req.data), self.loop.latest, time.time_ns())
+            self.loop.sync_estop()
+            ok, text = self.controller.enable(bool(req.data), self.loop.latest, self.loop.clock())
         res.success, res.message = ok, text
         self.get_logger().info(f"enable({req.data}): {text}")
         return res
@@ -142,21 +169,34 @@ class G1Bridge(Node):
         return res
 
     def _try_autostart(self) -> None:
+        now = self.loop.clock()
+        # the volatile subscription matches every publisher (a latched one matches both)
+        matched = self._estop_subs[1].get_publisher_count() >= self.count_publishers(contract.TOPIC_ESTOP)
+        if not matched:
+            self._estop_matched_since = None
+            return
+        if self._estop_matched_since is None:
+            self._estop_matched_since = now
+        if now - self._estop_matched_since < self._autostart_delay_ns:
+            return
         with self.loop.lock:
-            ok, _ = self.controller.enable(True, self.loop.latest, time.time_ns())
-        if ok:
+            self.loop.sync_estop()
+            ok, text = self.controller.enable(True, self.loop.latest, self.loop.clock(), reset=False)
+            blocked = self.controller.estop_latched or bool(self.controller.fault)
+        if ok or blocked:
             self._autostart_timer.cancel()
-            self.get_logger().info("autostart: enabled from the measured pose")
+            self.get_logger().info("autostart: enabled from the measured pose" if ok else
+                                   f"autostart cancelled ({text}); call /g1_bridge/enable")
 
     # --- outputs ---------------------------------------------------------------------------
     def _publish_joint_states(self) -> None:
         with self.loop.lock:
-            meas, tau = self.loop.latest, self.loop.latest_tau
+            meas = self.loop.latest
         if meas is not None:
-            self.js_pub.publish(msgs.joint_state(meas.received_ns, meas.q, meas.dq, tau, g1.JOINT_NAMES))
+            self.js_pub.publish(msgs.joint_state(meas.stamp_ns, meas.q, meas.dq, meas.tau, g1.JOINT_NAMES))
 
     def _publish_diagnostics(self) -> None:
-        now = time.time_ns()
+        now = self.loop.clock()
         with self.loop.lock:
             status = self.controller.status(now)
             meas = self.loop.latest
@@ -167,19 +207,23 @@ class G1Bridge(Node):
                   "rt_status": self.loop.rt_status}
         rejected = sum(self.rejects.values())
         level = "ok"
-        if status["state"] == "damping" or age > self.cfg.lowstate_timeout:
+        if status["state"] == "damping" or status["fault"] or age > self.cfg.lowstate_timeout:
             level = "error"
-        elif rejected or status["source"] == "hold":
+        elif rejected or status["source"] == "hold" or status["torque_limited"] or status["estop_state"] != "clear":
             level = "warn"
         text = f"{status['state']} ({status['source']}{', ' + status['damp_reason'] if status['damp_reason'] else ''})"
-        self.diag_pub.publish(msgs.diagnostic_array(now, [msgs.diagnostic_status("g1_bridge", level, text, values)]))
+        if status["fault"] and not status["damp_reason"].startswith("fault"):
+            text += f", fault: {status['fault']}"
+        stamp = rosutil.now_ns(self)
+        self.diag_pub.publish(msgs.diagnostic_array(stamp, [msgs.diagnostic_status("g1_bridge", level, text, values)]))
 
     def on_shutdown(self) -> None:
         self.loop.stop()
 
 
 def main(args: list[str] | None = None) -> int:
-    return rosutil.node_main(G1Bridge, "g1_bridge", __doc__, PARAMETERS, args, threads=2)
+    # 3 executor threads: the e-stop group never waits for both the command group and the timers.
+    return rosutil.node_main(G1Bridge, "g1_bridge", __doc__, PARAMETERS, args, threads=3)
 
 
 if __name__ == "__main__":

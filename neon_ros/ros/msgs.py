@@ -54,8 +54,9 @@ def chunk_to_trajectory(
     joint_names: Sequence[str] = g1.JOINT_NAMES,
     dt: float = contract.CONTROL_DT,
     frame_id: str = "pelvis",
+    times: Sequence[float] | None = None,
 ) -> JointTrajectory:
-    """(K, N) absolute joint targets -> JointTrajectory with point k at k*dt."""
+    """(K, N) absolute joint targets -> JointTrajectory with point k at ``times[k]`` s (default k*dt)."""
     positions = np.asarray(positions, dtype=np.float64)
     if positions.ndim != 2 or positions.shape[1] != len(joint_names):
         raise MessageError(f"chunk shape {positions.shape} does not match {len(joint_names)} joint names")
@@ -66,7 +67,7 @@ def chunk_to_trajectory(
     for k, row in enumerate(positions):
         pt = JointTrajectoryPoint()
         pt.positions = row.tolist()
-        pt.time_from_start = s_to_duration(k * dt)
+        pt.time_from_start = s_to_duration(k * dt if times is None else float(times[k]))
         msg.points.append(pt)
     return msg
 

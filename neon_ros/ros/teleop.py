@@ -2,7 +2,10 @@
 
 One node, ``neon_teleop``: reads the start pose from /joint_states, then publishes
 single-point JointTrajectory messages (stamp 0 = "now", only the driven joints) on
-/neon/teleop/joint_trajectory at the requested rate, and /neon/estop on request.
+/neon/teleop/joint_trajectory at the requested rate; when it ends (or on space in keyboard
+mode) a message naming the driven joints with no points releases them to the policy (the
+bridge holds teleop's last target until then). /neon/estop is published latched
+(transient-local, reliable), and only once a subscriber matched.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import tty
 
 import numpy as np
 import rclpy
+from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -34,7 +38,7 @@ class TeleopNode(Node):
         self.sent = 0
         self.create_subscription(JointState, contract.TOPIC_JOINT_STATES, self._on_state, rosutil.STATE_QOS)
         self.pub = self.create_publisher(JointTrajectory, contract.TOPIC_TELEOP, rosutil.COMMAND_QOS)
-        self.estop_pub = self.create_publisher(Bool, contract.TOPIC_ESTOP, rosutil.COMMAND_QOS)
+        self.estop_pub = self.create_publisher(Bool, contract.TOPIC_ESTOP, rosutil.LATCHED_QOS)
 
     def _on_state(self, msg: JointState) -> None:
         try:
@@ -50,8 +54,32 @@ class TeleopNode(Node):
         self.pub.publish(msg)
         self.sent += 1
 
+    def release(self, joints: list[str]) -> None:
+        """Hand ``joints`` back to the policy: the bridge reads a message without points as a release."""
+        if joints:
+            msg = JointTrajectory()
+            msg.joint_names = list(joints)
+            self.pub.publish(msg)
+
     def estop(self) -> None:
         self.estop_pub.publish(Bool(data=True))
+
+
+def _send_estop(node: TeleopNode, ex: SingleThreadedExecutor, timeout: float) -> int:
+    """Publish the e-stop once a subscriber matched and wait for its acknowledgement; 1 if none matched."""
+    deadline = time.monotonic() + timeout
+    while node.estop_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        ex.spin_once(timeout_sec=0.05)
+    matched = node.estop_pub.get_subscription_count()
+    if matched == 0:
+        print(f"neon-ros teleop: E-STOP NOT DELIVERED: no subscriber on {contract.TOPIC_ESTOP} within {timeout:.1f} s "
+              "(is g1_bridge running, same ROS_DOMAIN_ID?)", file=sys.stderr, flush=True)
+        return 1
+    node.estop()
+    acked = node.estop_pub.wait_for_all_acked(Duration(seconds=timeout))
+    print(f"teleop: E-STOP sent on {contract.TOPIC_ESTOP} to {matched} subscription(s)"
+          f"{', acknowledged' if acked else ', NOT acknowledged within the timeout'}", flush=True)
+    return 0 if acked else 1
 
 
 def _spin_for(ex: SingleThreadedExecutor, seconds: float) -> None:
@@ -86,7 +114,9 @@ def _run_script(node: TeleopNode, ex: SingleThreadedExecutor, script: TeleopScri
         node.send(plan.joints, plan.at(t))
         k += 1
         _spin_for(ex, max(0.0, t0 + k / rate - time.monotonic()))
-    print(f"teleop: done ({node.sent} messages); control returns to the policy", flush=True)
+    node.release(plan.joints)
+    _spin_for(ex, 0.1)
+    print(f"teleop: done ({node.sent} messages); released, control returns to the policy", flush=True)
 
 
 def _run_keyboard(node: TeleopNode, ex: SingleThreadedExecutor, start: np.ndarray, args) -> None:
@@ -100,12 +130,15 @@ def _run_keyboard(node: TeleopNode, ex: SingleThreadedExecutor, start: np.ndarra
         while not state.quit:
             ready, _, _ = select.select([sys.stdin], [], [], period)
             if ready:
-                line = state.key(sys.stdin.read(1))
+                line = state.key(sys.stdin.read(1))  # '' at end of input: quit (and release)
                 print("\r" + line.ljust(100), end="", flush=True)
                 if state.estop:
                     node.estop()
                     print("\nE-STOP sent", flush=True)
                     state.estop = False
+            if state.release:
+                node.release(state.release)
+                state.release = []
             cmd = state.command()
             if cmd is not None:
                 node.send(*cmd)
@@ -122,13 +155,7 @@ def run_teleop(args: argparse.Namespace, script: TeleopScript | None) -> int:
     ex.add_node(node)
     try:
         if args.estop:
-            deadline = time.monotonic() + 2.0
-            while node.estop_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-                ex.spin_once(timeout_sec=0.05)
-            node.estop()
-            _spin_for(ex, 0.2)
-            print("teleop: E-STOP sent on /neon/estop", flush=True)
-            return 0
+            return _send_estop(node, ex, 2.0)
         start = _wait_pose(node, ex, args.state_timeout)
         if start is None:
             print(f"neon-ros teleop: no /joint_states within {args.state_timeout} s "

@@ -124,23 +124,31 @@ class TeleopPlan:
 
 
 class KeyboardState:
-    """What the keyboard mode holds: selected joint, step, and per-joint offsets from the start pose."""
+    """What the keyboard mode holds: selected joint, step, and per-joint offsets from the start pose.
+
+    ``release`` lists the joints to hand back to the policy (space, quit, end of input); the
+    caller sends the release and clears it.
+    """
 
     def __init__(self, start: np.ndarray, step: float = 0.05):
         self.start = np.asarray(start, dtype=np.float64).copy()
         self.selected = g1.ARM_INDICES["right"][0]
         self.step = step
         self.targets: dict[int, float] = {}
+        self.release: list[str] = []
         self.estop = False
         self.quit = False
 
     def key(self, ch: str) -> str:
-        """Apply one key; return a one-line description of the new state."""
-        if ch == "n":
+        """Apply one key ('' = end of input: quit); return a one-line description of the new state."""
+        if ch in ("", "q", "\x03", "\x04"):
+            self.quit = True
+            self._release()
+        elif ch == "n":
             self.selected = (self.selected + 1) % g1.NUM_JOINTS
         elif ch == "p":
             self.selected = (self.selected - 1) % g1.NUM_JOINTS
-        elif ch in "+=-":
+        elif ch in ("+", "=", "-"):
             sign = -1.0 if ch == "-" else 1.0
             j = self.selected
             value = self.targets.get(j, self.start[j]) + sign * self.step
@@ -150,15 +158,17 @@ class KeyboardState:
         elif ch == "[":
             self.step = max(self.step / 2, 0.005)
         elif ch == " ":
-            self.targets.clear()
+            self._release()
         elif ch == "e":
             self.estop = True
-        elif ch in ("q", "\x03", "\x04"):
-            self.quit = True
         name = g1.JOINT_NAMES[self.selected]
         held = self.targets.get(self.selected)
         return (f"{name} (step {self.step:.3f} rad) target {'-' if held is None else f'{held:+.3f}'}"
                 f" | holding {len(self.targets)} joint(s)")
+
+    def _release(self) -> None:
+        self.release = [g1.JOINT_NAMES[i] for i in sorted(self.targets)]
+        self.targets.clear()
 
     def command(self) -> tuple[list[str], np.ndarray] | None:
         if not self.targets:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -140,26 +139,6 @@ def restore_normal_scheduling() -> int:
             _set_policy(tid, os.SCHED_OTHER, 0)
             changed += 1
     return changed
-
-
-@contextlib.contextmanager
-def contained_scheduling():
-    """Undo, on exit, any scheduling change made by code run inside the block.
-
-    Some libraries raise the scheduling of the calling thread and their own threads behind
-    our back: SVT-AV1 (through PyAV) run as root leaves its caller at SCHED_FIFO 99, and every
-    child process started afterwards inherits it (two cores, Whisper and MuJoCo at FIFO 99:
-    nothing else runs). Every thread that existed before gets its policy back; threads born
-    inside the block go back to SCHED_OTHER.
-    """
-    before = thread_policies()
-    try:
-        yield
-    finally:
-        for tid, now in thread_policies().items():
-            want = before.get(tid, (os.SCHED_OTHER, 0))
-            if now != want:
-                _set_policy(tid, *want)
 
 
 def child_normal_scheduling() -> None:

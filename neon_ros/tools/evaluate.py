@@ -1,21 +1,21 @@
 """`neon-ros eval`: a trained head closed-loop on the simulated G1, success per instructed task.
 
-The loop is the robot's, run in one process for speed (G1Sim in-process, no DDS): the head
-camera is rendered at ``--camera-fps``, the last second of it goes through the frozen
-backbone with the instruction, the head predicts a 16-step chunk from the features and
-the measured joints, and the G1's motors track the chunk (point k at k x 50 ms after the
-clip it came from) with the same PD + gravity compensation the demonstrations used,
-re-planning every ``--replan`` control steps. Each episode starts from a randomised pose;
-success is judged from the palm trajectory by the task's own test
-(:func:`neon_ros.data.sim_expert.success`: e.g. the left palm ends within 7 cm of where
-the scripted expert puts it beside the cup).
+Each episode runs the robot's own control path on a simulated clock
+(:mod:`neon_ros.sim.deployment`): the head camera at ``--camera-fps``, clips through the
+frozen backbone with the instruction, features usable ``--feature-delay`` s after their
+camera stamp (default: the backbone's encode time measured here), the action_head's control
+step (gate, head, the one clamp) every 50 ms, and the g1_bridge controller (safety, chunk
+schedule, rate limit, gains, gravity feed-forward) at 500 Hz driving G1Sim. Start poses come
+from ``--seed`` (training uses other seeds). Success is the task's own test
+(:func:`neon_ros.data.sim_expert.success`); per episode the report gives the time the test
+first held and, for a failure, why (final palm error, not waving, refused chunks ...).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections import deque
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,31 +27,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="head checkpoint (folder, stem or .json)")
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated tasks (known: {', '.join(TASKS)})")
     parser.add_argument("--episodes", type=int, default=2, help="episodes per task")
-    parser.add_argument("--seconds", type=float, default=3.0, help="episode length (s)")
-    parser.add_argument("--camera-fps", type=int, default=10, help="head camera rate (the training data's)")
-    parser.add_argument("--replan", type=int, default=2, help="control steps (50 ms) between head calls")
-    parser.add_argument("--backbone", default=None, help="backbone preset (default: cpu_default)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="episode length (s)")
+    parser.add_argument("--camera-fps", type=float, default=10.0, help="head camera rate (the training data's)")
+    parser.add_argument("--feature-delay", type=float, default=None,
+                        help="s from a clip's newest frame to its features (default: measured encode time)")
+    parser.add_argument("--time-base", choices=("camera", "now"), default="camera",
+                        help="a chunk's point 0 is meant for the control step's time (now) or the camera stamp")
+    parser.add_argument("--backbone", default=None, help="backbone preset (default: the checkpoint's)")
     parser.add_argument("--camera-size", type=int, nargs=2, default=(128, 128), metavar=("W", "H"),
                         help="head camera image size (the training data's)")
     parser.add_argument("--seed", type=int, default=1000, help="start-pose seed (differs from training's)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
 
 
-def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: float = 3.0, camera_fps: int = 10,
-             replan: int = 2, backbone_preset: str | None = None, camera_size=(128, 128), seed: int = 1000,
-             progress: bool = True) -> dict:
+def measure_encode_time(backbone, frame_size, instruction: str, runs: int = 3) -> float:
+    """Median seconds of one clip through ``backbone`` (new frames each run, as live)."""
+    rng = np.random.default_rng(0)
+    h, w = frame_size
+    times = []
+    for _ in range(runs + 1):  # the first call warms the backbone up and is not counted
+        clip = rng.integers(0, 255, (backbone.num_frames, h, w, 3), dtype=np.uint8)
+        t0 = time.perf_counter()
+        backbone.encode_batch([clip], [instruction])
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:]))
+
+
+def failure_reason(task: str, plan, palms: np.ndarray, ep) -> str:
+    from neon_ros.data.sim_expert import WAVE_HEIGHT
+
+    if ep.chunks == 0:
+        return f"no chunk reached the bridge (refused: {ep.refused or 'features never usable'})"
+    if task == "wave_left":
+        tail = palms[-30:, 0]
+        return (f"left palm height {tail[:, 2].mean():.2f} m (needs > {WAVE_HEIGHT}), "
+                f"lateral swing {tail[:, 1].std() * 100:.1f} cm (needs > 2)")
+    if plan is not None and plan.goal_palms is not None:
+        err = np.linalg.norm(palms[-1] - plan.goal_palms, axis=-1)[list(plan.hands)]
+        return f"final palm {err.max() * 100:.1f} cm from the goal (needs < 7)"
+    return "task test failed"
+
+
+def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: float = 4.0, camera_fps: float = 10.0,
+             feature_delay: float | None = None, time_base: str = "camera", backbone_preset: str | None = None,
+             camera_size=(128, 128), seed: int = 1000, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     from neon_ros.sim.g1_sim import G1Sim  # first: it selects the off-screen GL before mujoco loads
 
-    if episodes < 1 or replan < 1 or camera_fps < 1:
-        raise ValueError("episodes, replan and camera_fps must be >= 1")
+    if episodes < 1:
+        raise ValueError("episodes must be >= 1")
     from neon_ros.backbones import load_backbone
-    from neon_ros.contract import CHUNK_STEPS, CONTROL_DT
     from neon_ros.data import sim_expert
-    from neon_ros.data.episode import select_clip
+    from neon_ros.runtime.control import HeadStep
+    from neon_ros.runtime.gate import GateConfig
     from neon_ros.runtime.head import HeadRuntime
-    from neon_ros.tools.features import FrameMemo, fit_clip
+    from neon_ros.runtime.kinematics import G1Kinematics, IKConfig
+    from neon_ros.sim.deployment import HeadPolicy, LoopConfig, SimulatedDeployment
+    from neon_ros.tools.features import FrameMemo
 
     # The backbone loads before any GL context exists (transformers' optional GPU imports
     # crash in a process that already holds an EGL context).
@@ -60,48 +93,48 @@ def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: flo
     if backbone.backbone_id != head.backbone_id:
         raise ValueError(f"the head was trained on {head.backbone_id!r} features, the backbone is "
                          f"{backbone.backbone_id!r}; pass --backbone")
+    if feature_delay is None:
+        feature_delay = round(measure_encode_time(backbone.backbone, backbone.frame_size, "reach the red cup"), 3)
+    cfg = LoopConfig(seconds=seconds, camera_fps=camera_fps, clip_rate=camera_fps, feature_delay=feature_delay)
+    gate_cfg = GateConfig(backbone_id=head.backbone_id, feature_dim=head.feature_dim,
+                          max_feature_age=feature_delay + 2.0 / camera_fps + 0.3)
+    kin = G1Kinematics(ik=IKConfig(rotation_weight=0.02, max_iterations=300))
+    rng = np.random.default_rng(seed)
+    per_task: dict[str, list[dict]] = {t: [] for t in tasks}
     with G1Sim(fixed_base=True, camera_size=tuple(camera_size)) as sim:
-        from neon_ros.runtime.kinematics import G1Kinematics, IKConfig
-
-        kin = G1Kinematics(ik=IKConfig(rotation_weight=0.02, max_iterations=300))
-        rng = np.random.default_rng(seed)
-        per_frame = max(1, int(round(1.0 / (camera_fps * CONTROL_DT))))
-        results: dict[str, list[bool]] = {t: [] for t in tasks}
         for task in tqdm([t for t in tasks for _ in range(episodes)], desc="eval", unit="episode",
                          disable=not progress):
             q0 = sim_expert.start_pose(rng)
             plan = sim_expert.plan_task(task, q0, kin, np.random.default_rng(rng.integers(1 << 31)))
-            sim.reset(q0)
-            ctl = sim_expert.ExpertController(sim)
-            frames: deque = deque()
-            chunk, age, palms = None, 0, []
-            for i in range(int(round(seconds / CONTROL_DT))):
-                t = i * CONTROL_DT
-                if i % per_frame == 0:
-                    frames.append((t, sim.render()))
-                    while frames[0][0] < t - 1.2:
-                        frames.popleft()
-                if chunk is None or age >= replan:
-                    clip = fit_clip(select_clip(frames, t, backbone.num_frames, 1.0), backbone.num_frames,
-                                    backbone.frame_size)
-                    feats = backbone.encode_batch([clip], [sim_expert.TASKS[task]])[0]
-                    chunk, age = head.predict(feats, sim.q, sim.dq).joint_targets, 0
-                age += 1
-                ctl.run(chunk[min(age, CHUNK_STEPS - 1)], CONTROL_DT)
-                palms.append(sim_expert.palms_in_pelvis(sim))
-            results[task].append(sim_expert.success(task, plan, np.stack(palms)))
-    per_task = {t: float(np.mean(v)) for t, v in results.items()}
-    return {"success": per_task, "mean_success": float(np.mean(list(per_task.values()))),
-            "episodes_per_task": episodes, "checkpoint": str(checkpoint)}
+            loop = SimulatedDeployment(sim, cfg, backbone, sim_expert.TASKS[task])
+            ep = loop.run(HeadPolicy(HeadStep(head, gate_cfg, time_base=time_base)), q0)
+            palms = np.stack(ep.palms)
+            ok = sim_expert.success(task, plan, palms)
+            first = sim_expert.first_success(task, plan, palms)
+            per_task[task].append({
+                "success": bool(ok), "time_to_success_s": None if first is None else float(ep.t[first]),
+                "reason": "" if ok else failure_reason(task, plan, palms, ep), "chunks": ep.chunks,
+                "refused": ep.refused,
+                "feature_age_p50_s": float(np.median(ep.feature_ages)) if ep.feature_ages else None})
+    success = {t: float(np.mean([e["success"] for e in v])) for t, v in per_task.items()}
+    return {"success": success, "mean_success": float(np.mean(list(success.values()))),
+            "episodes_per_task": episodes, "checkpoint": str(checkpoint), "feature_delay_s": feature_delay,
+            "time_base": time_base, "camera_fps": camera_fps, "episodes": per_task}
 
 
 def run(args: argparse.Namespace) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    res = evaluate(args.checkpoint, tasks, args.episodes, args.seconds, args.camera_fps, args.replan,
-                   args.backbone, tuple(args.camera_size), args.seed)
-    print("closed-loop success per task:")
+    res = evaluate(args.checkpoint, tasks, args.episodes, args.seconds, args.camera_fps, args.feature_delay,
+                   args.time_base, args.backbone, tuple(args.camera_size), args.seed)
+    print(f"closed-loop success per task (feature delay {res['feature_delay_s'] * 1e3:.0f} ms, "
+          f"time base {res['time_base']}):")
     for task, rate in res["success"].items():
-        print(f"  {task:<14} {rate * 100:5.1f}%")
+        times = [e["time_to_success_s"] for e in res["episodes"][task] if e["success"]]
+        when = f"  time to success p50 {np.median(times):.2f} s" if times else ""
+        print(f"  {task:<14} {rate * 100:5.1f}%{when}")
+        for k, e in enumerate(res["episodes"][task]):
+            if not e["success"]:
+                print(f"      episode {k}: {e['reason']}")
     print(f"  {'mean':<14} {res['mean_success'] * 100:5.1f}%")
     if args.out:
         args.out.write_text(json.dumps(res, indent=1))

@@ -30,8 +30,9 @@ class StackNode:
 # standing pose) on the first LowState, before the damped robot sags on its gantry.
 STACK: tuple[StackNode, ...] = (
     StackNode("g1_bridge",
-              sim={"mode": "lowcmd", "autostart": True, "network_interface": "lo"},
-              robot={"mode": "arm_sdk", "autostart": False, "network_interface": "eth0", "dds_domain_id": 0},
+              sim={"mode": "lowcmd", "autostart": True, "network_interface": "lo", "gravity_compensation": True},
+              robot={"mode": "arm_sdk", "autostart": False, "network_interface": "eth0", "dds_domain_id": 0,
+                     "gravity_compensation": False},
               ready="g1_bridge: mode="),
     StackNode("sim_g1", sim={"network_interface": "lo", "fixed_base": True}, robot=None),
     StackNode("camera_buffer"),

@@ -2,9 +2,11 @@
 
 Publishes trajectory_msgs/JointTrajectory on /neon/teleop/joint_trajectory at --rate
 (default 20 Hz) naming only the joints you move; g1_bridge lets teleop override the
-policy for those joints while messages keep coming (teleop_timeout, 0.3 s) and fades back
-to the policy when they stop. Every target goes through the bridge's safety layer
-(joint limits, velocity limits), so nothing here can command an unsafe pose.
+policy for those joints while messages keep coming (teleop_timeout, 0.3 s). When this
+command ends (script done, q, end of input, space) it releases the joints and the bridge
+fades back to the policy; if it dies instead, the bridge holds teleop's last target (a
+deadman: bridge parameter teleop_loss). Every target goes through the bridge's safety layer
+(joint limits, velocity and torque limits), so nothing here can command an unsafe pose.
 
 Three ways to drive:
 
@@ -23,8 +25,12 @@ Three ways to drive:
       n / p      next / previous joint        + / -   move it by the step (default 0.05 rad)
       ] / [      double / halve the step      space   release all (hand back to the policy)
       e          E-STOP (/neon/estop true: the bridge damps)      q   quit (hands back)
+      end of input quits (never a move)
 
-``--estop`` only sends the e-stop. Pose and joint names: /joint_states, G1 names
+``--estop`` only sends the e-stop: latched, once g1_bridge's subscription matched, and
+acknowledged; exit status 1 if no subscriber matched within 2 s (nothing was stopped). The
+bridge keeps damping until the e-stop is released (``ros2 topic pub --once /neon/estop
+std_msgs/msg/Bool "{data: false}"``) and /g1_bridge/enable is called. Pose and joint names: /joint_states, G1 names
 (``neon_ros.g1.JOINT_NAMES``). rclpy is imported only when the command runs.
 """
 
@@ -44,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--script", type=Path, help="keyframe script (format above)")
     src.add_argument("--joint", action="append", default=[], metavar="NAME=VALUE",
                      help="hold a joint: NAME=rad, NAME+=rad or NAME-=rad (repeatable)")
-    src.add_argument("--estop", action="store_true", help="send /neon/estop true (the bridge damps) and exit")
+    src.add_argument("--estop", action="store_true",
+                     help="send /neon/estop true (latched; the bridge damps) and exit; 1 if no bridge matched")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds to hold --joint targets (default 3)")
     parser.add_argument("--rate", type=float, default=20.0, help="publish rate, Hz (default 20; bridge needs > 3.4)")
     parser.add_argument("--step", type=float, default=0.05, help="keyboard step, rad (default 0.05)")

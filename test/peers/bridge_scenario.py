@@ -3,9 +3,14 @@
 Watches /joint_states and /diagnostics, publishes chunks / teleop / e-stop, calls the
 enable and damp services. Scenarios (argv[1]):
 - ``closed_loop``: bad inputs of every kind, then chunks that bend the left elbow, then a
-  teleop override and its hand-back;
+  teleop override, its hold after teleop stops, and the hand-back after a release;
 - ``watchdog``: nothing moves before enable; prints KILL_NOW once the policy drives (the
-  test kill -9s the chunk publisher), then expects hold, damping; e-stop; damp service;
+  test kill -9s the chunk publisher), then expects hold, damping; e-stop (enable refused
+  while asserted, latched after release until enable); damp service;
+- ``estop_flood``: 3,000 chunks and 3,000 teleop messages published as fast as possible; the
+  e-stop is published in the middle of the flood;
+- ``estop_restart``: a latched e-stop; prints RESTART_NOW (the test restarts the bridge with
+  autostart), then expects the new bridge to stay disabled until release + enable;
 - ``arm_sdk``: waits for the policy, then disables (the weight ramps out).
 
 usage: python -m test.peers.bridge_scenario SCENARIO
@@ -48,7 +53,7 @@ class Scenario(Node):
         self.create_subscription(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, self._on_diag, rosutil.STATE_QOS)
         self.chunk_pub = self.create_publisher(JointTrajectory, contract.TOPIC_ACTION_CHUNK, rosutil.COMMAND_QOS)
         self.teleop_pub = self.create_publisher(JointTrajectory, contract.TOPIC_TELEOP, rosutil.COMMAND_QOS)
-        self.estop_pub = self.create_publisher(Bool, contract.TOPIC_ESTOP, rosutil.COMMAND_QOS)
+        self.estop_pub = self.create_publisher(Bool, contract.TOPIC_ESTOP, rosutil.LATCHED_QOS)
         self.enable_cli = self.create_client(SetBool, contract.SERVICE_ENABLE)
         self.damp_cli = self.create_client(Trigger, contract.SERVICE_DAMP)
         self.chunk_pose: np.ndarray | None = None
@@ -171,6 +176,13 @@ def closed_loop(node: Scenario) -> dict:
     r["teleop_source"] = node.wait(lambda q, d: d["source"] == "teleop", 5)
     r["teleop_reached"] = node.wait(lambda q, d: abs(q[ELBOW] - TELEOP_TARGET) < TOL, 10)
     node.teleop_value = None
+    r["teleop_hold"] = node.wait(lambda q, d: d["source"] == "teleop_hold", 5)
+    time.sleep(1.5)  # no release yet: teleop's target holds
+    q3, d = node.get()
+    r["held_after_loss"] = [d["source"], round(float(q3[ELBOW]), 3)]
+    release = JointTrajectory()
+    release.joint_names = ["left_elbow_joint"]
+    node.teleop_pub.publish(release)
     r["handback_seen"] = node.wait(lambda q, d: d["source"] == "handback", 5)
     r["back_to_policy"] = node.wait(lambda q, d: d["source"] == "policy" and abs(q[ELBOW] - ELBOW_TARGET) < TOL, 10)
     node.chunk_pose = None
@@ -204,9 +216,11 @@ def watchdog(node: Scenario) -> dict:
     _, d = node.get()
     r["estop_latency_cycles"] = d.get("estop_latency_cycles")
     r["estop_latency_ms"] = d.get("estop_latency_ms")
+    r["enable_while_asserted"] = node.enable(True)
     node.estop_pub.publish(Bool(data=False))
     time.sleep(0.3)
     r["still_latched"] = state(node.get()[1])
+    r["estop_state_after_release"] = node.get()[1].get("estop_state")
     node.enable(True)
     node.wait(lambda q, d: d["state"] == "active", 5)
     node.call(node.damp_cli, Trigger.Request())
@@ -226,7 +240,55 @@ def arm_sdk(node: Scenario) -> dict:
     return r
 
 
-SCENARIOS = {"closed_loop": closed_loop, "watchdog": watchdog, "arm_sdk": arm_sdk}
+def estop_flood(node: Scenario) -> dict:
+    r: dict = {}
+    r["active"] = node.wait(lambda q, d: d["state"] == "active", 30)
+    time.sleep(1.0)
+    rng = np.random.default_rng(0)
+    chunks = [msgs.chunk_to_trajectory(np.tile(g1.STANDING_POSE + rng.normal(0, 0.02, g1.NUM_JOINTS), (16, 1)), 0)
+              for _ in range(50)]
+    teleop = [msgs.chunk_to_trajectory(np.array([[v]]), 0, ["left_elbow_joint"]) for v in rng.uniform(0.9, 1.4, 50)]
+    t0 = time.monotonic()
+    for k in range(3000):
+        now = rosutil.now_ns(node)
+        chunk = chunks[k % 50]
+        chunk.header.stamp = msgs.ns_to_stamp(now)
+        node.chunk_pub.publish(chunk)
+        node.teleop_pub.publish(teleop[k % 50])
+        if k == 1500:
+            r["t_estop"] = time.time()
+            node.estop_pub.publish(Bool(data=True))
+    r["flood_s"] = round(time.monotonic() - t0, 3)
+    r["estop_damped"] = node.wait(lambda q, d: d["state"] == "damping" and d["damp_reason"] == "estop", 10)
+    _, d = node.get()
+    r["estop_latency_cycles"] = d.get("estop_latency_cycles")
+    r["estop_latency_ms"] = d.get("estop_latency_ms")
+    return r
+
+
+def estop_restart(node: Scenario) -> dict:
+    r: dict = {}
+    r["active"] = node.wait(lambda q, d: d["state"] == "active", 30)
+    node.estop_pub.publish(Bool(data=True))  # latched: this publisher keeps it for late joiners
+    r["damped"] = node.wait(lambda q, d: d["state"] == "damping" and d["estop_state"] == "asserted", 5)
+    with node.lock:
+        node.diag = {}
+    print("RESTART_NOW", flush=True)
+    # the new bridge: its cycle counter starts again
+    r["restarted"] = node.wait(lambda q, d: int(d["cycle"]) < 2000 and d["estop_state"] == "asserted", 60)
+    time.sleep(2.0)  # autostart would have enabled by now
+    _, d = node.get()
+    r["after_restart"] = [d.get("state"), d.get("estop_state"), int(d.get("enable", -1))]
+    r["enable_while_asserted"] = node.enable(True)
+    node.estop_pub.publish(Bool(data=False))
+    r["released"] = node.wait(lambda q, d: d["estop_state"] == "latched" and d["state"] == "disabled", 5)
+    r["enable_after_release"] = node.enable(True)
+    r["active_after_reset"] = node.wait(lambda q, d: d["state"] == "active" and d["estop_state"] == "clear", 5)
+    return r
+
+
+SCENARIOS = {"closed_loop": closed_loop, "watchdog": watchdog, "arm_sdk": arm_sdk, "estop_flood": estop_flood,
+             "estop_restart": estop_restart}
 
 
 def main() -> int:

@@ -99,7 +99,7 @@ def loop_timing(seconds: float, mode: str, rt_priority: int) -> dict:
             time.sleep(0.05)
         loop.start()
         with loop.lock:
-            ok, text = ctrl.enable(True, loop.latest, time.time_ns())
+            ok, text = ctrl.enable(True, loop.latest, loop.clock())
         if not ok:
             raise RuntimeError(f"bridge did not enable: {text}")
         elbow = g1.JOINT_INDEX["left_elbow_joint"]
@@ -108,7 +108,7 @@ def loop_timing(seconds: float, mode: str, rt_priority: int) -> dict:
         next_chunk = t_start
         with tqdm(total=round(seconds, 1), unit="s", desc="bridge loop with sim_g1", mininterval=1.0) as bar:
             while (elapsed := time.monotonic() - t_start) < seconds:
-                now = time.time_ns()
+                now = loop.clock()
                 pos = np.tile(g1.STANDING_POSE, (contract.CHUNK_STEPS, 1))
                 pos[:, elbow] = 1.0 + 0.3 * np.sin(2 * np.pi * 0.25 * (elapsed + times))
                 traj = validate_trajectory("chunk", g1.JOINT_NAMES, pos, times, now, now, ctrl.cfg.safety)

@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-RECIPE_VERSION = 3  # bump when the generator, features or training change the result
+RECIPE_VERSION = 5  # bump when the generator, features or training change the result
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,10 @@ def recipe(quick: bool) -> DemoRecipe:
     gen, src = soup.generate, soup.sources[0]
     if quick:
         # CI: three contrasting tasks (both arms, reaching and periodic motion), more episodes each.
-        return DemoRecipe(("reach_cup", "wave_left", "raise_hands"), 6, 3.0, int(gen["fps"]), (96, 96), 0.05, 500,
+        return DemoRecipe(("reach_cup", "wave_left", "raise_hands"), 6, 4.0, int(gen["fps"]), (96, 96), 0.05, 500,
                           64, 256, 2e-3, soup.held_out, soup.seed)
     return DemoRecipe(tuple(gen["tasks"]), int(gen["episodes_per_task"]), float(gen["seconds"]), int(gen["fps"]),
-                      tuple(gen["camera_size"]), src.stride, 1000, 128, 256, 2e-3, soup.held_out, soup.seed)
+                      tuple(gen["camera_size"]), src.stride, 3000, 128, 256, 2e-3, soup.held_out, soup.seed)
 
 
 @contextlib.contextmanager
