@@ -63,7 +63,7 @@ def recipe(quick: bool) -> DemoRecipe:
         return DemoRecipe(("reach_cup", "wave_left", "raise_hands"), 6, 4.0, int(gen["fps"]), (96, 96), 0.05, 500,
                           64, 256, 2e-3, soup.held_out, soup.seed)
     return DemoRecipe(tuple(gen["tasks"]), int(gen["episodes_per_task"]), float(gen["seconds"]), int(gen["fps"]),
-                      tuple(gen["camera_size"]), src.stride, 3000, 128, 256, 2e-3, soup.held_out, soup.seed)
+                      tuple(gen["camera_size"]), src.stride, 1000, 128, 256, 2e-3, soup.held_out, soup.seed)
 
 
 @contextlib.contextmanager
