@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from neon_ros.runtime.timing import thread_policies
 from neon_ros.tools import processes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,15 +63,9 @@ def child_policies(root_pid: int) -> dict[int, tuple[str, dict[int, int]]]:
     for pid in tree:
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-            tids = {}
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                try:
-                    tids[int(tid)] = os.sched_getscheduler(int(tid))
-                except OSError:
-                    pass
-        except OSError:
+            out[pid] = (cmd, thread_policies(pid))
+        except OSError:  # the process ended meanwhile
             continue
-        out[pid] = (cmd, tids)
     return out
 
 

@@ -31,8 +31,8 @@ def _fifo_permitted() -> bool:
     return True
 
 
-def _not_normal(policies: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
-    return {tid: p for tid, p in policies.items() if p[0] != os.SCHED_OTHER}
+def _not_normal(policies: dict[int, int]) -> dict[int, int]:
+    return {tid: p for tid, p in policies.items() if p != os.SCHED_OTHER}
 
 
 DDS_AFTER_WRITE = """

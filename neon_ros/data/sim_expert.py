@@ -25,6 +25,7 @@ ARMS = ("left", "right")
 REACH_POINT = np.array([0.28, 0.14, 0.06])  # left palm beside the cup (pelvis frame, m)
 POINT_POINT = np.array([0.30, -0.12, 0.12])  # right palm pointing at the cup
 WAVE_HEIGHT = 0.25  # m above the pelvis: the left palm must wave above this (shoulder line)
+WAVE_STEPS = int(round(1.5 / CONTROL_DT))  # control steps at the end of an episode a wave is judged on
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def success(name: str, plan: Plan | None, palms: np.ndarray, tolerance: float = 
     over the last 1.5 s. Standing still: both palms within 4 cm of where they started.
     """
     if name == "wave_left":
-        tail = palms[-int(1.5 / CONTROL_DT):, 0]
+        tail = palms[-WAVE_STEPS:, 0]
         return bool(tail[:, 2].mean() > WAVE_HEIGHT and tail[:, 1].std() > 0.02)
     if name == "stand_still":
         return bool(np.linalg.norm(palms[-1] - palms[0], axis=-1).max() < 0.04)

@@ -113,31 +113,28 @@ def flatten(prefix: str, summary: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}_{k}": v for k, v in summary.items()}
 
 
-def thread_policies() -> dict[int, tuple[int, int]]:
-    """{thread id: (scheduling policy, priority)} for every thread of this process."""
+def thread_policies(pid: int | str = "self") -> dict[int, int]:
+    """{thread id: scheduling policy} for every thread of process ``pid`` (default: this one);
+    raises OSError if the process is gone."""
     out = {}
-    for tid in os.listdir("/proc/self/task"):
+    for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            out[int(tid)] = (os.sched_getscheduler(int(tid)), os.sched_getparam(int(tid)).sched_priority)
+            out[int(tid)] = os.sched_getscheduler(int(tid))
         except OSError:  # the thread ended between listdir and the query
             pass
     return out
 
 
-def _set_policy(tid: int, policy: int, priority: int) -> None:
-    try:
-        os.sched_setscheduler(tid, policy, os.sched_param(priority))
-    except OSError:  # ended meanwhile, or not permitted (only lowering is ever asked here)
-        pass
-
-
 def restore_normal_scheduling() -> int:
     """Put every thread of this process on SCHED_OTHER; returns how many were changed."""
     changed = 0
-    for tid, (policy, _) in thread_policies().items():
+    for tid, policy in thread_policies().items():
         if policy & ~getattr(os, "SCHED_RESET_ON_FORK", 0) != os.SCHED_OTHER:
-            _set_policy(tid, os.SCHED_OTHER, 0)
-            changed += 1
+            try:
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+                changed += 1
+            except OSError:  # the thread ended meanwhile
+                pass
     return changed
 
 

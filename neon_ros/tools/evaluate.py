@@ -54,12 +54,12 @@ def measure_encode_time(backbone, frame_size, instruction: str, runs: int = 3) -
 
 
 def failure_reason(task: str, plan, palms: np.ndarray, ep) -> str:
-    from neon_ros.data.sim_expert import WAVE_HEIGHT
+    from neon_ros.data.sim_expert import WAVE_HEIGHT, WAVE_STEPS
 
     if ep.chunks == 0:
         return f"no chunk reached the bridge (refused: {ep.refused or 'features never usable'})"
     if task == "wave_left":
-        tail = palms[-30:, 0]
+        tail = palms[-WAVE_STEPS:, 0]
         return (f"left palm height {tail[:, 2].mean():.2f} m (needs > {WAVE_HEIGHT}), "
                 f"lateral swing {tail[:, 1].std() * 100:.1f} cm (needs > 2)")
     if plan is not None and plan.goal_palms is not None:

@@ -14,6 +14,7 @@ nothing was said), so noise that got past the VAD does not become an instruction
 
 from __future__ import annotations
 
+import abc
 import importlib
 import re
 import time
@@ -101,7 +102,7 @@ def bundled_tiny_en() -> Path:
     return path
 
 
-class _WhisperAsr:
+class _WhisperAsr(abc.ABC):
     """What the backends share: their package import, describe, the input check, timing, the
     segments' verdict. Subclasses implement ``_decode``."""
 
@@ -134,9 +135,9 @@ class _WhisperAsr:
         alp = float(np.mean(avg_logprobs)) if avg_logprobs else -10.0
         return Transcript(text, float(nsp), alp, time.perf_counter() - t0, a.size / SAMPLE_RATE)
 
+    @abc.abstractmethod
     def _decode(self, audio: np.ndarray) -> tuple[str, list[float], list[float]]:
         """(text, no_speech_prob per segment, avg_logprob per segment)."""
-        raise NotImplementedError
 
 
 class FasterWhisperAsr(_WhisperAsr):
