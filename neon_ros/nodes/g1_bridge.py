@@ -16,7 +16,9 @@ motor in mode 0 and kp = kd = tau = 0; in arm_sdk mode it ramps the blend weight
 then sends nothing. With ``autostart`` false (the default, for a real robot) nothing
 moves until /g1_bridge/enable is called with data: true. Autostart waits until every
 /neon/estop publisher in the graph has been matched for ``autostart_delay`` (so a latched
-e-stop arrives first), and never clears an e-stop latch or a fault; enable is refused while the e-stop is asserted. Ages and watchdogs use the
+e-stop arrives first); while it knows of no e-stop publisher at all it waits
+DISCOVERY_WAITS x ``autostart_delay`` from its start, since on a busy machine discovering a
+latched publisher can take longer than one delay. It never clears an e-stop latch or a fault; enable is refused while the e-stop is asserted. Ages and watchdogs use the
 monotonic clock; ROS time only checks the header stamps of incoming trajectories.
 
     ros2 run neon_ros g1_bridge --ros-args -p mode:=lowcmd -p autostart:=true
@@ -40,6 +42,8 @@ from neon_ros.bridge.safety import REASONS, InputRejectedError, SafetyConfig, va
 from neon_ros.ros import msgs, rosutil
 from neon_ros.ros.params import Param, ParamTable
 from neon_ros.runtime.timing import set_fifo
+
+DISCOVERY_WAITS = 3  # autostart_delays from start before "no e-stop publisher" is believed
 
 PARAMETERS: ParamTable = {
     "mode": Param("arm_sdk", "lowcmd (all 29 joints: simulation or gantry) | arm_sdk (waist + arms)"),
@@ -113,6 +117,7 @@ class G1Bridge(Node):
         self._autostart = bool(p["autostart"])
         self._autostart_delay_ns = int(p["autostart_delay"] * 1e9)
         self._estop_matched_since: int | None = None
+        self._started_ns = self.loop.clock()
         if self._autostart:
             self._autostart_timer = self.create_timer(0.05, self._try_autostart)
         self.loop.start()
@@ -179,6 +184,9 @@ class G1Bridge(Node):
             self._estop_matched_since = now
         if now - self._estop_matched_since < self._autostart_delay_ns:
             return
+        if (self._estop_subs[1].get_publisher_count() == 0
+                and now - self._started_ns < DISCOVERY_WAITS * self._autostart_delay_ns):
+            return  # no e-stop publisher known yet: give discovery longer before trusting "none"
         with self.loop.lock:
             self.loop.sync_estop()
             ok, text = self.controller.enable(True, self.loop.latest, self.loop.clock(), reset=False)
