@@ -15,6 +15,7 @@ CONSOLE_SCRIPTS = [
     "action_head = neon_ros.nodes.action_head:main",
     "speech_out = neon_ros.nodes.speech_out:main",
     "g1_bridge = neon_ros.nodes.g1_bridge:main",
+    "bridge_watchdog = neon_ros.nodes.bridge_watchdog:main",
     "sim_g1 = neon_ros.nodes.sim_g1:main",
     "recorder = neon_ros.nodes.recorder:main",
 ]

@@ -5,8 +5,14 @@
 
 The bridge starts in ``arm_sdk`` mode (waist + arms; Unitree's controller keeps balance)
 and DISABLED: nothing reaches the motors until /g1_bridge/enable is called (the table's
-robot overrides are the defaults of the bridge arguments). sim.launch.py includes this
-file with the table's simulation overrides (bridge_mode:=lowcmd autostart:=true).
+robot overrides are the defaults of the bridge arguments). bridge_watchdog runs beside
+it on the same mode, interface and domain: if the bridge dies it damps the robot.
+sim.launch.py includes this file with the table's simulation overrides (bridge_mode:=lowcmd
+autostart:=true).
+Access: ROS 2 discovery stays on this machine (``discovery_range`` LOCALHOST; SUBNET lets
+other computers on the network see, command and enable the robot), the Unitree DDS uses only
+``network_interface``, and every node runs in its SROS2 enclave /neon/NODE, used once
+ROS_SECURITY_ENABLE=true (keystore: ``neon-ros security``).
 Works with the launch API of Humble, Jazzy and Kilted.
 """
 
@@ -19,20 +25,26 @@ from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
 from neon_ros.contract import TOPIC_CAMERA
+from neon_ros.tools.security import DEFAULT_DISCOVERY_RANGE, discovery_actions, enclave
 from neon_ros.tools.stack import node, param_text, robot_nodes
 
 PACKAGE = "neon_ros"
 BRIDGE = node("g1_bridge").robot
+WATCHDOG = node("bridge_watchdog").robot
 
 ARGUMENTS = (
     ("params_file", PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "neon.yaml"]),
      "node parameters (YAML)"),
     ("camera_topic", TOPIC_CAMERA, "the head camera's sensor_msgs/Image topic"),
+    ("discovery_range", DEFAULT_DISCOVERY_RANGE,
+     "ROS 2 discovery: LOCALHOST (this computer only) or SUBNET (anyone on the network can command the robot)"),
     ("bridge_mode", param_text(BRIDGE["mode"]),
      "g1_bridge mode: arm_sdk (robot default) or lowcmd (sim / gantry only)"),
     ("autostart", param_text(BRIDGE["autostart"]), "enable the bridge at start (true only in simulation)"),
     ("network_interface", param_text(BRIDGE["network_interface"]), "network interface on the robot's DDS network"),
     ("dds_domain_id", param_text(BRIDGE["dds_domain_id"]), "Unitree DDS domain (0 on the robot)"),
+    ("watchdog_rt_priority", param_text(WATCHDOG["rt_priority"]),
+     "SCHED_FIFO priority of bridge_watchdog (0 = normal; real-time where permitted on the robot)"),
     ("gravity_compensation", param_text(BRIDGE["gravity_compensation"]),
      "g1_bridge adds the model's gravity torque as feed-forward"),
     ("preset", "cpu_default", "backbone preset"),
@@ -65,11 +77,19 @@ def generate_launch_description() -> LaunchDescription:
             "dds_domain_id": ParameterValue(arg("dds_domain_id"), value_type=int),
             "gravity_compensation": ParameterValue(arg("gravity_compensation"), value_type=bool),
         },
+        # the watchdog listens to the bridge's commands: same mode (topic), interface and domain
+        "bridge_watchdog": {
+            "mode": arg("bridge_mode"),
+            "network_interface": arg("network_interface"),
+            "dds_domain_id": ParameterValue(arg("dds_domain_id"), value_type=int),
+            "rt_priority": ParameterValue(arg("watchdog_rt_priority"), value_type=int),
+        },
     }
     remappings = {"camera_buffer": [(TOPIC_CAMERA, arg("camera_topic"))]}
     nodes = [
         *(Node(package=PACKAGE, executable=n.name, name=n.name, output="screen",
-               parameters=[params, from_arguments.get(n.name, {})], remappings=remappings.get(n.name, []))
+               parameters=[params, from_arguments.get(n.name, {})], remappings=remappings.get(n.name, []),
+               arguments=["--ros-args", "--enclave", enclave(n.name)])
           for n in robot_nodes()),
         Node(package="robot_state_publisher", executable="robot_state_publisher", condition=rviz,
              parameters=[{"robot_description": ParameterValue(Command(["cat ", arg("urdf")]), value_type=str)}]),
@@ -80,4 +100,5 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [DeclareLaunchArgument(name, description=doc, **({} if default is None else {"default_value": default}))
          for name, default, doc in ARGUMENTS]
+        + discovery_actions(arg("discovery_range"))
         + nodes)

@@ -7,7 +7,8 @@ The robot's nodes come from neon.launch.py, included with the table's simulation
 overrides of the bridge: ``lowcmd`` mode (all 29 joints; the pelvis is pinned as on a
 gantry), started enabled. The simulation-only nodes (sim_g1: MuJoCo, rendered head camera)
 start here. sim_g1 and the bridge talk real Unitree DDS on the loopback interface in their
-own DDS domain (default 1, away from a robot's 0).
+own DDS domain (default 1, away from a robot's 0). ROS 2 discovery stays on this machine
+unless ``discovery_range:=SUBNET``.
 """
 
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
@@ -18,10 +19,12 @@ from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
+from neon_ros.tools.security import DEFAULT_DISCOVERY_RANGE, discovery_actions, enclave
 from neon_ros.tools.stack import STACK, node, param_text
 
 PACKAGE = "neon_ros"
 BRIDGE = node("g1_bridge").sim
+WATCHDOG = node("bridge_watchdog").sim
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -35,12 +38,14 @@ def generate_launch_description() -> LaunchDescription:
             "autostart": param_text(BRIDGE["autostart"]),
             "network_interface": param_text(BRIDGE["network_interface"]),
             "gravity_compensation": param_text(BRIDGE["gravity_compensation"]),
+            "watchdog_rt_priority": param_text(WATCHDOG["rt_priority"]),
             "dds_domain_id": arg("dds_domain_id"),
             "checkpoint": arg("checkpoint"),
             "speech_source": arg("speech_source"),
             "speech_output": arg("speech_output"),
             "rviz": arg("rviz"),
             "urdf": arg("urdf"),
+            "discovery_range": arg("discovery_range"),
         }.items(),
     )
     from_arguments = {  # per simulation-only node: the parameters this file's arguments set
@@ -51,7 +56,8 @@ def generate_launch_description() -> LaunchDescription:
         },
     }
     sim_only = [Node(package=PACKAGE, executable=n.name, name=n.name, output="screen",
-                     parameters=[params, {**n.sim, **from_arguments.get(n.name, {})}])
+                     parameters=[params, {**n.sim, **from_arguments.get(n.name, {})}],
+                     arguments=["--ros-args", "--enclave", enclave(n.name)])
                 for n in STACK if n.robot is None]
     return LaunchDescription([
         DeclareLaunchArgument("dds_domain_id", default_value="1", description="Unitree DDS domain of the sim"),
@@ -63,6 +69,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("speech_output", default_value="speaker", description="speech_out output"),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz"),
         DeclareLaunchArgument("urdf", default_value="", description="G1 URDF for RViz"),
+        DeclareLaunchArgument("discovery_range", default_value=DEFAULT_DISCOVERY_RANGE,
+                              description="ROS 2 discovery: LOCALHOST (this computer only) or SUBNET"),
+        *discovery_actions(arg("discovery_range")),
         *sim_only,
         robot,
     ])

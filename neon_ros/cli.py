@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bag2dataset": ("neon_ros.tools.bag2dataset", "turn a recorded rosbag2 session into G1 teleop episodes"),
     "teleop": ("neon_ros.tools.teleop", "override the policy from the keyboard or a script"),
     "bench": ("neon_ros.tools.bench", "benchmarks: medians and ratios measured in one run"),
+    "security": ("neon_ros.tools.security", "write an SROS2 keystore: one enclave per node, who may move the robot"),
 }
 
 

@@ -1,13 +1,17 @@
 """The Unitree SDK behind a small interface (unitree_sdk2py, imported only when used).
 
 unitree_hg LowCmd_/LowState_ building, CRC, and DDS channels on rt/lowcmd, rt/lowstate,
-rt/arm_sdk. Everything that can be plain arrays stays plain arrays; only this module
-touches SDK types, so the bridge and the simulator share one implementation.
+rt/arm_sdk; the MotionSwitcher service (which of Unitree's motion modes owns the motors)
+as a client and, for the simulator, as a server. Everything that can be plain arrays
+stays plain arrays; only this module touches SDK types, so the bridge and the simulator
+share one implementation.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -115,3 +119,59 @@ def lowcmd_arrays(cmd: Any) -> dict[str, np.ndarray]:
 
 def crc_ok(msg: Any) -> bool:
     return crc32(msg) == int(msg.crc)
+
+
+def arm_sdk_weight(cmd: Any) -> float:
+    """The rt/arm_sdk blend weight a LowCmd_ carries (motor_cmd[g1.ARM_SDK_WEIGHT_INDEX].q), unclipped."""
+    return float(cmd.motor_cmd[g1.ARM_SDK_WEIGHT_INDEX].q)
+
+
+def motion_switcher_client(timeout: float) -> Any:
+    """The SDK's MotionSwitcherClient (needs ``init_channels`` first); ``timeout`` s per call.
+
+    ``CheckMode()`` -> (code, {"form": ..., "name": ...}): name "" means no motion mode owns the
+    motors; ``ReleaseMode()`` -> (code, None). Code 0 is success, else an SDK RPC error code.
+    """
+    client = sdk("comm.motion_switcher.motion_switcher_client").MotionSwitcherClient()
+    client.SetTimeout(float(timeout))
+    client.Init()
+    return client
+
+
+def serve_motion_switcher(check: Callable[[], dict[str, str]], select: Callable[[str], None],
+                          release: Callable[[], None]) -> Any:
+    """Serve the MotionSwitcher RPCs (CheckMode, SelectMode, ReleaseMode) over the Unitree DDS.
+
+    ``check()`` returns CheckMode's answer; ``select(name)`` raises ValueError for a name it
+    refuses (answered with the SDK's parameter error). Returns the running SDK server.
+    """
+    api = sdk("comm.motion_switcher.motion_switcher_api")
+    rpc = sdk("rpc.server")
+    bad_parameter = sdk("rpc.internal").RPC_ERR_SERVER_API_PARAMETER
+
+    def on_check(_parameter: str) -> tuple[int, str]:
+        return 0, json.dumps(check())
+
+    def on_select(parameter: str) -> tuple[int, str]:
+        try:
+            select(str(json.loads(parameter)["name"]))
+        except (ValueError, KeyError, TypeError):
+            return bad_parameter, ""
+        return 0, ""
+
+    def on_release(_parameter: str) -> tuple[int, str]:
+        release()
+        return 0, ""
+
+    class MotionSwitcherServer(rpc.Server):
+        def Init(self) -> None:  # noqa: N802 (the SDK's name)
+            self._SetApiVersion(api.MOTION_SWITCHER_API_VERSION)
+            for api_id, handler in ((api.MOTION_SWITCHER_API_ID_CHECK_MODE, on_check),
+                                    (api.MOTION_SWITCHER_API_ID_SELECT_MODE, on_select),
+                                    (api.MOTION_SWITCHER_API_ID_RELEASE_MODE, on_release)):
+                self._RegistHandler(api_id, handler, False)
+
+    server = MotionSwitcherServer(api.MOTION_SWITCHER_SERVICE_NAME)
+    server.Init()
+    server.Start(False)
+    return server

@@ -23,11 +23,12 @@ pytestmark = [pytest.mark.ros, pytest.mark.dds]
 VMAX = 1.5  # the bridge's max_joint_velocity in these tests
 
 
-def bridge_cmd(domain: int, mode: str, autostart: bool, autostart_delay: float = 0.0) -> list[str]:
+def bridge_cmd(domain: int, mode: str, autostart: bool, state_dir, autostart_delay: float = 0.0) -> list[str]:
     # autostart_delay 0: enable at the first LowState, before the limp (disabled, lowcmd) arms of the
-    # simulated robot sag; the e-stop restart test uses the default, which lets a latched e-stop in first
+    # simulated robot sag; the e-stop restart test uses the default, which lets a latched e-stop in first.
+    # state_dir: the test's own (an e-stop latch persists there; tests must not share one).
     params = {"mode": mode, "dds_domain_id": domain, "network_interface": "lo", "autostart": autostart,
-              "autostart_delay": autostart_delay,
+              "autostart_delay": autostart_delay, "state_dir": state_dir,
               "command_timeout": 0.3, "damp_timeout": 1.0, "diagnostics_rate": 10.0, "enable_ramp": 0.5,
               "teleop_timeout": 0.2, "handback_time": 1.0, "max_joint_velocity": VMAX,
               # CI machines are loaded: a sim_g1 stall over 0.1 s (the default) would latch damping
@@ -57,7 +58,8 @@ class Rig:
         self.monitor = Proc(python("-m", "test.peers.bridge_lowcmd_monitor", str(self.domain), topic, "200",
                                    str(VMAX), str(self.stop_file)), self.env, tmp_path / "monitor.log")
         self.sim = Proc(sim_cmd(self.domain), self.env, tmp_path / "sim.log")
-        self.bridge = Proc(bridge_cmd(self.domain, mode, autostart), self.env, tmp_path / "bridge.log")
+        self.bridge = Proc(bridge_cmd(self.domain, mode, autostart, tmp_path / "state"), self.env,
+                           tmp_path / "bridge.log")
 
     def scenario(self, name: str, timeout: float = 90) -> dict:
         out = subprocess.run(python("-m", "test.peers.bridge_scenario", name), env=self.env, cwd=REPO,
@@ -83,8 +85,9 @@ class Rig:
             p.stop()
 
 
-def assert_nothing_unsafe(mon: dict) -> None:
-    assert mon["n"] > 200, mon
+def assert_nothing_unsafe(mon: dict, heard: int = 200) -> None:
+    """No unsafe command among more than ``heard`` the monitor checked."""
+    assert mon["n"] > heard, mon
     for key in ("crc_bad", "non_finite", "out_of_limits", "too_fast", "leg_commanded", "bad_weight"):
         assert mon[key] == 0, (key, mon)
 
@@ -136,10 +139,11 @@ def test_watchdog_kill9_estop_and_enable(tmp_path):
         mon = rig.monitor_result()
         print("\nwatchdog:", json.dumps(r))
         print("monitor:", json.dumps(mon))
-    # autostart false: the robot got explicit "off" commands only, until the enable call
+    # autostart false: nothing reached the robot before the enable call (a disabled lowcmd bridge
+    # writes nothing: one of Unitree's motion modes may own the motors)
     assert r["chunks_while_disabled"] and r["state_before_enable"][0] == "disabled", r
     assert r["enable"][0] and r["policy"], r
-    assert mon["off"] > 0 and mon["first_t"] < r["t_enable"] <= mon["first_powered_t"], (r, mon)
+    assert mon["off"] == 0 and r["t_enable"] <= mon["first_t"], (r, mon)
     # kill -9 of the publisher: hold, then damping (latched)
     assert r["hold"] and r["damped"] and r["damp_state"] == ["damping", "none", "command_timeout"], r
     assert r["reenable"][0] and r["reenabled"], r
@@ -180,7 +184,8 @@ def test_latched_estop_survives_a_bridge_restart_and_beats_autostart(tmp_path):
             assert wait_for(lambda: "RESTART_NOW" in scen.output() or not scen.alive(), 90), scen.output()
             rig.bridge.stop()
             delay = bridge.PARAMETERS["autostart_delay"].default
-            rig.bridge = Proc(bridge_cmd(rig.domain, "lowcmd", True, delay), rig.env, tmp_path / "bridge2.log")
+            rig.bridge = Proc(bridge_cmd(rig.domain, "lowcmd", True, tmp_path / "state", delay), rig.env,
+                              tmp_path / "bridge2.log")
             assert wait_for(lambda: not scen.alive(), 120), scen.output()
             r = result(scen.output())
         finally:
@@ -192,7 +197,7 @@ def test_latched_estop_survives_a_bridge_restart_and_beats_autostart(tmp_path):
     assert r["after_restart"] == ["disabled", "asserted", 0], r
     assert not r["enable_while_asserted"][0], r
     assert r["released"] and r["enable_after_release"][0] and r["active_after_reset"], r
-    assert_nothing_unsafe(mon)
+    assert_nothing_unsafe(mon, heard=50)  # mostly disabled, when a lowcmd bridge writes nothing
 
 
 @pytest.mark.timeout(150)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from neon_ros import contract, g1, unitree
-from neon_ros.bridge.controller import Controller, ControllerConfig, Measured
+from neon_ros.bridge.controller import OFF_BURST, Controller, ControllerConfig, Measured
 from neon_ros.bridge.lowcmd import LowCmdBuilder, UnsafeCommandError, check_command
 from neon_ros.bridge.safety import NS, validate_trajectory
 
@@ -59,7 +59,7 @@ def test_disabled_sends_no_torque_and_enable_needs_fresh_lowstate():
     rig = Rig()
     cmd = rig.run(0.1)
     assert cmd.state == "disabled" and not cmd.motors_on.any() and not cmd.kp.any() and not cmd.kd.any()
-    assert cmd.publish  # lowcmd mode: an explicit "off", every motor mode 0
+    assert not any(c.publish for c in rig.cmds)  # never powered: nothing written (a motion mode may own the motors)
     ok, _ = rig.c.enable(True, rig.meas(fresh=False), rig.now)
     assert not ok and rig.c.state == "disabled"
     ok, _ = rig.c.enable(True, None, rig.now)
@@ -189,20 +189,54 @@ def test_lowcmd_builder_sets_crc_mode_machine_and_arm_sdk_weight():
         check_command(bad, "arm_sdk")
 
 
-def test_arm_sdk_estop_during_ramp_out_damps_and_never_restiffens():
+def test_arm_sdk_damping_hands_the_upper_body_back_instead_of_going_limp():
+    rig = Rig(mode="arm_sdk", enable_ramp=0.5)
+    rig.c.enable(True, rig.meas(), rig.now)
+    rig.run(0.6, every=lambda k: k % 25 == 0 and rig.chunk(elbow_pose(1.5)))
+    held = rig.cmds[-1].q.copy()
+    assert rig.cmds[-1].weight == 1.0
+    rig.c.damp("estop", rig.now)
+    rig.run(1.0)
+    damping = [c for c in rig.cmds[-500:] if c.state == "damping"]
+    out = [c for c in damping if c.publish]
+    # never kp = 0 through a weight near 1 (a limp waist): the weight ramps out over enable_ramp,
+    # the last target held with the active gains, then nothing is sent (the motion service holds)
+    assert len(damping) == 500 and 0 < len(out) < 500 and not damping[-1].publish
+    weights = [c.weight for c in out]
+    assert weights[0] < 1.0 and np.all(np.diff(weights) < 0) and weights[-1] == 0.0
+    for c in out:
+        up = list(g1.UPPER_BODY_INDICES)
+        assert np.array_equal(c.kp[up], g1.DEFAULT_KP[up]) and np.array_equal(c.q[up], held[up])
+    rig.c.enable(False, rig.meas(), rig.now)  # disabling from damping: still silent
+    assert not rig.run(0.1).publish and rig.c.weight == 0.0
+
+
+def test_arm_sdk_estop_during_ramp_out_keeps_ramping_out():
     rig = Rig(mode="arm_sdk", enable_ramp=0.5)
     rig.c.enable(True, rig.meas(), rig.now)
     rig.run(0.6, every=lambda k: k % 25 == 0 and rig.chunk(elbow_pose(1.5)))
     rig.c.enable(False, rig.meas(), rig.now)
     rig.run(0.1)
-    assert rig.cmds[-1].state == "disabled" and rig.cmds[-1].kp.any() and 0 < rig.cmds[-1].weight < 1
+    w = rig.cmds[-1].weight
+    assert rig.cmds[-1].state == "disabled" and rig.cmds[-1].kp.any() and 0 < w < 1
     rig.c.damp("estop", rig.now)
     cmd = rig.run(0.002)
-    assert cmd.state == "damping" and not cmd.kp.any() and cmd.kd.any() and cmd.weight > 0
-    rig.c.enable(False, rig.meas(), rig.now)  # disabling from damping: the weight ramps out, still damped
+    assert cmd.state == "damping" and cmd.kp.any() and cmd.weight < w  # the same ramp, never back up
     rig.run(1.0)
     out = [c for c in rig.cmds[-500:] if c.publish]
-    assert out and all(not c.kp.any() for c in out) and out[-1].weight < 0.01 and not rig.cmds[-1].publish
+    assert out and out[-1].weight == 0.0 and not rig.cmds[-1].publish
+
+
+def test_lowcmd_disable_after_powering_sends_a_short_off_burst_then_nothing():
+    rig = Rig()
+    rig.c.enable(True, rig.meas(), rig.now)
+    rig.run(0.2)
+    rig.c.enable(False, rig.meas(), rig.now)
+    rig.run(0.5)
+    after = rig.cmds[-250:]
+    sent = [c for c in after if c.publish]
+    assert len(sent) == OFF_BURST and all(c.publish for c in after[:OFF_BURST])
+    assert all(not c.motors_on.any() and not c.kp.any() and not c.kd.any() for c in sent)  # explicit "off"
 
 
 # --- issue 12: torque, e-stop latching, enable, teleop semantics ---------------------------------

@@ -67,8 +67,8 @@ def test_any_input_sequence_gives_safe_commands(mode, events, stride):
                 assert np.all(cmd.kp <= cfg.kp) and np.all(cmd.kd <= max(cfg.kd.max(), cfg.damping_kd))
                 if cmd.state == "disabled" and mode == "lowcmd":
                     assert not on.any() and not cmd.kp.any() and not cmd.kd.any()
-                if stale and cmd.kp.any():
-                    assert cmd.state == "disabled" and mode == "arm_sdk"  # ramp-out holds, never moves
+                if stale and cmd.kp.any():  # arm_sdk hand-back (disabled or damping): holds, never moves
+                    assert cmd.state in ("disabled", "damping") and mode == "arm_sdk"
                 allowed = lim.velocity_limits[on] * (late_step if gap > 1 else cfg.dt) + 1e-9
                 if cmd.state == "active" and prev is not None and prev.state == "active":
                     assert np.all(np.abs(cmd.q - prev.q)[on] <= allowed)
@@ -91,11 +91,15 @@ def test_any_input_sequence_gives_safe_commands(mode, events, stride):
             c.enable(arg, Measured(q_meas.copy(), np.zeros(g1.NUM_JOINTS), now - (NS if stale else 0)), now)
             prev = None  # enabling restarts from the measured pose
         elif kind in ("estop", "damp"):
-            torque_on = c.state == "active" or c.weight > 0
+            torque_on, weight = c.state == "active" or c.weight > 0, c.weight
             c.damp(kind, now)
-            if torque_on:  # the very next cycle damps: kp = 0, kd > 0 on the commanded joints
+            if torque_on:  # the very next cycle damps
                 cmd = c.step(now, Measured(q_meas.copy(), np.zeros(g1.NUM_JOINTS), now))
-                assert cmd.state == "damping" and not cmd.kp.any() and np.all(cmd.kd[c.mask] > 0)
+                assert cmd.state == "damping"
+                if mode == "lowcmd":  # kp = 0, kd > 0 on every joint
+                    assert not cmd.kp.any() and np.all(cmd.kd[c.mask] > 0)
+                else:  # arm_sdk: the weight ramps toward 0, the upper body goes back to the motion service
+                    assert cmd.weight < weight or weight == 0.0
                 check_command(cmd, mode)
                 prev = cmd
                 now += DT_NS

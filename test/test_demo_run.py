@@ -75,8 +75,8 @@ def test_demo_report_says_what_happened(demo):
     assert all((d / "narration" / w).stat().st_size > 1000 for w in summary["narration_wavs"])
     # every node was stopped by the demo (SIGINT, or SIGTERM after 15 s on a loaded machine), none killed
     children = summary["run"]["children"]
-    assert set(children) == {"sim_g1", "g1_bridge", "camera_buffer", "backbone", "action_head", "speech_in",
-                             "speech_out"}
+    assert set(children) == {"sim_g1", "g1_bridge", "bridge_watchdog", "camera_buffer", "backbone", "action_head",
+                             "speech_in", "speech_out"}
     assert all(c["returncode"] in (0, -2, -15) and c["stop_signal"] in ("SIGINT", "SIGTERM")
                for c in children.values()), children
 
@@ -87,7 +87,7 @@ def test_demo_and_its_nodes_run_at_normal_scheduling(demo):
     the demo trains its head first (writing AV1 video), and nothing of that may leak into the stack."""
     tree = demo["scheduling"]
     nodes = [cmd for cmd, _ in tree.values() if "--ros-args" in cmd]
-    assert len(nodes) >= 7, tree
+    assert len(nodes) >= 8, tree
     # Mesa's EGL worker threads put themselves on SCHED_BATCH (a lower, non-real-time policy): fine.
     real_time = (os.SCHED_FIFO, os.SCHED_RR, 6)  # 6: SCHED_DEADLINE
     offenders = {pid: (cmd, {t: p for t, p in tids.items() if p & 0xFF in real_time})
@@ -118,10 +118,14 @@ def test_teleop_takes_control_and_hands_it_back(demo):
 
     before = q[(t > start - 1.5) & (t < start - 0.5), j]
     during = q[(t > end - 1.5) & (t <= end - 0.5), j]
-    assert before.size and during.size
-    # before: the policy had the joint far from the operator's target; during: the operator's target
+    commanded = qc[(tc > end - 1.5) & (tc <= end - 0.5), j]
+    assert before.size and during.size and commanded.size
+    # before: the policy had the joint far from the operator's target; during: the bridge
+    # commands exactly the operator's target and the arm is there (the median: a hand that
+    # brushes the table or the cup on the way may lag a little, as a real arm would)
     assert np.all(np.abs(before - target) > 0.4), (before, target)
-    assert np.all(np.abs(during - target) < 0.1), (during, target)
+    assert np.all(np.abs(commanded - target) < 0.02), (commanded, target)
+    assert np.median(np.abs(during - target)) < 0.1 and np.all(np.abs(during - target) < 0.2), (during, target)
 
     # after the hand-back fade (1 s), the measured arm follows the policy's chunks again
     after = (tc > end + 2.5) & (tc < t[-1])

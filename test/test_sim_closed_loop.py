@@ -27,31 +27,67 @@ def sim_and_kin():
         yield sim, G1Kinematics(ik=IKConfig(rotation_weight=0.02, max_iterations=300))
 
 
-class HoldStill:
-    """The baseline: the current pose for every point of every chunk."""
-
-    def act(self, now_ns, q, dq, features=None):
-        return np.repeat(q[None], contract.CHUNK_STEPS, 0), now_ns, np.arange(contract.CHUNK_STEPS) * contract.CONTROL_DT
-
-
 @pytest.mark.timeout(300)
 def test_expert_succeeds_through_the_bridge_and_holding_still_does_not(sim_and_kin):
     from neon_ros.data import sim_expert
-    from neon_ros.sim.deployment import LoopConfig, SimulatedDeployment
+    from neon_ros.sim.deployment import HoldStill, LoopConfig, SimulatedDeployment
 
     sim, kin = sim_and_kin
     rng = np.random.default_rng(7)
     loop = SimulatedDeployment(sim, LoopConfig(seconds=4.0, camera_fps=5.0))
     for task in TASKS:
-        q0 = sim_expert.start_pose(rng)
-        plan = sim_expert.plan_task(task, q0, kin, rng)
-        ep = loop.run(sim_expert.ExpertPolicy(plan), q0)
+        q0, plan = sim_expert.episode_setup(task, kin, rng)
+        ep = loop.run(sim_expert.ExpertPolicy(plan), q0, cup_position=plan.cup_position)
         assert ep.chunks == 80 and not ep.refused, (task, ep.refused)  # every chunk passed the safety layer
         assert sim_expert.success(task, plan, np.stack(ep.palms)), task
         moved = np.abs(np.diff(np.stack(ep.commanded), axis=0)).max(0) / contract.CONTROL_DT
         assert moved.max() <= 1.5 + 1e-6  # the bridge's rate limit held
-        still = loop.run(HoldStill(), q0)
+        still = loop.run(HoldStill(), q0, cup_position=plan.cup_position)
         assert not sim_expert.success(task, plan, np.stack(still.palms)), task
+
+
+@pytest.mark.timeout(300)
+def test_cup_placement_moves_the_cup_and_the_goal(sim_and_kin):
+    """Each episode's cup stands where its plan says, and the reach goal moves with it."""
+    from neon_ros.data import sim_expert
+    from neon_ros.sim.scene import CUP_POSITION
+
+    sim, kin = sim_and_kin
+    q0, plan = sim_expert.episode_setup("reach_cup", kin, np.random.default_rng(3))
+    shift = plan.cup_position - np.asarray(CUP_POSITION)
+    assert 0 < np.abs(shift[:2]).max() <= sim_expert.CUP_JITTER and shift[2] == 0
+    sim.reset(q0, plan.cup_position)
+    np.testing.assert_allclose(sim.cup_position(), plan.cup_position, atol=1e-9)
+    home = sim_expert.plan_task("reach_cup", q0, kin, np.random.default_rng(0))
+    np.testing.assert_allclose(plan.goal_palms[0] - home.goal_palms[0], shift, atol=0.01)  # IK within 1 cm
+    with pytest.raises(ValueError):
+        sim.reset(q0, [0.4, np.nan, 0.7])
+    sim.reset(q0)
+    np.testing.assert_allclose(sim.cup_position(), CUP_POSITION, atol=1e-9)
+
+
+@pytest.mark.timeout(300)
+def test_perturbed_demonstrations_label_the_clean_expert_and_still_succeed(sim_and_kin):
+    """DART noise drives the arm off the expert's path; the label at every state is the clean
+    expert's command from that state, and the noise stops in time for the task to succeed."""
+    from neon_ros.data import sim_expert
+    from neon_ros.sim.deployment import LoopConfig, SimulatedDeployment
+
+    sim, kin = sim_and_kin
+    rng = np.random.default_rng(11)
+    q0, plan = sim_expert.episode_setup("reach_cup", kin, rng)
+    expert = sim_expert.PerturbedExpert(plan, 0.25, rng, seconds=4.0)
+    seen = []
+    ep = SimulatedDeployment(sim, LoopConfig(seconds=4.0, camera_fps=5.0)).run(
+        expert, q0, on_step=lambda t, s: seen.append(expert.perturbing),
+        cup_position=plan.cup_position)
+    assert any(seen[:40]) and not any(seen[-40:])  # perturbed early, clean for the last 2 s
+    clean = sim_expert.ExpertPolicy(plan)
+    for k in (5, 25, 45):
+        np.testing.assert_allclose(expert.labels[k], clean.chunk(ep.q[k], np.zeros(29)))
+    assert sim_expert.success("reach_cup", plan, np.stack(ep.palms))
+    drove = np.stack(ep.commanded[:40]) - np.stack([c[0] for c in expert.labels[:40]])
+    assert np.abs(drove).max() > 0.05  # the arm really went where the clean expert would not
 
 
 def test_expert_labels_depend_only_on_the_state():
@@ -79,11 +115,11 @@ def test_chunk_time_base(tmp_path):
     feats = gate.Features(np.linspace(-1, 1, 16).astype(np.float32), now - int(age * NS), "bb")
     joints = gate.JointInput(g1.STANDING_POSE.copy(), np.zeros(29), now)
     cfg = gate.GateConfig("bb", 16, max_feature_age=1.0)
-    res = HeadStep(head, cfg).step(feats, joints, now)  # default: point k at the camera stamp + k x 50 ms
+    res = HeadStep(head, cfg).step(feats, joints, now)  # default: point 0 now, as heads are trained
     assert res.stamp_ns == feats.stamp_ns  # the camera stamp travels on (age measurable downstream)
-    np.testing.assert_allclose(res.times, np.arange(16) * contract.CONTROL_DT)
-    res = HeadStep(head, cfg, time_base="now").step(feats, joints, now)
     np.testing.assert_allclose(res.times, age + np.arange(16) * contract.CONTROL_DT)
+    res = HeadStep(head, cfg, time_base="camera").step(feats, joints, now)  # point k at the stamp + k x 50 ms
+    np.testing.assert_allclose(res.times, np.arange(16) * contract.CONTROL_DT)
     with pytest.raises(ValueError):
         HeadStep(head, cfg, time_base="later")
 
@@ -94,8 +130,9 @@ def test_simulated_soup_is_stored_losslessly(tmp_path, sim_and_kin):
     from neon_ros.data.video import iter_frames
 
     sim, kin = sim_and_kin
-    frames, state, action, ok = sim_expert.run_episode(sim, kin, "reach_cup", np.random.default_rng(1), 1.0, 10)
-    assert frames.shape[0] == state.shape[0] == action.shape[0] == 10
+    frames, state, action, chunks, ok = sim_expert.run_episode(sim, kin, "reach_cup", np.random.default_rng(1),
+                                                               1.0, 10)
+    assert frames.shape[0] == state.shape[0] == action.shape[0] == chunks.shape[0] == 10
     from neon_ros.data.lerobot_writer import EpisodeRecord, write_lerobot_v3
 
     root = write_lerobot_v3(tmp_path / "ds", [EpisodeRecord(frames, state, action, "reach the red cup")], fps=10,
@@ -103,3 +140,31 @@ def test_simulated_soup_is_stored_losslessly(tmp_path, sim_and_kin):
     video = next((root / "videos").rglob("*.mp4"))
     decoded = np.stack([f for _, f in iter_frames(video)])
     np.testing.assert_array_equal(decoded, frames)
+
+
+def test_expert_chunks_are_the_labels(tmp_path, sim_and_kin):
+    """A soup episode carries the expert's chunk from each state; the lerobot adapter labels the
+    sample at that state with exactly that chunk (relative to the state), not the future path."""
+    from neon_ros.data import sim_expert
+    from neon_ros.data.lerobot_writer import EpisodeRecord, write_lerobot_v3
+    from neon_ros.data.registry import SourceConfig, open_source
+
+    sim, kin = sim_and_kin
+    frames, state, action, chunks, _ = sim_expert.run_episode(sim, kin, "point_cup", np.random.default_rng(2),
+                                                              1.5, 10, perturb=0.25)
+    root = write_lerobot_v3(tmp_path / "ds", [EpisodeRecord(frames, state, action, "point at the red cup",
+                                                            action_chunk=chunks)], fps=10,
+                            robot_type="unitree_g1", state_names=list(g1.JOINT_NAMES), codec="libx264rgb")
+    src = open_source(SourceConfig("sim", "lerobot", root, stride=0.1, clip_seconds=0.8, clip_lag=0.2))
+    samples = list(src.samples())
+    assert len(samples) >= 10
+    for k in (3, 9):
+        s = samples[k]
+        np.testing.assert_allclose(s.proprio[:29], state[k], atol=1e-5)
+        np.testing.assert_allclose(s.targets["joint_delta"], chunks[k] - state[k], atol=1e-5)
+        # the clip: the 8 newest frames at 10 Hz, ending 0.2 s (two frames) before the state
+        np.testing.assert_array_equal(s.frames[-1], frames[k - 2])
+        np.testing.assert_array_equal(s.frames[0], frames[max(k - 9, 0)])
+    with pytest.raises(ValueError):
+        write_lerobot_v3(tmp_path / "bad", [EpisodeRecord(frames, state, action, "x", action_chunk=chunks[:, :3, :5])],
+                         fps=10, robot_type="unitree_g1", state_names=list(g1.JOINT_NAMES), codec="libx264rgb")

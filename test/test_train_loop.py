@@ -157,3 +157,30 @@ def test_ddp_two_cpu_processes_on_gloo_match_one_process(tmp_path):
     a, b = weights(tmp_path / "ddp"), weights(tmp_path / "one")
     for k in a:  # averaged half-batch gradients = the full-batch gradient (up to summation order)
         torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4)
+
+
+def test_joint_noise_keeps_the_labels_aimed_at_the_same_targets():
+    """Displaced arm joints come with labels for the same absolute targets; legs, non-G1 rows and
+    the undisplaced half are untouched; hand labels of the displaced rows are unsupervised."""
+    import torch
+
+    from neon_ros import g1
+    from neon_ros.policy import embodiment
+    from neon_ros.policy.train import jitter_joints
+
+    n, arms = 64, list(g1.ARM_INDICES["left"]) + list(g1.ARM_INDICES["right"])
+    p_std, d_std = torch.full((29,), 0.5), torch.full((16, 29), 0.1)
+    g1_id = embodiment.get("g1").id
+    emb = torch.full((n,), g1_id)
+    emb[:8] = embodiment.get("franka").id
+    batch = {"proprio": torch.zeros(n, 58), "embodiment": emb,
+             "targets": {"joint_delta": torch.zeros(n, 16, 29), "ee": torch.zeros(n, 16, 2, 9)},
+             "masks": {"joint_delta": torch.ones(n, 29), "ee": torch.ones(n, 2)}}
+    out = jitter_joints(batch, 0.1, (p_std, d_std, g1_id, arms), torch.Generator().manual_seed(0))
+    moved = (out["proprio"][:, :29] != 0).any(1)
+    assert 0 < int(moved.sum()) < n - 8 and not moved[:8].any()
+    eps = out["proprio"][:, :29] * p_std  # rad
+    assert torch.all(eps[:, [j for j in range(29) if j not in arms]] == 0)
+    torch.testing.assert_close(out["targets"]["joint_delta"] * d_std, -eps[:, None, :].expand(n, 16, 29))
+    assert torch.all(out["masks"]["ee"][moved] == 0) and torch.all(out["masks"]["ee"][~moved] == 1)
+    assert torch.all(batch["proprio"] == 0)  # the cached batch itself is not changed

@@ -1,9 +1,11 @@
-"""A head trained in CI on a small generated sim soup beats the hold-still baseline by >= 50%.
+"""A head trained in CI on a small generated sim soup beats the hold-still baseline, closed loop.
 
 This is the whole pipeline on real parts: the scripted expert in G1Sim (MuJoCo) writes a
 LeRobot v3 dataset, the lerobot adapter reads it back, cpu_default (real pretrained
-encoders) makes the features, the head trains on them, and the held-out episodes (never
-trained on) are scored open-loop. The demo head cache is then reused, not rebuilt.
+encoders) makes the features, the head trains on them; the held-out episodes (never
+trained on) are scored open-loop, and `neon-ros eval` drives the simulated G1 with it
+through the robot's control path on start poses and cup placements never trained on. The
+demo head cache is then reused, not rebuilt.
 """
 
 from __future__ import annotations
@@ -28,11 +30,15 @@ def quick_head(tmp_path_factory):
 def test_quick_demo_head_beats_hold_still_on_held_out_episodes(quick_head):
     ckpt, cache = quick_head
     summary = json.loads((ckpt.parent / "summary.json").read_text())
-    assert all(rate == 1.0 for rate in summary["expert_success"].values())  # the demonstrations succeed
+    # the demonstrations succeed (half are driven off their path on purpose and must recover in time)
+    assert all(rate >= 0.75 for rate in summary["expert_success"].values()), summary["expert_success"]
     held = summary["held_out"]
     assert held["joint_delta"]["samples"] > 0
-    for comp in ("joint_delta", "ee_translation"):
-        assert held[comp]["head_error"] <= 0.5 * held[comp]["hold_still_error"], (comp, held[comp])
+    # Open loop is a sanity check, not the criterion (the closed-loop test below is): the joint
+    # noise that lifts closed-loop success (89% -> 100% on the demo recipe) costs open-loop joint
+    # error (0.48x -> 0.91x of holding still), the hand's path stays well predicted.
+    assert held["ee_translation"]["head_error"] <= 0.75 * held["ee_translation"]["hold_still_error"], held
+    assert held["joint_delta"]["head_error"] < held["joint_delta"]["hold_still_error"], held
     loaded = checkpoint.load(ckpt)
     assert loaded.backbone_id.startswith("cpu_default")
     stamp = ckpt.stat().st_mtime_ns
@@ -60,3 +66,39 @@ def test_the_instruction_decides_the_motion(quick_head):
               for text in ("reach the red cup", "wave the left hand")}
     gap = np.abs(chunks["reach the red cup"] - chunks["wave the left hand"]).max()
     assert gap > 0.1, gap  # rad: a different motion, not noise
+
+
+def _eval(ckpt, out, *extra: str) -> dict:
+    """`neon-ros eval` as a user runs it (its own process: MuJoCo's GL context stays out of pytest)."""
+    import subprocess
+
+    from support import ros_env, script
+
+    cmd = script("neon-ros") + ["eval", "--checkpoint", str(ckpt), "--tasks", ",".join(CLOSED_LOOP_TASKS),
+                                "--episodes", str(CLOSED_LOOP_EPISODES), "--seed", "2024", "--feature-delay", "0.15",
+                                "--out", str(out), *extra]
+    done = subprocess.run(cmd, env=ros_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return json.loads(out.read_text())
+
+
+CLOSED_LOOP_TASKS = ("reach_cup", "wave_left")
+CLOSED_LOOP_EPISODES = 3
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_quick_head_beats_hold_still_closed_loop(quick_head, tmp_path):
+    """The CI-trained head, closed loop through the robot's control path (`neon-ros eval`, fixed
+    seed, start poses and cup placements never trained on), against holding still on the same
+    episodes: it must succeed where holding still never does, and end far nearer the cup."""
+    import numpy as np
+
+    head = _eval(quick_head[0], tmp_path / "head.json")
+    still = _eval(quick_head[0], tmp_path / "still.json", "--baseline")
+    assert head["policy"] == "head" and still["policy"] == "hold still"
+    assert still["mean_success"] == 0.0, still["success"]
+    assert head["mean_success"] >= 0.5, (head["success"], [e["reason"] for v in head["episodes"].values() for e in v])
+    reach = [e["final_error_m"] for e in head["episodes"]["reach_cup"]]
+    reach_still = [e["final_error_m"] for e in still["episodes"]["reach_cup"]]
+    assert np.mean(reach) < 0.5 * np.mean(reach_still), (reach, reach_still)

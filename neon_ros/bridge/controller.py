@@ -1,9 +1,12 @@
 """The per-2 ms decision of the bridge: which target, which gains, or no torque at all.
 
 States (``Controller.state``):
-- ``disabled``: no torque. In ``lowcmd`` mode every motor gets mode 0 and kp = kd = tau = 0
-  (the bridge keeps publishing, so the robot sees an explicit "off", not silence). In
-  ``arm_sdk`` mode the blend weight ramps to 0 while the last target is held, then the
+- ``disabled``: no torque from the bridge, and nothing written: before a lowcmd bridge is
+  enabled Unitree's motion service may own the motors, and any LowCmd_ (even "every motor
+  mode 0") would fight it. In ``lowcmd`` mode a bridge disabled after it powered the motors
+  first sends OFF_BURST cycles of every motor in mode 0 with kp = kd = tau = 0 (the robot
+  keeps the last command it got: that must be "off", not a stiff target). In ``arm_sdk``
+  mode the blend weight ramps to 0 while the last target is held (``hand back``), then the
   bridge stops publishing (Unitree's controller owns the arms again).
 - ``active``: a target goes through ``TargetLimiter`` (limits + rate limit). Entering it
   (``enable``) needs a fresh LowState: the target starts at the measured pose and kp ramps
@@ -16,7 +19,11 @@ States (``Controller.state``):
   torque limit holds its measured pose). Before the first command after enabling the bridge
   holds the measured pose indefinitely (``hold``); once driven, no command for damp_timeout
   latches damping.
-- ``damping``: kp = 0, kd = damping_kd on the commanded joints, latched until ``enable``.
+- ``damping``: latched until ``enable``. ``lowcmd``: kp = 0, kd = damping_kd on every joint.
+  ``arm_sdk``: the upper body is handed back to Unitree's motion service, which keeps the
+  waist stiff and the robot balanced: the weight ramps to 0 over enable_ramp while the last
+  target is held with the active gains, then nothing is sent (kp = 0 through a weight near
+  1 would leave the waist limp under the torso).
   Causes: e-stop (applied on the next cycle), the damp service, the damp timeout, a stale
   or missing LowState while active, a fault of the loop (``fault: ...`` in the status).
 
@@ -30,7 +37,8 @@ A lost teleop sender is not a release: whoever drove the arm decided where it is
 E-stop is a latched level: ``estop(True)`` damps (or, disabled, forbids powering up) and
 latches; ``estop(False)`` releases the level but not the latch. ``enable`` is refused while
 the level is asserted; after a release an explicit enable resets the latch (``autostart``
-never does: it passes ``reset=False``).
+never does: it passes ``reset=False``). A latch a previous bridge persisted
+(``restore_estop_latch``, see ``bridge.latch``) counts as the latch of a released e-stop.
 
 Torque: kp * |q_cmd - q_measured| (or |tau_est| from LowState) above g1.TORQUE_LIMITS for
 longer than torque_grace limits the commanded target to the band where kp * error is within
@@ -52,6 +60,7 @@ from neon_ros.bridge.schedule import ChunkSchedule, sample
 MODES = ("lowcmd", "arm_sdk")
 TELEOP_LOSS = ("hold", "handback")
 MAX_CATCHUP = 5  # cycles of motion one late step may make up (10 ms at 500 Hz)
+OFF_BURST = 25  # lowcmd: "off" cycles sent after a powered bridge is disabled (50 ms at 500 Hz), then silence
 STATES = ("disabled", "active", "damping")
 
 
@@ -118,9 +127,16 @@ class ControllerConfig:
     @property
     def commanded(self) -> np.ndarray:
         """Boolean mask of the joints this mode may command."""
-        mask = np.zeros(g1.NUM_JOINTS, dtype=bool)
-        mask[list(range(g1.NUM_JOINTS)) if self.mode == "lowcmd" else list(g1.UPPER_BODY_INDICES)] = True
-        return mask
+        return commanded_mask(self.mode)
+
+
+def commanded_mask(mode: str) -> np.ndarray:
+    """Boolean mask of the joints a bridge mode commands: all 29 (lowcmd), waist + arms (arm_sdk)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    mask = np.zeros(g1.NUM_JOINTS, dtype=bool)
+    mask[list(range(g1.NUM_JOINTS)) if mode == "lowcmd" else list(g1.UPPER_BODY_INDICES)] = True
+    return mask
 
 
 @dataclass
@@ -184,7 +200,7 @@ class Controller:
         self.fault = ""
         self._prev_q: np.ndarray | None = None
         self._last_step_ns = 0
-        self._ramp_damped = False
+        self._off_cycles = 0  # lowcmd: "off" commands still to send after a disable
         self._estop_cycle: int | None = None
         self.estop_latency_cycles: int | None = None
         self.estop_latency_ms: float | None = None
@@ -214,6 +230,20 @@ class Controller:
         else:
             self.estop_asserted = False
 
+    def restore_estop_latch(self) -> None:
+        """An e-stop latched before this controller existed (persisted by a previous bridge): like a
+        released e-stop, it forbids autostart until an explicit enable resets it."""
+        self.estop_latched = True
+
+    def take_over(self, q: np.ndarray, weight: float, reason: str) -> None:
+        """Continue from another bridge's last command, damping: its targets ``q`` (non-finite
+        entries: the standing pose) and arm_sdk blend ``weight``. ``step`` then returns this
+        mode's damping, as it would have (bridge_watchdog, when the bridge falls silent)."""
+        q = np.asarray(q, dtype=np.float64)
+        self.limiter.reset(np.where(np.isfinite(q), q, g1.STANDING_POSE))
+        self.weight = float(np.clip(weight, 0.0, 1.0)) if self.cfg.mode == "arm_sdk" else 0.0
+        self.state, self.source, self.damp_reason = "damping", "none", reason
+
     def set_fault(self, reason: str) -> None:
         """A fault of the loop: damping latched until an explicit enable; reported as ``fault: ...``."""
         self.counts["faults"] += 1
@@ -231,8 +261,8 @@ class Controller:
         (autostart passes False). Refused while the e-stop is asserted; a no-op while active.
         """
         if not on:
-            # arm_sdk: a ramp-out that starts from damping keeps damping gains (never re-stiffens)
-            self._ramp_damped = self._ramp_damped or self.state == "damping"
+            if self.state != "disabled":  # lowcmd: the robot's last command must be "off"
+                self._off_cycles = OFF_BURST
             self.state, self.source, self.damp_reason = "disabled", "none", ""
             return True, "disabled"
         if self.state == "active":
@@ -249,7 +279,6 @@ class Controller:
         self.counts["enable"] += 1
         self.estop_latched, self.fault = False, ""
         self._over_since[:] = -1
-        self._ramp_damped = False
         self.limiter.reset(meas.q)
         self._hold_q = self.limiter.prev.copy()
         self._prev_q = self._hold_q.copy()
@@ -287,8 +316,8 @@ class Controller:
             self.estop_latency_cycles = self.cycle - self._estop_cycle
             self.estop_latency_ms = (now_ns - self._estop_ns) / 1e6 if self._estop_ns else None
             self._estop_cycle = None
-        if self.state == "damping":  # the arm_sdk weight stays frozen: damping goes through it
-            return self._damping_command()
+        if self.state == "damping":
+            return self._damping_command(meas)
         if self.state == "disabled":
             return self._disabled_command(meas)
         self.weight = min(1.0, self.weight + dt / cfg.enable_ramp) if cfg.enable_ramp > 0 else 1.0
@@ -376,29 +405,42 @@ class Controller:
         self.source = source
         return target
 
-    def _damping_command(self) -> Command:
+    def _damping_command(self, meas: Measured | None) -> Command:
+        if self.cfg.mode == "arm_sdk":  # damping = the motion service's stiff hold, not kp = 0
+            return self._hand_back(meas)
         q = self.limiter.prev.copy() if self.limiter.prev is not None else self.cfg.safety.clamp(g1.STANDING_POSE)
-        zeros = np.zeros(g1.NUM_JOINTS)
-        kd = np.where(self.mask, self.cfg.damping_kd, 0.0)
-        return self._command(q, zeros, zeros.copy(), kd, True)
+        return damping_command(self.cfg.mode, q, self.cfg.damping_kd, self.weight)
 
     def _disabled_command(self, meas: Measured | None) -> Command:
+        if self.cfg.mode == "arm_sdk":
+            return self._hand_back(meas)
+        cmd = self._off_command(meas)
+        cmd.publish = self._off_cycles > 0  # lowcmd: "off" just after a disable, then nothing
+        self._off_cycles = max(0, self._off_cycles - 1)
+        return cmd
+
+    def _hand_back(self, meas: Measured | None) -> Command:
+        """arm_sdk: the blend weight ramps to 0 while the last target is held with the active gains
+        (Unitree's motion service takes the upper body back, stiff), then nothing is sent."""
+        cfg = self.cfg
+        if self.weight <= 0.0:
+            return self._off_command(meas)
+        self.weight = max(0.0, self.weight - cfg.dt / cfg.enable_ramp) if cfg.enable_ramp > 0 else 0.0
+        zeros = np.zeros(g1.NUM_JOINTS)
+        return self._command(self.limiter.prev.copy(), zeros, np.where(self.mask, cfg.kp, 0.0),
+                             np.where(self.mask, cfg.kd, 0.0), True)
+
+    def _off_command(self, meas: Measured | None) -> Command:
+        """Every motor off (mode 0, no gains), at the measured pose; not published (``publish`` False)."""
         cfg = self.cfg
         zeros = np.zeros(g1.NUM_JOINTS)
-        if cfg.mode == "arm_sdk" and self.weight > 0.0 and self.limiter.prev is not None:
-            # Ramp the blend weight out while holding the last target, then go silent.
-            self.weight = max(0.0, self.weight - cfg.dt / cfg.enable_ramp) if cfg.enable_ramp > 0 else 0.0
-            q = self.limiter.prev.copy()
-            if self._ramp_damped:
-                return self._command(q, zeros, zeros.copy(), np.where(self.mask, cfg.damping_kd, 0.0), True)
-            return self._command(q, zeros, np.where(self.mask, cfg.kp, 0.0), np.where(self.mask, cfg.kd, 0.0), True)
         self.weight = 0.0
         if meas is not None and np.all(np.isfinite(meas.q)):
             q = cfg.safety.clamp(meas.q)
         else:
             q = cfg.safety.clamp(g1.STANDING_POSE)
         cmd = self._command(q, zeros, zeros.copy(), zeros.copy(), False)
-        cmd.publish = cfg.mode == "lowcmd"
+        cmd.publish = False
         return cmd
 
     def _command(self, q, dq, kp, kd, on: bool) -> Command:
@@ -422,3 +464,19 @@ class Controller:
                 "estop_latency_cycles": self.estop_latency_cycles,
                 "estop_latency_ms": None if self.estop_latency_ms is None else round(self.estop_latency_ms, 3),
                 **self.counts}
+
+
+def damping_command(mode: str, q: np.ndarray, damping_kd: float, weight: float = 0.0) -> Command:
+    """Damping on the joints ``mode`` commands: kp = 0, kd = damping_kd, no feed-forward.
+
+    ``q`` is only carried along (kp = 0 ignores it); it must lie inside the joint limits since the
+    motors are on. In arm_sdk mode the blend ``weight`` is kept: damping goes through it. The
+    controller sends this while damping; the bridge watchdog sends it when the bridge falls silent.
+    """
+    mask = commanded_mask(mode)
+    zeros = np.zeros(g1.NUM_JOINTS)
+    arm_sdk = mode == "arm_sdk"
+    return Command(q=np.where(mask, q, 0.0) if arm_sdk else np.asarray(q, dtype=np.float64).copy(),
+                   dq=zeros, kp=zeros.copy(), kd=np.where(mask, float(damping_kd), 0.0), tau=zeros.copy(),
+                   motors_on=mask, weight=float(weight) if arm_sdk else 0.0, publish=True, state="damping",
+                   source="none", torque_limited=np.zeros(g1.NUM_JOINTS, dtype=bool))

@@ -4,8 +4,11 @@ One dedicated thread wakes at t0 + k*dt (``runtime.timing.AbsoluteTicker``), nev
 ``sleep(dt)`` after the work, so the work time does not accumulate as drift. A loop a
 whole period behind skips the missed deadlines (counted in ``overruns``) instead of bursting.
 Each cycle: apply the e-stop level (``set_estop`` only records it, from any thread, without
-the lock), read the latest LowState (set by the DDS listener thread), ask the controller
-for a command, check it, build the LowCmd_ (CRC, mode_machine from the LowState), write it.
+the lock, and wakes the thread: an asserted e-stop's damping command goes out at once, in
+place of the next deadline's cycle, not up to a period later), read the latest LowState
+(set by the DDS listener thread), ask the controller for a command, check it, build the
+LowCmd_ (CRC, mode_machine from the LowState), write it, then write the liveness heartbeat
+(``bridge.heartbeat``) that bridge_watchdog listens to.
 An exception in a cycle does not end the thread: it is counted, the controller latches
 damping with ``fault: ...`` as the reason, and the same cycle retries once to send that
 damping command. Every age is measured on ``clock`` (monotonic); ``wall_clock`` only stamps
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from neon_ros import contract, unitree
+from neon_ros.bridge import heartbeat
 from neon_ros.bridge.controller import Command, Controller, Measured
 from neon_ros.bridge.gravity import with_gravity
 from neon_ros.bridge.lowcmd import LowCmdBuilder, UnsafeCommandError, measured_from_lowstate
@@ -69,15 +73,20 @@ class BridgeLoop:
         self.step_cost = deque(maxlen=history)  # s, controller + check + LowCmd + CRC + write
         self.rt_status = "normal priority"
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by an e-stop assertion: run the next cycle now
         self._thread: threading.Thread | None = None
         self._pub: Any = None
         self._sub: Any = None
+        self._beat_pub: Any = None
+        self._beat: Any = None
 
     # --- DDS ------------------------------------------------------------------------------
     def open(self) -> None:
         unitree.init_channels(self.domain_id, self.network_interface)
         low_cmd, low_state = unitree.hg_types()
         self._pub = unitree.publisher(self.builder.topic, low_cmd)
+        self._beat = heartbeat.new_heartbeat()
+        self._beat_pub = unitree.publisher(heartbeat.TOPIC, type(self._beat))
         # queue_len 0: the handler runs in the DDS listener on each arrival and the newest sample
         # wins (the SDK's own queue drops the newest samples when full: an old state could linger).
         self._sub = unitree.subscriber(contract.DDS_LOWSTATE, low_state, self._on_lowstate, 0)
@@ -102,6 +111,8 @@ class BridgeLoop:
             self._estop_ns = self.clock()
             self._estop_seq += 1  # an assertion is latched even if a release follows before the cycle
         self._estop_level = asserted
+        if asserted:
+            self._wake.set()
 
     def sync_estop(self) -> None:
         """Apply the recorded e-stop level to the controller (call with ``lock`` held)."""
@@ -111,6 +122,11 @@ class BridgeLoop:
             self.controller.estop(True, self._estop_ns)
         if not self._estop_level and self.controller.estop_asserted:
             self.controller.estop(False, self.clock())
+
+    @property
+    def estop_pending(self) -> bool:
+        """An e-stop assertion was recorded that no cycle (or ``sync_estop``) has applied yet."""
+        return self._estop_seq != self._estop_applied
 
     def measured(self) -> Measured | None:
         with self.lock:
@@ -134,9 +150,12 @@ class BridgeLoop:
     def stop(self, final_damping_cycles: int = 50) -> None:
         """Stop the thread, leaving the robot safe first.
 
-        lowcmd mode: an active bridge latches damping and sends it for final_damping_cycles.
-        arm_sdk mode: the blend weight ramps out (Unitree's controller takes the arms back;
-        damping gains if the bridge was damping), then the bridge goes silent.
+        lowcmd mode: an active bridge latches damping (kp = 0, kd = damping_kd) and sends it for
+        final_damping_cycles; a damping or disabled bridge changes nothing. The robot keeps the
+        last command, and bridge_watchdog continues damping once the heartbeat stops.
+        arm_sdk mode: the hand-back (``Controller``: the blend weight ramps to 0 at the last
+        target with the active gains, whether the bridge was active or damping; Unitree's
+        controller takes the upper body back), then the bridge goes silent.
         """
         ctrl = self.controller
         with self.lock:
@@ -169,16 +188,25 @@ class BridgeLoop:
     def _run(self) -> None:
         if self.rt_priority > 0:
             self.rt_status = set_fifo(self.rt_priority, whole_process=False)
-        ticker = AbsoluteTicker(self.dt)
+        # Sleeps end early when ``_wake`` is set; the cycle then takes the slot of the deadline it
+        # was waiting for, so the schedule (and the rate) stays as it was.
+        ticker = AbsoluteTicker(self.dt, sleep=self._wake.wait)
         prev_start: float | None = None
         while not self._stop.is_set():
-            late = ticker.wait()
+            late = ticker.wait(lambda: self._stop.is_set() or self._wake.is_set())
+            if self._stop.is_set():
+                break
+            woken = self._wake.is_set()
+            self._wake.clear()  # before the cycle: an e-stop during it wakes the next one
             start = time.monotonic()
-            self.lateness.append(late)
             self.counts["overruns"] = ticker.missed
-            if prev_start is not None:
-                self.period_error.append(abs(start - prev_start - self.dt))
-            prev_start = start
+            if woken:  # off schedule: no lateness or period figure for it, nor for the period after it
+                prev_start = None
+            else:
+                self.lateness.append(late)
+                if prev_start is not None:
+                    self.period_error.append(abs(start - prev_start - self.dt))
+                prev_start = start
             self.guarded_cycle()
             self.step_cost.append(time.monotonic() - start)
 
@@ -221,6 +249,9 @@ class BridgeLoop:
         if cmd.publish and self._pub is not None:
             self._pub.Write(msg)
             self.counts["lowcmd_sent"] += 1
+        if self._beat_pub is not None:
+            self._beat_pub.Write(heartbeat.fill(self._beat, cmd, mode_machine, self.controller.cycle,
+                                                self.counts["lowcmd_sent"]))
         if self.on_command is not None:
             self.on_command(cmd)
         return cmd

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from neon_ros.contract import CHUNK_STEPS, CONTROL_DT
+from neon_ros.data.robots import g1_hand_poses
 from neon_ros.g1 import NUM_JOINTS
 from neon_ros.policy.schema import PROPRIO_DIM, CorruptEpisodeError, Sample, empty_masks, empty_targets
 
@@ -32,6 +33,9 @@ class EpisodeData:
     g1_q_target: (N, 29) commanded joint positions, when recorded: the joint-delta labels
         are then ``command(t + k dt) - q(t)`` (what to send to the motors, which lead the
         measured motion by the PD tracking lag) instead of the measured future.
+    g1_chunk: (N, S, 29) the whole chunk a scripted expert would send from each row's state
+        (its policy is a function of the state): the labels are then that chunk minus q(t),
+        taken from the row at (or just before) the anchor, and the hand labels its FK.
     ee_pose: (N, 2, 4, 4) hand poses in any fixed frame (base or world: the relative
         representation does not care); ``ee_valid`` (2,) says which hands are real.
     grip: (N, 2) closure 0..1 with ``grip_valid`` (2,).
@@ -49,6 +53,7 @@ class EpisodeData:
     frames: Iterable[tuple[float, np.ndarray]]
     g1_q: np.ndarray | None = None
     g1_q_target: np.ndarray | None = None
+    g1_chunk: np.ndarray | None = None
     joint_valid: np.ndarray | None = None
     ee_pose: np.ndarray | None = None
     ee_valid: tuple[bool, bool] = (True, True)
@@ -62,7 +67,7 @@ class EpisodeData:
         n = len(self.times)
         if n < 2 or np.any(np.diff(self.times) <= 0):
             raise ValueError(f"{self.source}/{self.episode}: times must be >= 2 increasing stamps")
-        for name in ("g1_q", "g1_q_target", "ee_pose", "grip", "loco", "robot_q"):
+        for name in ("g1_q", "g1_q_target", "g1_chunk", "ee_pose", "grip", "loco", "robot_q"):
             arr = getattr(self, name)
             if arr is not None:
                 arr = np.asarray(arr, dtype=np.float64)
@@ -73,6 +78,9 @@ class EpisodeData:
                 setattr(self, name, arr)
         if self.g1_q is not None and self.g1_q.shape[1] != NUM_JOINTS:
             raise ValueError(f"{self.source}/{self.episode}: g1_q must have {NUM_JOINTS} columns")
+        if self.g1_chunk is not None and (self.g1_q is None or self.g1_chunk.shape[1:] != (CHUNK_STEPS, NUM_JOINTS)):
+            raise ValueError(f"{self.source}/{self.episode}: g1_chunk must be (N, {CHUNK_STEPS}, {NUM_JOINTS}) "
+                             "next to g1_q")
         if self.robot_q is not None and self.robot_q.shape[1] > NUM_JOINTS:
             raise ValueError(f"{self.source}/{self.episode}: robot_q has more than {NUM_JOINTS} joints")
 
@@ -104,6 +112,10 @@ def chunk_targets(ep: EpisodeData, t: float) -> tuple[dict, dict, np.ndarray, np
     from neon_ros.policy import actions
 
     targets, masks = empty_targets(), empty_masks()
+    row = None
+    if ep.g1_chunk is not None:  # the expert's chunks belong to recorded states: snap to the row at or before t
+        row = int(np.clip(np.searchsorted(ep.times, t + 1e-9, side="right") - 1, 0, len(ep.times) - 1))
+        t = float(ep.times[row])
     future = t + CONTROL_DT * np.arange(CHUNK_STEPS)  # point k is k * 50 ms ahead (DESIGN.md s3)
     now = np.array([t])
     proprio = np.zeros(PROPRIO_DIM, np.float32)
@@ -117,14 +129,22 @@ def chunk_targets(ep: EpisodeData, t: float) -> tuple[dict, dict, np.ndarray, np
               - interp_rows(ep.times, joints, now - CONTROL_DT / 2)[0]) / CONTROL_DT
         proprio[:n], proprio[NUM_JOINTS:NUM_JOINTS + n] = q_now, dq
         pmask[:n] = pmask[NUM_JOINTS:NUM_JOINTS + n] = 1.0
+    chunk = None
     if ep.g1_q is not None:
         q_now = interp_rows(ep.times, ep.g1_q, now)[0]
-        cmd = ep.g1_q if ep.g1_q_target is None else ep.g1_q_target
-        targets["joint_delta"][:] = actions.joint_deltas(q_now, interp_rows(ep.times, cmd, future))
+        if row is not None:
+            chunk = ep.g1_chunk[row]  # the expert's chunk from that very state
+        else:
+            cmd = ep.g1_q if ep.g1_q_target is None else ep.g1_q_target
+            chunk = interp_rows(ep.times, cmd, future)
+        targets["joint_delta"][:] = actions.joint_deltas(q_now, chunk)
         masks["joint_delta"][:] = 1.0 if ep.joint_valid is None else np.asarray(ep.joint_valid, np.float32)
     if ep.ee_pose is not None:
         p_now = interp_poses(ep.times, ep.ee_pose, now)[0]  # (2, 4, 4)
-        p_fut = interp_poses(ep.times, ep.ee_pose, future)  # (S, 2, 4, 4)
+        if row is not None:
+            p_now, p_fut = g1_hand_poses(q_now[None])[0], g1_hand_poses(chunk)  # FK of the labelled chunk
+        else:
+            p_fut = interp_poses(ep.times, ep.ee_pose, future)  # (S, 2, 4, 4)
         targets["ee"][:] = actions.relative_pose9(p_now[None], p_fut)  # T_now^-1 T_future per hand
         masks["ee"][:] = np.asarray(ep.ee_valid, np.float32)
     if ep.grip is not None:
@@ -145,9 +165,10 @@ def select_clip(buffer: deque, t: float, clip_frames: int, clip_seconds: float) 
 
 
 def episode_samples(ep: EpisodeData, stride: float = 0.25, clip_frames: int = 8,
-                    clip_seconds: float = 1.0, max_side: int = 256) -> Iterator[Sample]:
+                    clip_seconds: float = 1.0, max_side: int = 256, clip_lag: float = 0.0) -> Iterator[Sample]:
     """Samples at anchors every ``stride`` s from the first stamp to one control step before
-    the last, streaming the video once (past the end, targets hold the last state)."""
+    the last, streaming the video once (past the end, targets hold the last state). Each
+    anchor's clip ends ``clip_lag`` s before it (features are that old when the robot uses them)."""
     if stride <= 0 or clip_frames < 1:
         raise ValueError("stride must be > 0 and clip_frames >= 1")
     anchors = np.arange(ep.times[0], ep.times[-1] - CONTROL_DT + 1e-9, stride)
@@ -156,10 +177,11 @@ def episode_samples(ep: EpisodeData, stride: float = 0.25, clip_frames: int = 8,
     for stamp, frame in ep.frames:
         frame = downscale(frame, max_side)
         buffer.append((stamp, frame))
-        while buffer and buffer[0][0] < stamp - clip_seconds - 0.2:
+        while buffer and buffer[0][0] < stamp - clip_lag - clip_seconds - 0.2:
             buffer.popleft()
         while a < len(anchors) and anchors[a] <= stamp + 1e-6:
-            yield _make_sample(ep, anchors[a], select_clip(buffer, anchors[a], clip_frames, clip_seconds))
+            clip = select_clip(buffer, anchors[a] - clip_lag, clip_frames, clip_seconds)
+            yield _make_sample(ep, anchors[a], clip)
             a += 1
     if a == 0 and len(anchors):
         raise ValueError(f"{ep.source}/{ep.episode}: no video frames")

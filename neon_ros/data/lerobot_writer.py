@@ -22,12 +22,15 @@ VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.m
 
 @dataclass
 class EpisodeRecord:
-    """One episode to write: frames (N, H, W, 3) uint8, state/action (N, D), the task text."""
+    """One episode to write: frames (N, H, W, 3) uint8, state/action (N, D), the task text;
+    optionally ``action_chunk`` (N, S, D): the whole chunk a scripted expert would send from
+    each frame's state (column ``action.chunk``)."""
 
     frames: np.ndarray
     state: np.ndarray
     action: np.ndarray
     task: str
+    action_chunk: np.ndarray | None = None
 
 
 def _stats(x: np.ndarray) -> dict:
@@ -49,8 +52,12 @@ def write_lerobot_v3(root: Path, episodes: list[EpisodeRecord], fps: int, robot_
     dim = len(state_names)
     h, w = episodes[0].frames.shape[1:3]
     tasks = list(dict.fromkeys(e.task for e in episodes))
-    cols: dict[str, list] = {k: [] for k in ("observation.state", "action", "timestamp", "frame_index",
-                                            "episode_index", "index", "task_index")}
+    cols: dict[str, list] = {k: [] for k in ("observation.state", "action", "action.chunk", "timestamp",
+                                            "frame_index", "episode_index", "index", "task_index")}
+    with_chunks = {e.action_chunk is not None for e in episodes}
+    if len(with_chunks) != 1:
+        raise ValueError("write_lerobot_v3: either every episode has an action_chunk or none has")
+    chunk_shape = None if episodes[0].action_chunk is None else episodes[0].action_chunk.shape[1:]
     ep_rows = []
     start = 0
     all_frames = []
@@ -61,6 +68,10 @@ def write_lerobot_v3(root: Path, episodes: list[EpisodeRecord], fps: int, robot_
         all_frames.append(ep.frames)
         cols["observation.state"] += ep.state.astype(np.float32).tolist()
         cols["action"] += ep.action.astype(np.float32).tolist()
+        if chunk_shape is not None:
+            if ep.action_chunk.shape != (n, *chunk_shape) or chunk_shape[1] != dim:
+                raise ValueError(f"episode {e_idx}: action_chunk is {ep.action_chunk.shape}, want ({n}, S, {dim})")
+            cols["action.chunk"] += ep.action_chunk.reshape(n, -1).astype(np.float32).tolist()
         cols["timestamp"] += (np.arange(n, dtype=np.float32) / fps).tolist()
         cols["frame_index"] += list(range(n))
         cols["episode_index"] += [e_idx] * n
@@ -77,9 +88,12 @@ def write_lerobot_v3(root: Path, episodes: list[EpisodeRecord], fps: int, robot_
         })
         start += n
     vec = pa.list_(pa.float32(), dim)
+    chunk_col = {} if chunk_shape is None else {
+        "action.chunk": pa.array(cols["action.chunk"], type=pa.list_(pa.float32(), int(np.prod(chunk_shape))))}
     table = pa.table({
         "observation.state": pa.array(cols["observation.state"], type=vec),
         "action": pa.array(cols["action"], type=vec),
+        **chunk_col,
         "timestamp": pa.array(cols["timestamp"], type=pa.float32()),
         "frame_index": pa.array(cols["frame_index"], type=pa.int64()),
         "episode_index": pa.array(cols["episode_index"], type=pa.int64()),
@@ -113,6 +127,8 @@ def write_lerobot_v3(root: Path, episodes: list[EpisodeRecord], fps: int, robot_
                               "video.channels": 3, "has_audio": False}},
             "observation.state": {"dtype": "float32", "shape": [dim], "names": list(state_names)},
             "action": {"dtype": "float32", "shape": [dim], "names": list(state_names)},
+            **({} if chunk_shape is None else {"action.chunk": {
+                "dtype": "float32", "shape": [int(chunk_shape[0]), dim], "names": list(state_names)}}),
             "timestamp": scalar, "frame_index": index, "episode_index": index, "index": index,
             "task_index": index,
         },

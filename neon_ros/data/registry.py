@@ -41,7 +41,11 @@ class SourceConfig:
     path: dataset root (relative paths resolve against the soup file's folder).
     weight: relative sampling weight (> 0); normalised over the soup's sources.
     stride: seconds between sample anchors within an episode.
-    clip_frames: frames kept from the last second before each anchor.
+    clip_frames: frames per clip, evenly spaced over the ``clip_seconds`` before its end.
+    clip_seconds: the time a clip spans: match the robot's camera ring (clip_frames newest
+        frames at the camera rate: 8 frames at 10 Hz span 0.8 s).
+    clip_lag: s from a clip's end to the anchor its joints and labels are taken at: the age
+        features have when the head uses them on the robot (backbone latency and waiting).
     max_side: frames are downscaled (integer stride) so the longer side is <= this.
     max_episodes: read at most this many episodes (0 = all).
     options: adapter-specific settings (documented in each adapter's module).
@@ -53,6 +57,8 @@ class SourceConfig:
     weight: float = 1.0
     stride: float = 0.25
     clip_frames: int = 8
+    clip_seconds: float = 1.0
+    clip_lag: float = 0.0
     max_side: int = 256
     max_episodes: int = 0
     options: dict[str, Any] = field(default_factory=dict)
@@ -67,6 +73,9 @@ class SourceConfig:
         if not self.stride > 0 or self.clip_frames < 1 or self.max_side < 8 or self.max_episodes < 0:
             raise ValueError(f"source {self.name}: need stride > 0, clip_frames >= 1, max_side >= 8, "
                              "max_episodes >= 0")
+        if not (0 < self.clip_seconds <= 10 and 0 <= self.clip_lag <= 5):
+            raise ValueError(f"source {self.name}: need clip_seconds in (0, 10] and clip_lag in [0, 5] s, got "
+                             f"{self.clip_seconds}, {self.clip_lag}")
         self.path = Path(self.path)
 
 
@@ -123,7 +132,8 @@ class Source(abc.ABC):
 
     def episode_kwargs(self) -> dict[str, Any]:
         c = self.config
-        return {"stride": c.stride, "clip_frames": c.clip_frames, "max_side": c.max_side}
+        return {"stride": c.stride, "clip_frames": c.clip_frames, "clip_seconds": c.clip_seconds,
+                "clip_lag": c.clip_lag, "max_side": c.max_side}
 
 
 def open_source(config: SourceConfig) -> Source:

@@ -13,17 +13,20 @@ red cup (right hand, IK), wave the left hand, raise both hands, stand still.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from neon_ros import g1
 from neon_ros.contract import CHUNK_STEPS, CONTROL_DT
+from neon_ros.sim.scene import CUP_POSITION
 
 ARMS = ("left", "right")
-REACH_POINT = np.array([0.28, 0.14, 0.06])  # left palm beside the cup (pelvis frame, m)
+# Palm goals with the cup where the scene puts it (pelvis frame, m); both follow the cup.
+REACH_POINT = np.array([0.28, 0.14, 0.06])  # left palm beside the cup
 POINT_POINT = np.array([0.30, -0.12, 0.12])  # right palm pointing at the cup
+CUP_JITTER = 0.03  # m: each episode's cup stands uniformly within +-this (x and y) of CUP_POSITION
 WAVE_HEIGHT = 0.25  # m above the pelvis: the left palm must wave above this (shoulder line)
 WAVE_STEPS = int(round(1.5 / CONTROL_DT))  # control steps at the end of an episode a wave is judged on
 
@@ -35,12 +38,14 @@ class Plan:
     goal: (29,) joint positions to reach (for waving: the raised pose the wave swings around).
     goal_palms: (2, 3) palm goal positions (pelvis frame), None = not position-scored.
     hands: which palms the goal scores. wave: (joint index, amplitude rad) of a wave, or None.
+    cup_position: where the episode's cup stands (world frame); the palm goals follow it.
     """
 
     goal: np.ndarray
     goal_palms: np.ndarray | None
     hands: tuple[bool, bool]
     wave: tuple[int, float] | None = None
+    cup_position: np.ndarray = field(default_factory=lambda: np.array(CUP_POSITION))  # world frame (3,)
 
 
 def _ik_goal(kin, q0: np.ndarray, arm: str, position: np.ndarray) -> np.ndarray:
@@ -49,27 +54,30 @@ def _ik_goal(kin, q0: np.ndarray, arm: str, position: np.ndarray) -> np.ndarray:
     return kin.solve_ik(q0, arm, target).q
 
 
-def plan_task(name: str, q0: np.ndarray, kin, rng: np.random.Generator) -> Plan:
-    """The expert's goal for task ``name`` from the start pose ``q0``."""
+def plan_task(name: str, q0: np.ndarray, kin, rng: np.random.Generator, cup_position=None) -> Plan:
+    """The expert's goal for task ``name`` from the start pose ``q0``, the cup at
+    ``cup_position`` (world frame; default: where the scene puts it)."""
     left, right = list(g1.ARM_INDICES["left"]), list(g1.ARM_INDICES["right"])
+    cup = np.array(CUP_POSITION if cup_position is None else cup_position, dtype=np.float64)
+    shift = cup - np.asarray(CUP_POSITION)  # the pelvis is fixed in the world: a world shift is a pelvis shift
     if name == "reach_cup":
-        goal = _ik_goal(kin, q0, "left", REACH_POINT + rng.uniform(-0.02, 0.02, 3))
-        return Plan(goal, kin.hand_poses(goal)[:, :3, 3], (True, False))
+        goal = _ik_goal(kin, q0, "left", REACH_POINT + shift)
+        return Plan(goal, kin.hand_poses(goal)[:, :3, 3], (True, False), cup_position=cup)
     if name == "point_cup":
-        goal = _ik_goal(kin, q0, "right", POINT_POINT + rng.uniform(-0.02, 0.02, 3))
-        return Plan(goal, kin.hand_poses(goal)[:, :3, 3], (False, True))
+        goal = _ik_goal(kin, q0, "right", POINT_POINT + shift)
+        return Plan(goal, kin.hand_poses(goal)[:, :3, 3], (False, True), cup_position=cup)
     if name == "raise_hands":
         goal = q0.copy()
         roll = rng.uniform(1.3, 1.5)  # sideways: forward would sweep the hands through the table
         goal[left[1]], goal[right[1]] = roll, -roll
         goal[[left[3], right[3]]] = rng.uniform(0.1, 0.3)
-        return Plan(goal, kin.hand_poses(goal)[:, :3, 3], (True, True))
+        return Plan(goal, kin.hand_poses(goal)[:, :3, 3], (True, True), cup_position=cup)
     if name == "wave_left":
         goal = q0.copy()
         goal[left[0]], goal[left[1]], goal[left[3]] = -1.8, 0.6, 1.0
-        return Plan(goal, None, (True, False), wave=(left[1], float(rng.uniform(0.28, 0.36))))
+        return Plan(goal, None, (True, False), wave=(left[1], float(rng.uniform(0.28, 0.36))), cup_position=cup)
     if name == "stand_still":
-        return Plan(q0.copy(), kin.hand_poses(q0)[:, :3, 3], (True, True))
+        return Plan(q0.copy(), kin.hand_poses(q0)[:, :3, 3], (True, True), cup_position=cup)
     raise KeyError(f"unknown task {name!r}; known: {sorted(TASKS)}")
 
 
@@ -158,34 +166,85 @@ def start_pose(rng: np.random.Generator) -> np.ndarray:
     return np.clip(q0, g1.LOWER_LIMITS, g1.UPPER_LIMITS)
 
 
-def run_episode(sim, kin, task: str, rng: np.random.Generator, seconds: float, fps: int):
+def episode_setup(task: str, kin, rng: np.random.Generator) -> tuple[np.ndarray, Plan]:
+    """A random start pose and cup placement (within CUP_JITTER), and the expert's plan for them."""
+    q0 = start_pose(rng)
+    cup = np.asarray(CUP_POSITION) + np.array([*rng.uniform(-CUP_JITTER, CUP_JITTER, 2), 0.0])
+    return q0, plan_task(task, q0, kin, rng, cup)
+
+
+class PerturbedExpert:
+    """Noise injection while demonstrating (DART: Laskey et al., 2017): in every other ``hold``
+    s segment (the ones between recover; none ending within the last ``settle`` s) the arms
+    are driven towards the plan's goal displaced by a random offset (normal, ``scale`` rad
+    per arm joint); ``labels`` records, per control step, the clean expert's chunk from the state
+    actually reached. Trained on those labels, the head learns to come back from states
+    the clean expert never visits, the states its own errors lead it to."""
+
+    def __init__(self, plan: Plan, scale: float, rng: np.random.Generator, seconds: float,
+                 hold: float = 0.5, settle: float = 2.0):
+        self.clean = ExpertPolicy(plan)
+        self.plan, self.scale, self.rng, self.hold = plan, float(scale), rng, float(hold)
+        self.quiet_from = float(seconds) - float(settle)
+        self.labels: list[np.ndarray] = []
+        self._t0: int | None = None
+        self._segment, self._driver = -1, self.clean
+
+    @property
+    def perturbing(self) -> bool:
+        """Is a displaced goal driving the arms now?"""
+        return self._driver is not self.clean
+
+    def act(self, now_ns: int, q: np.ndarray, dq: np.ndarray, features=None):
+        self._t0 = now_ns if self._t0 is None else self._t0
+        t = (now_ns - self._t0) / 1e9
+        segment = int(t // self.hold)
+        if segment != self._segment:
+            self._segment, self._driver = segment, self.clean
+            if self.scale > 0 and (segment + 1) * self.hold <= self.quiet_from and segment % 2 == 1:
+                goal = self.plan.goal.copy()
+                arms = list(g1.ARM_INDICES["left"]) + list(g1.ARM_INDICES["right"])
+                goal[arms] += self.rng.normal(0.0, self.scale, len(arms))
+                goal = np.clip(goal, g1.LOWER_LIMITS, g1.UPPER_LIMITS)
+                self._driver = ExpertPolicy(Plan(goal, self.plan.goal_palms, self.plan.hands, self.plan.wave))
+        self.labels.append(self.clean.chunk(q, dq))
+        return self._driver.chunk(q, dq), now_ns, np.arange(CHUNK_STEPS) * CONTROL_DT
+
+
+def run_episode(sim, kin, task: str, rng: np.random.Generator, seconds: float, fps: int, perturb: float = 0.0):
     """One demonstration through the robot's control path (bridge controller, gravity
-    feed-forward, rate limits): returns (frames, state, action, success) at ``fps``, action
-    being the joint targets the bridge commanded."""
+    feed-forward, rate limits): returns (frames, state, action, chunks, success) at ``fps``:
+    action the joint targets the bridge commanded, chunks (N, 16, 29) the clean expert's
+    chunk from each measured state (the labels). ``perturb`` > 0: DART noise of that many
+    rad drives the arms (``PerturbedExpert``)."""
     from neon_ros.sim.deployment import LoopConfig, SimulatedDeployment
 
-    q0 = start_pose(rng)
-    plan = plan_task(task, q0, kin, rng)
-    ep = SimulatedDeployment(sim, LoopConfig(seconds=seconds, camera_fps=fps)).run(ExpertPolicy(plan), q0)
+    q0, plan = episode_setup(task, kin, rng)
+    expert = PerturbedExpert(plan, perturb, rng, seconds)
+    ep = SimulatedDeployment(sim, LoopConfig(seconds=seconds, camera_fps=fps)).run(expert, q0,
+                                                                                   cup_position=plan.cup_position)
     per_frame = max(1, int(round(1.0 / (fps * CONTROL_DT))))
     n = len(ep.frames)
     state = np.stack(ep.q[::per_frame][:n])
     action = np.stack(ep.commanded[::per_frame][:n])
+    chunks = np.stack(expert.labels[::per_frame][:n])
     frames = np.stack([f for _, f in ep.frames[: len(state)]])
-    return frames, state, action, success(task, plan, np.stack(ep.palms))
+    return frames, state, action, chunks, success(task, plan, np.stack(ep.palms))
 
 
 def generate(out: Path, tasks: list[str], episodes_per_task: int, seconds: float = 3.0, fps: int = 10,
-             camera_size: tuple[int, int] = (128, 128), seed: int = 0, progress: bool = True) -> dict:
-    """Write ``episodes_per_task`` demonstrations of each task as a LeRobot v3 dataset at ``out``."""
+             camera_size: tuple[int, int] = (128, 128), seed: int = 0, progress: bool = True,
+             perturbed: float = 0.0, perturb_scale: float = 0.25) -> dict:
+    """Write ``episodes_per_task`` demonstrations of each task as a LeRobot v3 dataset at ``out``;
+    a ``perturbed`` fraction of them (every k-th) with DART noise of ``perturb_scale`` rad."""
     from tqdm import tqdm
 
     from neon_ros.sim.g1_sim import G1Sim  # first: it selects the off-screen GL before mujoco loads
 
     unknown = [t for t in tasks if t not in TASKS]
-    if unknown or episodes_per_task < 1 or seconds < 1.0 or fps < 1:
+    if unknown or episodes_per_task < 1 or seconds < 1.0 or fps < 1 or not 0 <= perturbed <= 1 or perturb_scale < 0:
         raise ValueError(f"generate: unknown tasks {unknown} (known {sorted(TASKS)}), or episodes_per_task < 1, "
-                         "seconds < 1, fps < 1")
+                         "seconds < 1, fps < 1, perturbed outside [0, 1], perturb_scale < 0")
     rng = np.random.default_rng(seed)
     records, ok = [], dict.fromkeys(tasks, 0)
     order = [t for _ in range(episodes_per_task) for t in tasks]
@@ -194,10 +253,14 @@ def generate(out: Path, tasks: list[str], episodes_per_task: int, seconds: float
         from neon_ros.runtime.kinematics import G1Kinematics, IKConfig
 
         kin = G1Kinematics(ik=IKConfig(rotation_weight=0.02, max_iterations=300))
+        noisy = 0.0
         for task in tqdm(order, desc="sim expert", unit="episode", disable=not progress):
-            frames, state, action, good = run_episode(sim, kin, task, rng, seconds, fps)
+            noisy += perturbed  # spreads the perturbed episodes evenly over tasks and time
+            scale = perturb_scale if noisy >= 1.0 else 0.0
+            noisy -= float(noisy >= 1.0)
+            frames, state, action, chunks, good = run_episode(sim, kin, task, rng, seconds, fps, scale)
             ok[task] += int(good)
-            records.append(EpisodeRecord(frames, state, action, TASKS[task]))
+            records.append(EpisodeRecord(frames, state, action, TASKS[task], action_chunk=chunks))
     # lossless: training must see the pixels the live camera gives (an AV1 round trip moved the
     # frozen encoder's features by ~3x the change between two consecutive frames)
     write_lerobot_v3(Path(out), records, fps=fps, robot_type="unitree_g1", state_names=list(g1.JOINT_NAMES),

@@ -41,7 +41,8 @@ PARAMETERS: ParamTable = {
     "max_joint_state_age": Param(0.5, "s: refuse a joint state received longer ago", (0.01, 10.0)),
     "backbone_id": Param("", "accept features of this backbone id only ('' = the checkpoint's)"),
     "rate": Param(contract.CONTROL_RATE_HZ, "control steps per second, Hz (absolute deadlines)", (1.0, 200.0)),
-    "chunk_time_base": Param("camera", "a chunk's point 0 is meant for: camera (its camera stamp) | now (this step)"),
+    "chunk_time_base": Param("now", "a chunk's point 0 is meant for: now (this step; how heads are trained) | "
+                                    "camera (its camera stamp)"),
     "clamp_margin": Param(0.0, "rad kept away from every joint limit", (0.0, 0.5)),
     "marker_rate": Param(10.0, "Hz of /neon/markers, published off the control thread (0 = off)", (0.0, 50.0)),
     "narration": Param(True, "publish /neon/narration when the instruction or the phase changes"),

@@ -4,46 +4,74 @@ Subscribes /neon/action_chunk and /neon/teleop/joint_trajectory (JointTrajectory
 QoS; a teleop message with no points releases teleop's joints to the policy) and
 /neon/estop (Bool, a level: true asserts, false releases; subscribed twice, transient-local
 so a restarted bridge sees a latched e-stop, and volatile so any publisher matches, both on
-their own callback group: the callback only records the level, the 500 Hz thread applies
-it on its next cycle); serves /g1_bridge/enable (SetBool) and /g1_bridge/damp
+a node of their own, ``g1_bridge_estop``, in its own rclpy context (DDS participant: a
+command flood neither fills its receive queue) and spun by its own executor thread (nor
+delays its callback): the callback records the level and wakes the 500 Hz thread, which
+applies it at once); serves /g1_bridge/enable (SetBool) and /g1_bridge/damp
 (Trigger); reads rt/lowstate and publishes /joint_states (29 names, G1 order) and
 /diagnostics; writes rt/lowcmd (mode ``lowcmd``) or rt/arm_sdk (mode ``arm_sdk``) from a
 dedicated 500 Hz thread (neon_ros.bridge.loop). All decisions are in neon_ros.bridge
 (plain Python); this file only converts messages and wires callbacks.
 
-Disabled means no torque: in lowcmd mode the bridge keeps sending LowCmd_ with every
-motor in mode 0 and kp = kd = tau = 0; in arm_sdk mode it ramps the blend weight to 0 and
-then sends nothing. With ``autostart`` false (the default, for a real robot) nothing
+Disabled means no torque and, after at most a short burst, nothing written. In lowcmd mode
+a bridge disabled after it powered the motors sends an "off" burst (every motor mode 0,
+kp = kd = tau = 0, controller.OFF_BURST cycles) and then writes nothing: Unitree's motion
+service may own the motors, and any LowCmd_ would fight it. In arm_sdk mode disabling and
+damping both hand the upper body back to Unitree's motion service: the blend weight ramps
+to 0 at the last target (over ``enable_ramp``), then nothing is sent. In lowcmd mode every
+enable (the service and autostart) first asks Unitree's MotionSwitcher
+(neon_ros.bridge.motion_switcher) and is refused while a motion mode owns the motors or
+when it gives no answer. With ``autostart`` false (the default, for a real robot) nothing
 moves until /g1_bridge/enable is called with data: true. Autostart waits until every
 /neon/estop publisher in the graph has been matched for ``autostart_delay`` (so a latched
 e-stop arrives first); while it knows of no e-stop publisher at all it waits
 DISCOVERY_WAITS x ``autostart_delay`` from its start, since on a busy machine discovering a
-latched publisher can take longer than one delay. It never clears an e-stop latch or a fault; enable is refused while the e-stop is asserted. Ages and watchdogs use the
+latched publisher can take longer than one delay. It never clears an e-stop latch or a
+fault; enable is refused while the e-stop is asserted. Ages and watchdogs use the
 monotonic clock; ROS time only checks the header stamps of incoming trajectories.
+
+The e-stop latch also lives on disk (neon_ros.bridge.latch, under ``state_dir``, one file
+per Unitree DDS interface and domain): written atomically when an e-stop is asserted, read
+at start before anything can enable, removed only by an explicit /g1_bridge/enable that
+resets the latch. A bridge restarted after an e-stop (kill -9, crash) therefore stays
+disabled even if the e-stop publisher is gone or the level was released meanwhile.
+
+After each cycle the 500 Hz thread writes a liveness heartbeat (rt/neon/bridge_heartbeat,
+neon_ros.bridge.heartbeat) on the robot's DDS; if it stops (this process dies or hangs),
+bridge_watchdog (its own process) takes over with this bridge's damping.
 
     ros2 run neon_ros g1_bridge --ros-args -p mode:=lowcmd -p autostart:=true
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+
+import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from neon_ros import contract, g1
+from neon_ros import contract, g1, unitree
 from neon_ros.bridge.controller import TELEOP_LOSS, Controller, ControllerConfig
 from neon_ros.bridge.gravity import GravityModel
+from neon_ros.bridge.latch import EstopLatchFile, latch_path
 from neon_ros.bridge.loop import BridgeLoop
+from neon_ros.bridge.motion_switcher import CHECK_TIMEOUT, motion_mode_refusal
 from neon_ros.bridge.safety import REASONS, InputRejectedError, SafetyConfig, validate_trajectory
 from neon_ros.ros import msgs, rosutil
 from neon_ros.ros.params import Param, ParamTable
 from neon_ros.runtime.timing import set_fifo
 
 DISCOVERY_WAITS = 3  # autostart_delays from start before "no e-stop publisher" is believed
+ESTOP_NODE = "g1_bridge_estop"  # the node (and thread) of the e-stop subscriptions
 
 PARAMETERS: ParamTable = {
     "mode": Param("arm_sdk", "lowcmd (all 29 joints: simulation or gantry) | arm_sdk (waist + arms)"),
@@ -71,6 +99,8 @@ PARAMETERS: ParamTable = {
     "gravity_compensation": Param(False, "add the G1 model's gravity torque of the measured pose as feed-forward "
                                          "(what the simulated demonstrations were executed with)"),
     "rt_priority": Param(0, "SCHED_FIFO priority of the bridge's threads (0 = normal; needs CAP_SYS_NICE)", (0, 99)),
+    "state_dir": Param("", "directory of the e-stop latch that survives restarts "
+                           "('' = $XDG_STATE_HOME/neon or ~/.local/state/neon)"),
 }
 
 
@@ -90,27 +120,57 @@ class G1Bridge(Node):
         )
 
         self.controller = Controller(self.cfg)
+        # The e-stop latch on disk, read before anything can enable (neon_ros.bridge.latch).
+        self.latch = EstopLatchFile(latch_path(p["state_dir"], iface, domain))
+        self._latch_lock = threading.Lock()  # the file and _latch_on_disk: e-stop callback, enable, /diagnostics
+        self._latch_on_disk = self.latch.is_set()
+        if self._latch_on_disk:
+            self.controller.restore_estop_latch()
+            self.get_logger().warning(f"e-stop latched by a previous run ({self.latch.path}): nothing moves until "
+                                      "the e-stop is released and /g1_bridge/enable is called")
         self.rejects = dict.fromkeys(REASONS, 0)
         self.accepted = {"chunk": 0, "teleop": 0}
         # Real-time before the DDS endpoints and executor threads exist, so they inherit it.
         rt_status = set_fifo(rt_priority, whole_process=False, inherit=True)
+        # The e-stop first: autostart waits until every e-stop publisher is matched, and a
+        # participant that joins late can take 1-2 s (Fast DDS, measured) to discover one, so
+        # it joins before the slow DDS and RPC set-up below. On a node of its own, spun by its
+        # own executor thread (its callback never waits for this node's executor, however many
+        # commands and timers queue there), in an rclpy context of its own: its own DDS
+        # participant, whose receive queue a command flood does not fill. (Measured: with the
+        # e-stop reader in this node's participant, an e-stop sent amid a 6,000-message flood
+        # from the flooding participant arrived 1.2-3.1 s late in 2 of 4 trials, as if lost and
+        # resent at the writer's next reliability heartbeat, 3 s in Fast DDS; from its own
+        # participant, 4 of 4 arrived in 8-43 ms.) The context takes the process's ROS
+        # arguments (its SROS2 --enclave is the participant's identity); the node takes none (a
+        # launch file's __node:=g1_bridge would rename it after this node). Its thread starts
+        # last: no callback runs before the loop exists.
+        self._estop_context = rclpy.Context()
+        rclpy.init(args=sys.argv, context=self._estop_context)
+        self._estop_node = rclpy.create_node(ESTOP_NODE, namespace=self.get_namespace(), context=self._estop_context,
+                                             use_global_arguments=False, start_parameter_services=False)
+        self._estop_subs = [self._estop_node.create_subscription(Bool, contract.TOPIC_ESTOP, self._on_estop, qos)
+                            for qos in (rosutil.LATCHED_QOS, rosutil.COMMAND_QOS)]
+        self._estop_executor = SingleThreadedExecutor(context=self._estop_context)
+        self._estop_executor.add_node(self._estop_node)
+        self._estop_thread = threading.Thread(target=self._spin_estop, name=ESTOP_NODE, daemon=True)
         self.loop = BridgeLoop(self.controller, iface, domain, check_lowstate_crc=p["check_lowstate_crc"],
                                rt_priority=rt_priority,
                                gravity=GravityModel() if p["gravity_compensation"] else None)
         self.loop.open()
+        # lowcmd: Unitree's MotionSwitcher must report no motion mode before every enable
+        self.motion_switcher = unitree.motion_switcher_client(CHECK_TIMEOUT) if mode == "lowcmd" else None
+        enabling = MutuallyExclusiveCallbackGroup()  # the check waits for a DDS RPC: not in the timers' group
         self.js_pub = self.create_publisher(JointState, contract.TOPIC_JOINT_STATES, rosutil.STATE_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
-        commands, estop = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
+        commands = MutuallyExclusiveCallbackGroup()
         self.create_subscription(JointTrajectory, contract.TOPIC_ACTION_CHUNK,
                                  lambda m: self._on_trajectory("chunk", m), rosutil.COMMAND_QOS,
                                  callback_group=commands)
         self.create_subscription(JointTrajectory, contract.TOPIC_TELEOP,
                                  lambda m: self._on_trajectory("teleop", m), rosutil.COMMAND_QOS,
                                  callback_group=commands)
-        self._estop_subs = [self.create_subscription(Bool, contract.TOPIC_ESTOP, self._on_estop, qos,
-                                                     callback_group=estop)
-                            for qos in (rosutil.LATCHED_QOS, rosutil.COMMAND_QOS)]
-        self.create_service(SetBool, contract.SERVICE_ENABLE, self._on_enable)
+        self.create_service(SetBool, contract.SERVICE_ENABLE, self._on_enable, callback_group=enabling)
         self.create_service(Trigger, contract.SERVICE_DAMP, self._on_damp)
         self.create_timer(1.0 / p["joint_state_rate"], self._publish_joint_states)
         self.create_timer(1.0 / p["diagnostics_rate"], self._publish_diagnostics)
@@ -119,8 +179,9 @@ class G1Bridge(Node):
         self._estop_matched_since: int | None = None
         self._started_ns = self.loop.clock()
         if self._autostart:
-            self._autostart_timer = self.create_timer(0.05, self._try_autostart)
+            self._autostart_timer = self.create_timer(0.05, self._try_autostart, callback_group=enabling)
         self.loop.start()
+        self._estop_thread.start()
         self.get_logger().info(
             f"g1_bridge: mode={mode} on {self.loop.builder.topic} (DDS domain {domain}, {iface}), "
             f"autostart={self._autostart}, command_timeout={self.cfg.command_timeout}s, "
@@ -151,16 +212,50 @@ class G1Bridge(Node):
         with self.loop.lock:
             self.controller.push(traj, received)
 
+    def _spin_estop(self) -> None:
+        try:
+            self._estop_executor.spin()
+        except ExternalShutdownException:
+            pass
+
     def _on_estop(self, msg: Bool) -> None:
-        self.loop.set_estop(bool(msg.data))
+        self.loop.set_estop(bool(msg.data))  # first: the loop damps on its next cycle
+        if msg.data:
+            self._persist_latch()
         self.get_logger().warning("E-STOP: damping, latched until released and /g1_bridge/enable" if msg.data
                                   else "e-stop released; the latch holds until /g1_bridge/enable",
                                   throttle_duration_sec=1.0)
 
-    def _on_enable(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
+    def _motion_refusal(self) -> str:
+        """lowcmd: why the MotionSwitcher forbids enabling now ('' = go ahead); arm_sdk: ''.
+
+        Not asked when enabling changes nothing (already active) or the controller refuses on its
+        own (an asserted e-stop, no fresh LowState): the answer would not matter, and the refusal
+        then names the real reason at once.
+        """
+        if self.motion_switcher is None:
+            return ""
         with self.loop.lock:
             self.loop.sync_estop()
-            ok, text = self.controller.enable(bool(req.data), self.loop.latest, self.loop.clock())
+            if (self.controller.state == "active" or self.controller.estop_asserted
+                    or not self.controller.fresh(self.loop.latest, self.loop.clock())):
+                return ""
+        return motion_mode_refusal(self.motion_switcher)
+
+    def _on_enable(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
+        refusal = self._motion_refusal() if req.data else ""
+        if refusal:
+            res.success, res.message = False, refusal
+            self.get_logger().error(f"enable(True): {refusal}")
+            return res
+        # The latch lock across the reset and the file's removal: /diagnostics (another executor
+        # thread) never reports a reset latch whose file is still on disk.
+        with self._latch_lock:
+            with self.loop.lock:
+                self.loop.sync_estop()
+                ok, text = self.controller.enable(bool(req.data), self.loop.latest, self.loop.clock())
+            if ok and req.data:
+                self._clear_latch()
         res.success, res.message = ok, text
         self.get_logger().info(f"enable({req.data}): {text}")
         return res
@@ -187,6 +282,11 @@ class G1Bridge(Node):
         if (self._estop_subs[1].get_publisher_count() == 0
                 and now - self._started_ns < DISCOVERY_WAITS * self._autostart_delay_ns):
             return  # no e-stop publisher known yet: give discovery longer before trusting "none"
+        refusal = self._motion_refusal()  # ('' without a fresh LowState: enable refuses, the timer retries)
+        if refusal:
+            self._autostart_timer.cancel()
+            self.get_logger().error(f"autostart cancelled ({refusal}); call /g1_bridge/enable")
+            return
         with self.loop.lock:
             self.loop.sync_estop()
             ok, text = self.controller.enable(True, self.loop.latest, self.loop.clock(), reset=False)
@@ -196,6 +296,29 @@ class G1Bridge(Node):
             self.get_logger().info("autostart: enabled from the measured pose" if ok else
                                    f"autostart cancelled ({text}); call /g1_bridge/enable")
 
+    # --- the e-stop latch on disk -------------------------------------------------------------
+    def _persist_latch(self) -> None:
+        with self._latch_lock:
+            if self._latch_on_disk:
+                return
+            try:
+                self.latch.set()
+                self._latch_on_disk = True
+            except OSError as e:  # the latch still holds in this process
+                self.get_logger().error(f"could not persist the e-stop latch to {self.latch.path}: {e}",
+                                        throttle_duration_sec=5.0)
+
+    def _clear_latch(self) -> None:
+        """After an explicit enable (``_latch_lock`` held): remove the file, unless an e-stop came in meanwhile."""
+        if not self._latch_on_disk or self.loop.estop_pending or self.controller.estop_latched:
+            return
+        try:
+            self.latch.clear()
+            self._latch_on_disk = False
+            self.get_logger().info(f"e-stop latch reset by /g1_bridge/enable ({self.latch.path} removed)")
+        except OSError as e:  # fail-safe: a later bridge still refuses autostart
+            self.get_logger().error(f"could not remove the e-stop latch {self.latch.path}: {e}")
+
     # --- outputs ---------------------------------------------------------------------------
     def _publish_joint_states(self) -> None:
         with self.loop.lock:
@@ -204,15 +327,23 @@ class G1Bridge(Node):
             self.js_pub.publish(msgs.joint_state(meas.stamp_ns, meas.q, meas.dq, meas.tau, g1.JOINT_NAMES))
 
     def _publish_diagnostics(self) -> None:
-        now = self.loop.clock()
-        with self.loop.lock:
-            status = self.controller.status(now)
-            meas = self.loop.latest
+        # The latch file is being written or removed (an fsync may take a while): skip this one
+        # rather than wait or report the controller and the file out of step.
+        if not self._latch_lock.acquire(blocking=False):
+            return
+        try:
+            now = self.loop.clock()
+            with self.loop.lock:
+                status = self.controller.status(now)
+                meas = self.loop.latest
+            on_disk = self._latch_on_disk
+        finally:
+            self._latch_lock.release()
         age = (now - meas.received_ns) / 1e9 if meas is not None else float("inf")
         values = {**status, **{f"reject_{k}": v for k, v in self.rejects.items()},
                   **{f"accepted_{k}": v for k, v in self.accepted.items()}, **self.loop.counts,
                   **{k: round(v, 4) for k, v in self.loop.timing().items()}, "lowstate_age_s": round(age, 4),
-                  "rt_status": self.loop.rt_status}
+                  "rt_status": self.loop.rt_status, "estop_latch_on_disk": on_disk, "pid": os.getpid()}
         rejected = sum(self.rejects.values())
         level = "ok"
         if status["state"] == "damping" or status["fault"] or age > self.cfg.lowstate_timeout:
@@ -226,15 +357,19 @@ class G1Bridge(Node):
         self.diag_pub.publish(msgs.diagnostic_array(stamp, [msgs.diagnostic_status("g1_bridge", level, text, values)]))
 
     def on_shutdown(self) -> None:
+        self._estop_executor.shutdown(timeout_sec=1.0)
+        self._estop_thread.join(timeout=2.0)
         self.loop.stop()
+        self._estop_node.destroy_node()
+        self._estop_context.try_shutdown()
 
 
 def main(args: list[str] | None = None) -> int:
-    # 3 executor threads: the e-stop group never waits for both the command group and the timers.
+    # 3 executor threads: commands, the timers/damp service and enabling (whose MotionSwitcher check
+    # may wait up to CHECK_ATTEMPTS x CHECK_TIMEOUT for a DDS RPC) never wait for each other (the
+    # e-stop has its own).
     return rosutil.node_main(G1Bridge, "g1_bridge", __doc__, PARAMETERS, args, threads=3)
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main())

@@ -3,7 +3,8 @@
 Exact resume: batch ``b`` is a pure function of (seed, b) (:class:`SoupSampler`), the
 learning rate a pure function of the step, and the checkpoint ``train_state.pt`` holds
 the weights, the optimizer moments, the torch RNG and the step; it is written atomically
-(temporary file + ``os.replace``). A run killed with -9 and resumed ends with the same
+(temporary file + ``os.replace``) and holds only tensors and plain values, so resuming loads
+it with ``torch.load(weights_only=True)``: a planted or altered file cannot run code. A run killed with -9 and resumed ends with the same
 weights as an uninterrupted one (same thread count). The CSV logs are cut back to the
 resumed step so every row appears once.
 
@@ -23,6 +24,8 @@ from __future__ import annotations
 import csv
 import math
 import os
+import pickle
+import re
 import time
 from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neon_ros import g1
 from neon_ros.data.training import Split, load_training_data
+from neon_ros.errors import NeonError
 from neon_ros.policy import actions, embodiment
 from neon_ros.policy import model as head_model
 from neon_ros.policy.schema import COMPONENTS, IDENTITY_6D
@@ -61,6 +66,8 @@ class TrainConfig:
     grad_clip: float = _doc("max global gradient norm (0 = off)", 1.0, option=False)
     aux_weight: float = _doc("weight of the consistency loss on paired samples (stereo views, spoken/written)", 0.1)
     feature_dropout: float = _doc("element dropout on the cached features during training (regulariser)", 0.1)
+    joint_noise: float = _doc("rad: noise on half the G1 samples' arm joint inputs, their joint labels kept "
+                              "aimed at the same targets (0 = off)", 0.0)
     seed: int = _doc("sampler + init seed (a --soup sets it unless given)", 0)
     held_out: float = _doc("episode fraction held out (a --soup sets it unless given)", 0.15)
     weights: dict[str, float] = _doc("source -> mixing weight, 1 if absent (set by --soup)", option=False,
@@ -82,6 +89,8 @@ class TrainConfig:
             raise ValueError("TrainConfig: lr > 0, min_lr_ratio in [0, 1], weight_decay >= 0, aux_weight >= 0")
         if not 0 <= self.feature_dropout < 1:
             raise ValueError(f"TrainConfig: feature_dropout must be in [0, 1), got {self.feature_dropout}")
+        if not 0 <= self.joint_noise <= 0.5:
+            raise ValueError(f"TrainConfig: joint_noise must be in [0, 0.5] rad, got {self.joint_noise}")
         if not 0 <= self.held_out < 1:
             raise ValueError(f"TrainConfig: held_out must be in [0, 1), got {self.held_out}")
 
@@ -129,6 +138,41 @@ def batch_loss(model, batch: dict, aux_weight: float, train: Split) -> tuple[tor
     return total, {**{k: float(parts[k].detach()) for k in COMPONENTS}, "consistency": float(cons.detach())}
 
 
+def joint_noise_tables(stats) -> tuple[torch.Tensor, torch.Tensor, int, list[int]]:
+    """What ``jitter_joints`` needs: G1 proprio and joint-delta stds, the G1 id, the arm joints."""
+    arms = list(g1.ARM_INDICES["left"]) + list(g1.ARM_INDICES["right"])
+    p_std = torch.as_tensor(stats.mean_std("proprio", "g1")[1][:g1.NUM_JOINTS], dtype=torch.float32)
+    d_std = torch.as_tensor(stats.mean_std("joint_delta", "g1")[1], dtype=torch.float32)
+    return p_std, d_std, embodiment.get("g1").id, arms
+
+
+def jitter_joints(batch: dict, sigma: float, tables, gen: torch.Generator) -> dict:
+    """Joint-input noise with consistent labels: half the G1 rows see their arm joints displaced by
+    N(0, sigma) rad and are asked for the same absolute targets (joint deltas minus the noise),
+    so the head must read where the arm is rather than recognise the moment of a demonstration
+    (the input-side twin of DART noise, Laskey et al. 2017). Their hand labels, relative to the
+    undisplaced hand, are left unsupervised in that step."""
+    p_std, d_std, g1_id, arms = tables
+    n = batch["proprio"].shape[0]
+    rows = ((batch["embodiment"] == g1_id) & (batch["masks"]["joint_delta"].amin(1) > 0)
+            & (torch.rand(n, generator=gen) < 0.5))
+    if not bool(rows.any()):
+        return batch
+    eps = torch.zeros(int(rows.sum()), g1.NUM_JOINTS)
+    eps[:, arms] = torch.randn(eps.shape[0], len(arms), generator=gen) * sigma  # (R, 29) rad
+    proprio, delta = batch["proprio"].clone(), batch["targets"]["joint_delta"].clone()
+    ee_mask = batch["masks"]["ee"].clone()
+    proprio[rows, :g1.NUM_JOINTS] += eps / p_std  # normalised units
+    delta[rows] -= eps[:, None, :] / d_std  # (R, 16, 29): the same absolute targets
+    ee_mask[rows] = 0
+    return {**batch, "proprio": proprio, "targets": {**batch["targets"], "joint_delta": delta},
+            "masks": {**batch["masks"], "ee": ee_mask}}
+
+
+class ResumeStateError(NeonError, ValueError):
+    """train_state.pt cannot be resumed from (it holds more than tensors and plain values)."""
+
+
 def _save_state(path: Path, model, opt, step: int, cfg: TrainConfig) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -136,6 +180,19 @@ def _save_state(path: Path, model, opt, step: int, cfg: TrainConfig) -> None:
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def _load_state(path: Path) -> dict:
+    """The resume state at ``path``, unpickled with weights_only (tensors and plain values only)."""
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message suggests weights_only=False; keep only what was refused
+        found = re.search(r"WeightsUnpickler error: (.*?)(?: Please|\n|$)", str(exc))
+        refused = found.group(1) if found else str(exc).splitlines()[0]
+        raise ResumeStateError(f"cannot resume from {path}: it holds more than tensors and plain values ({refused}), "
+                               "so it was not written by `neon-ros train` or was altered since; delete it to train "
+                               "from step 0") from exc
 
 
 def _trim_csv(path: Path, fields: list[str], last_step: int) -> None:
@@ -160,6 +217,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} must divide by the {world} DDP ranks")
     train_split, eval_split, stats, backbone_id, width = load_training_data(cfg.data, cfg.backbone, cfg.held_out)
+    noise_tables = joint_noise_tables(stats) if cfg.joint_noise > 0 else None
     groups = {s: np.flatnonzero(train_split.source == s) for s in np.unique(train_split.source)}
     sampler = SoupSampler(groups, {s: cfg.weights.get(s, 1.0) for s in groups}, cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -170,7 +228,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     state_path = cfg.out / "train_state.pt"
     start = 0
     if resume and state_path.exists():
-        state = torch.load(state_path, weights_only=False)
+        state = _load_state(state_path)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
@@ -199,6 +257,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         batch = train_split.batch(rows)
         if cfg.feature_dropout > 0:
             batch["features"] = torch.nn.functional.dropout(batch["features"], cfg.feature_dropout)
+        if cfg.joint_noise > 0:
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # per step: resume stays exact
+            batch = jitter_joints(batch, cfg.joint_noise, noise_tables, gen)
         loss, parts = batch_loss(ddp, batch, cfg.aux_weight, train_split)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -16,6 +16,7 @@ from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (
@@ -89,6 +90,10 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None, threa
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        if rclpy.ok():
+            raise  # a real failure, not the shutdown SIGTERM asked for
+        # SIGTERM invalidated the context while an executor thread was building its wait set
     finally:
         executor.shutdown(timeout_sec=1.0)
         if node is not None:

@@ -2,7 +2,9 @@
 
 A checkpoint is two files with one stem: ``STEM.safetensors`` and ``STEM.json``; a
 directory means ``DIR/head.*``. ``load`` rebuilds the model from the JSON config and checks
-every weight's shape, naming the config field that disagrees with the weights.
+every weight's shape, naming the config field that disagrees with the weights. The JSON
+records the sha256 of the weights file; ``load`` refuses weights that do not match it (a
+checkpoint from before the hash was recorded loads with an UnverifiedCheckpointWarning).
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save_file
 
 from neon_ros.errors import NeonError
 from neon_ros.policy.actions import NormStats
@@ -28,6 +33,10 @@ DEFAULT_STEM = "head"
 
 class CheckpointError(NeonError, ValueError):
     """A checkpoint is missing, unreadable or disagrees with itself; the message says how."""
+
+
+class UnverifiedCheckpointWarning(UserWarning):
+    """A checkpoint JSON records no weights hash (written before hashes were recorded): loaded unchecked."""
 
 
 @dataclass
@@ -179,7 +188,21 @@ def load(path: str | os.PathLike, *, expect_feature_dim: int | None = None,
         cfg = HeadConfig.from_dict(meta["config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{json_path}: bad config: {e}") from None
-    state = load_file(str(weights_path))
+    data = weights_path.read_bytes()  # hashed and parsed from the same bytes
+    sha = hashlib.sha256(data).hexdigest()
+    recorded = str(meta.get("weights_sha256", ""))
+    if not recorded:
+        warnings.warn(f"{json_path} records no weights_sha256 (saved by an older version): {weights_path} is "
+                      "loaded unverified; save the checkpoint again to record its hash",
+                      UnverifiedCheckpointWarning, stacklevel=2)
+    elif recorded != sha:
+        raise CheckpointError(f"{weights_path} is not the file its checkpoint {json_path} was saved with: its sha256 "
+                              f"is {sha}, the checkpoint records {recorded}; the weights were changed or corrupted "
+                              "after saving: copy both files of the checkpoint again, or retrain")
+    try:
+        state = load_bytes(data)
+    except SafetensorError as e:
+        raise CheckpointError(f"{weights_path} is not a readable safetensors file: {e}") from None
     check_state(state, cfg, str(json_path))
     if expect_feature_dim is not None and cfg.feature_dim != expect_feature_dim:
         raise CheckpointError(f"{json_path}: HeadConfig field 'feature_dim' is {cfg.feature_dim} (backbone "
@@ -189,4 +212,4 @@ def load(path: str | os.PathLike, *, expect_feature_dim: int | None = None,
                               f"not {expect_backbone_id!r}")
     return Checkpoint(cfg, state, str(meta["backbone_id"]), NormStats.from_dict(meta["norm_stats"]),
                       int(meta.get("step", 0)), dict(meta.get("extra", {})), json_path,
-                      str(meta.get("weights_sha256", "")))
+                      sha)

@@ -4,7 +4,8 @@ Used by `neon-ros eval`, the simulated expert's data generation (neon_ros.data.s
 and the tests, so a head is
 judged through the same code that drives the robot (no ROS, no DDS, no wall clock):
 
-    G1Sim head camera every 1/camera_fps  -> FrameRing (camera_buffer's ring)
+    G1Sim head camera every 1/camera_fps  -> FrameRing (camera_buffer's ring; it starts full
+        of the start pose: the camera ran while the robot stood before the episode)
     newest clip every 1/clip_rate, if the backbone is idle -> features, usable
         feature_delay s later (the backbone's latency, measured or given)   [backbone node]
     every 1/control_rate: HeadStep (gate, head, the one clamp)             [action_head node]
@@ -86,6 +87,14 @@ class HeadPolicy:
         return None if res.positions is None else (res.positions, res.stamp_ns, res.times)
 
 
+class HoldStill:
+    """The baseline policy: the current pose for every point of every chunk."""
+
+    def act(self, now_ns: int, q: np.ndarray, dq: np.ndarray, features=None):
+        steps = contract.CHUNK_STEPS
+        return np.repeat(np.asarray(q)[None], steps, 0), now_ns, np.arange(steps) * contract.CONTROL_DT
+
+
 class SimulatedDeployment:
     """Runs episodes of a policy on ``sim`` (a G1Sim) through the bridge's controller."""
 
@@ -96,12 +105,13 @@ class SimulatedDeployment:
         self.gravity = GravityModel() if cfg.gravity else None
         self.substeps = max(1, int(round(cfg.bridge.dt / sim.timestep)))
 
-    def run(self, policy, q0: np.ndarray, on_step=None) -> Episode:
-        """One episode from the start pose ``q0``; ``on_step(t, sim)`` runs after every control step."""
+    def run(self, policy, q0: np.ndarray, on_step=None, cup_position=None) -> Episode:
+        """One episode from the start pose ``q0`` (the cup at ``cup_position``, world frame, or
+        the scene's); ``on_step(t, sim)`` runs after every control step."""
         from neon_ros.runtime.image import resize_rgb
 
         cfg, sim, enc = self.cfg, self.sim, self.encoder
-        sim.reset(q0)
+        sim.reset(q0, cup_position)
         ctl = Controller(cfg.bridge)
         dt_ns = int(round(cfg.bridge.dt * NS))
         camera_ns, clip_ns, control_ns = (int(round(NS / r)) for r in (cfg.camera_fps, cfg.clip_rate,
@@ -111,6 +121,11 @@ class SimulatedDeployment:
         if enc is not None:
             h, w = enc.frame_size
             ring = FrameRing(enc.num_frames, (h, w, 3))
+            # The camera ran while the robot stood before the episode (as on the robot, where the
+            # stack is live before an instruction): the ring starts full of the start pose.
+            still = resize_rgb(sim.render(), enc.frame_size)
+            for k in range(enc.num_frames, 0, -1):
+                ring.push(still, START_NS - k * camera_ns)
         ep = Episode()
         now = START_NS
         ok, why = ctl.enable(True, Measured(sim.q, sim.dq, now), now)

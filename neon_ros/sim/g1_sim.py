@@ -189,9 +189,13 @@ class G1Sim:
                 self._tau = tau
                 mujoco.mj_step(m, d)
 
-    def reset(self, q=None) -> None:
-        """Joints to q (default g1.STANDING_POSE) at rest, cup back on the table, time 0, motors off."""
+    def reset(self, q=None, cup_position=None) -> None:
+        """Joints to q (default g1.STANDING_POSE) at rest, cup back on the table (at
+        ``cup_position``, world frame, if given; else the scene's), time 0, motors off."""
         q0 = _vec("q", g1.STANDING_POSE if q is None else q)
+        cup = None if cup_position is None else np.asarray(cup_position, dtype=np.float64)
+        if cup is not None and (cup.shape != (3,) or not np.all(np.isfinite(cup))):
+            raise ValueError(f"cup_position must be 3 finite numbers, got {cup_position!r}")
         m, d = self.model, self.data
         with self._lock:
             mujoco.mj_resetData(m, d)
@@ -201,7 +205,7 @@ class G1Sim:
                 d.qpos[a:a + 3] = [0.0, 0.0, g1.PELVIS_STANDING_HEIGHT]
                 d.qpos[a + 3:a + 7] = [1.0, 0.0, 0.0, 0.0]
             pos, quat = scene.cup_pose(self.config)
-            d.qpos[self._cup_qadr:self._cup_qadr + 3] = pos
+            d.qpos[self._cup_qadr:self._cup_qadr + 3] = pos if cup is None else cup
             d.qpos[self._cup_qadr + 3:self._cup_qadr + 7] = quat
             mujoco.mj_forward(m, d)
             self._q_cmd = q0.copy()

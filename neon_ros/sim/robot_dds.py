@@ -1,11 +1,17 @@
-"""The simulated G1's robot side: rt/lowcmd in, physics, rt/lowstate out, in one real-time thread.
+"""The simulated G1's robot side: rt/lowcmd and rt/arm_sdk in, physics, rt/lowstate out.
 
-``SimRobot`` owns a ``G1Sim`` and the Unitree DDS channels (unitree_sdk2py). Its thread
+``SimRobot`` owns a ``G1Sim``, a simulated motion service (``firmware.MotionService``) and
+the Unitree DDS channels (unitree_sdk2py), including the MotionSwitcher service. Its thread
 steps the physics at 500 Hz on ABSOLUTE deadlines (``runtime.timing.AbsoluteTicker``), so
 time spent working never accumulates as drift; a loop behind schedule catches up, up to
-MAX_LAG, beyond which it skips the missed steps. Each step it applies the newest accepted
-LowCmd_, advances the physics one timestep, and publishes a LowState_ with CRC. Before
-the first good command the motors are in damping mode (kp = 0, kd > 0), like the robot.
+MAX_LAG, beyond which it skips the missed steps. Each step it applies what drives the
+motors, advances the physics one timestep, and publishes a LowState_ with CRC. What drives
+the motors: with no motion mode active (``motion_mode`` "", a lowcmd simulation), the newest
+accepted rt/lowcmd, and before the first one damping (kp = 0, kd > 0), like the robot; with
+one active (e.g. "ai", the robot's default), the motion service's standing hold with the
+newest rt/arm_sdk blended into the waist and arms by its weight (rt/lowcmd is ignored and
+counted). A MotionSwitcher ReleaseMode hands the motors to rt/lowcmd (damping until one
+arrives); SelectMode gives them back to the motion service.
 
 ``realtime_factor`` scales the pace: 1.0 is real time, 2.0 twice as fast, 0 as fast as
 the machine allows. No rclpy here: the node wraps this and publishes /diagnostics.
@@ -21,7 +27,15 @@ import numpy as np
 
 from neon_ros import contract, unitree
 from neon_ros.runtime.timing import AbsoluteTicker, percentiles, set_fifo
-from neon_ros.sim.firmware import G1_29DOF_MODE_MACHINE, InboxCounts, LowCmdInbox, MotorCommand
+from neon_ros.sim.firmware import (
+    G1_29DOF_MODE_MACHINE,
+    MAX_MODE_NAME,
+    InboxCounts,
+    LowCmdInbox,
+    MotionService,
+    MotorCommand,
+    blend_arm_sdk,
+)
 from neon_ros.sim.g1_sim import G1Sim
 from neon_ros.sim.lowstate_wire import LowStateWire
 
@@ -41,6 +55,9 @@ class SimRobotConfig:
     mode_machine: the LowState_.mode_machine reported (5 = G1 29 DoF).
     rt_priority: SCHED_FIFO priority of the physics thread (0 = normal scheduling; needs
         CAP_SYS_NICE, otherwise a warning and normal scheduling; not with realtime_factor 0).
+    motion_mode: the Unitree motion mode active at start ("" = none, rt/lowcmd drives the
+        motors; a name such as "ai" = the motion service holds the robot and blends rt/arm_sdk;
+        needs fixed_base: the simulated service holds a pose, it does not balance).
     """
 
     network_interface: str = "lo"
@@ -52,8 +69,15 @@ class SimRobotConfig:
     camera_height: int = 224
     mode_machine: int = G1_29DOF_MODE_MACHINE
     rt_priority: int = 0
+    motion_mode: str = ""
 
     def __post_init__(self) -> None:
+        if len(self.motion_mode) > MAX_MODE_NAME or not self.motion_mode.isprintable():
+            raise ValueError(f"motion_mode must be '' or a name of up to {MAX_MODE_NAME} printable characters, "
+                             f"got {self.motion_mode!r}")
+        if self.motion_mode and not self.fixed_base:
+            raise ValueError("motion_mode needs fixed_base: the simulated motion service holds a pose, it does not "
+                             "balance a free-standing robot")
         if not (0 <= self.dds_domain_id <= 232):
             raise ValueError(f"dds_domain_id must be in [0, 232], got {self.dds_domain_id}")
         if not (0.0 <= self.realtime_factor <= 100.0):
@@ -80,36 +104,54 @@ class LoopStats:
     late_p50_ms: float = 0.0  # how late steps started after their deadline, over the last window
     late_p99_ms: float = 0.0
     late_max_ms: float = 0.0
-    inbox: InboxCounts = field(default_factory=InboxCounts)
+    lowcmd_ignored: int = 0  # steps that found a new rt/lowcmd while a motion mode owned the motors
+    arm_sdk_ignored: int = 0  # steps that found a new rt/arm_sdk with no motion mode to blend it into
+    arm_sdk_weight: float = 0.0  # the blend weight in force
+    motion_mode: str = ""  # the active motion mode ("" = none)
+    inbox: InboxCounts = field(default_factory=InboxCounts)  # rt/lowcmd
+    arm_sdk: InboxCounts = field(default_factory=InboxCounts)  # rt/arm_sdk
 
 
 class SimRobot:
-    """G1Sim + rt/lowcmd subscriber + rt/lowstate publisher, stepped by a dedicated thread."""
+    """G1Sim + motion service + rt/lowcmd, rt/arm_sdk subscribers + rt/lowstate publisher +
+    MotionSwitcher service, stepped by a dedicated thread."""
 
     def __init__(self, config: SimRobotConfig, sim: G1Sim | None = None):
         self.config = config
         self.sim = sim or G1Sim(fixed_base=config.fixed_base, timestep=config.timestep,
                                 camera_size=(config.camera_width, config.camera_height))
         self.inbox = LowCmdInbox(config.mode_machine)
+        self.arm_inbox = LowCmdInbox(config.mode_machine, arm_sdk=True)
+        self.motion = MotionService(config.motion_mode)
+        self._service_active = self.motion.active
+        # what drives the motors (read by LowState_ and tests; replaced, never mutated)
+        self.applied = self.motion.command if self._service_active else MotorCommand.damping()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stats_lock = threading.Lock()
         self._stats = LoopStats()
         self._pub = None
-        self._sub = None
+        self._subs: list = []
+        self._switcher = None
         self._wire: LowStateWire | None = None
-        self._first_command_logged = False
-        self.on_first_command = None  # optional callback(MotorCommand), e.g. a log line
+        self._first_logged: set[str] = set()
+        self.on_first_command = None  # optional callback(topic, MotorCommand), e.g. a log line
         self.scheduling = "normal"  # what the physics thread got: "normal" or runtime.timing.set_fifo's status
 
     # --- DDS -----------------------------------------------------------------------------------
     def open_channels(self) -> None:
-        """Join the Unitree DDS domain and create rt/lowcmd (subscriber) and rt/lowstate (publisher)."""
+        """Join the Unitree DDS domain: rt/lowcmd and rt/arm_sdk (subscribers), rt/lowstate
+        (publisher), and the MotionSwitcher service."""
         unitree.init_channels(self.config.dds_domain_id, self.config.network_interface)
         lowcmd_type, lowstate_type = unitree.hg_types()
         self._wire = LowStateWire()
         self._pub = unitree.publisher(contract.DDS_LOWSTATE, lowstate_type)
-        self._sub = unitree.subscriber(contract.DDS_LOWCMD, lowcmd_type, self.inbox.offer, 1)
+        # queue_len 0: the inboxes take each sample in the DDS listener, so the newest always arrives
+        # (the SDK's queue drops the NEWEST sample when full: a final weight 0 or damping could be lost)
+        self._subs = [unitree.subscriber(contract.DDS_LOWCMD, lowcmd_type, self.inbox.offer, 0),
+                      unitree.subscriber(contract.DDS_ARM_SDK, lowcmd_type, self.arm_inbox.offer, 0)]
+        m = self.motion
+        self._switcher = unitree.serve_motion_switcher(m.check, m.select, m.release)
 
     # --- the loop --------------------------------------------------------------------------------
     def start(self, open_dds: bool = True) -> None:
@@ -118,7 +160,7 @@ class SimRobot:
             raise RuntimeError("SimRobot already started")
         if open_dds and self._pub is None:
             self.open_channels()
-        self.sim.set_command(**_as_sim_command(MotorCommand.damping()))
+        self.sim.set_command(**_as_sim_command(self.applied))
         self._thread = threading.Thread(target=self._run, name="sim_g1_physics", daemon=True)
         self._thread.start()
 
@@ -132,26 +174,40 @@ class SimRobot:
         return self._thread is not None and self._thread.is_alive()
 
     def step_once(self) -> None:
-        """One control cycle: newest command -> physics step -> LowState_ out."""
-        cmd = self.inbox.take()
+        """One control cycle: what drives the motors now -> physics step -> LowState_ out."""
+        cmd = self._drive()
         if cmd is not None:
             self.sim.set_command(**_as_sim_command(cmd))
-            if not self._first_command_logged:
-                self._first_command_logged = True
-                if self.on_first_command is not None:
-                    self.on_first_command(cmd)
+            self.applied = cmd
         self.sim.step(1)
         if self._pub is not None:
             sim = self.sim
-            newest = self.inbox.newest()
             self._wire.fill(sim.q, sim.dq, sim.tau_est, sim.imu(), tick=round(sim.time * 1000.0),
-                            mode_machine=self.config.mode_machine,
-                            enabled=None if newest is None else newest.enabled)
+                            mode_machine=self.config.mode_machine, enabled=self.applied.enabled)
             self._pub.Write(self._wire.wire)
             with self._stats_lock:
                 self._stats.lowstate_published += 1
         with self._stats_lock:
             self._stats.steps += 1
+
+    def _drive(self) -> MotorCommand | None:
+        """The command that drives the motors from this step on, or None if it did not change."""
+        low, arm = self.inbox.take(), self.arm_inbox.take()
+        active = self.motion.active
+        changed, self._service_active = active != self._service_active, active
+        for topic, cmd in ((contract.DDS_LOWCMD, low), (contract.DDS_ARM_SDK, arm)):
+            if cmd is not None and topic not in self._first_logged:
+                self._first_logged.add(topic)
+                if self.on_first_command is not None:
+                    self.on_first_command(topic, cmd)
+        with self._stats_lock:
+            self._stats.lowcmd_ignored += int(active and low is not None)
+            self._stats.arm_sdk_ignored += int(not active and arm is not None)
+        if active:
+            return blend_arm_sdk(self.motion.command, self.arm_inbox.newest()) if arm is not None or changed else None
+        if low is not None:
+            return low
+        return MotorCommand.damping() if changed else None
 
     def _run(self) -> None:
         if self.config.rt_priority > 0:
@@ -179,8 +235,9 @@ class SimRobot:
 
     def stats(self) -> LoopStats:
         with self._stats_lock:
-            s = LoopStats(**{k: v for k, v in vars(self._stats).items() if k != "inbox"})
-        s.inbox = self.inbox.snapshot()
+            s = LoopStats(**{k: v for k, v in vars(self._stats).items() if k not in ("inbox", "arm_sdk")})
+        s.inbox, s.arm_sdk = self.inbox.snapshot(), self.arm_inbox.snapshot()
+        s.arm_sdk_weight, s.motion_mode = self.applied.weight, self.motion.mode
         return s
 
 

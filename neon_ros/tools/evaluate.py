@@ -3,10 +3,11 @@
 Each episode runs the robot's own control path on a simulated clock
 (:mod:`neon_ros.sim.deployment`): the head camera at ``--camera-fps``, clips through the
 frozen backbone with the instruction, features usable ``--feature-delay`` s after their
-camera stamp (default: the backbone's encode time measured here), the action_head's control
-step (gate, head, the one clamp) every 50 ms, and the g1_bridge controller (safety, chunk
-schedule, rate limit, gains, gravity feed-forward) at 500 Hz driving G1Sim. Start poses come
-from ``--seed`` (training uses other seeds). Success is the task's own test
+camera stamp (default: the backbone node's time from a new frame to features, measured
+here), the action_head's control step (gate, head, the one clamp) every 50 ms, and the
+g1_bridge controller (safety, chunk schedule, rate limit, gains, gravity feed-forward) at
+500 Hz driving G1Sim. Start poses come
+and cup placements from ``--seed`` (training uses other seeds). Success is the task's own test
 (:func:`neon_ros.data.sim_expert.success`); per episode the report gives the time the test
 first held and, for a failure, why (final palm error, not waving, refused chunks ...).
 """
@@ -31,24 +32,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-fps", type=float, default=10.0, help="head camera rate (the training data's)")
     parser.add_argument("--feature-delay", type=float, default=None,
                         help="s from a clip's newest frame to its features (default: measured encode time)")
-    parser.add_argument("--time-base", choices=("camera", "now"), default="camera",
+    parser.add_argument("--time-base", choices=("camera", "now"), default="now",
                         help="a chunk's point 0 is meant for the control step's time (now) or the camera stamp")
     parser.add_argument("--backbone", default=None, help="backbone preset (default: the checkpoint's)")
     parser.add_argument("--camera-size", type=int, nargs=2, default=(128, 128), metavar=("W", "H"),
                         help="head camera image size (the training data's)")
-    parser.add_argument("--seed", type=int, default=1000, help="start-pose seed (differs from training's)")
+    parser.add_argument("--seed", type=int, default=1000,
+                        help="start-pose and cup-placement seed (training's differ)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="score the hold-still baseline on the same episodes instead of the head")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
 
 
-def measure_encode_time(backbone, frame_size, instruction: str, runs: int = 3) -> float:
-    """Median seconds of one clip through ``backbone`` (new frames each run, as live)."""
+def measure_encode_time(backbone, frame_size, instruction: str, runs: int = 5) -> float:
+    """Median seconds from a new camera frame to its clip's features, as the backbone node does it
+    (incremental by default): clips slide one new frame at a time through ``backbone`` (the
+    frame-memoising wrapper eval uses, as the node's ClipEncoder reuses per-frame embeddings)."""
     rng = np.random.default_rng(0)
     h, w = frame_size
+    n = backbone.num_frames
+    frames = rng.integers(0, 255, (n + runs, h, w, 3), dtype=np.uint8)
     times = []
-    for _ in range(runs + 1):  # the first call warms the backbone up and is not counted
-        clip = rng.integers(0, 255, (backbone.num_frames, h, w, 3), dtype=np.uint8)
+    for k in range(runs + 1):  # the first call fills the memo (a whole clip) and is not counted
         t0 = time.perf_counter()
-        backbone.encode_batch([clip], [instruction])
+        backbone.encode_batch([frames[k:k + n]], [instruction])
         times.append(time.perf_counter() - t0)
     return float(np.median(times[1:]))
 
@@ -62,15 +69,23 @@ def failure_reason(task: str, plan, palms: np.ndarray, ep) -> str:
         tail = palms[-WAVE_STEPS:, 0]
         return (f"left palm height {tail[:, 2].mean():.2f} m (needs > {WAVE_HEIGHT}), "
                 f"lateral swing {tail[:, 1].std() * 100:.1f} cm (needs > 2)")
-    if plan is not None and plan.goal_palms is not None:
-        err = np.linalg.norm(palms[-1] - plan.goal_palms, axis=-1)[list(plan.hands)]
-        return f"final palm {err.max() * 100:.1f} cm from the goal (needs < 7)"
+    err = final_error(plan, palms)
+    if err is not None:
+        return f"final palm {err * 100:.1f} cm from the goal (needs < 7)"
     return "task test failed"
 
 
+def final_error(plan, palms: np.ndarray) -> float | None:
+    """m from the scored palm(s) at the end to the plan's goal (the worse hand); None: not a position task."""
+    if plan is None or plan.goal_palms is None:
+        return None
+    return float(np.linalg.norm(palms[-1] - plan.goal_palms, axis=-1)[list(plan.hands)].max())
+
+
 def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: float = 4.0, camera_fps: float = 10.0,
-             feature_delay: float | None = None, time_base: str = "camera", backbone_preset: str | None = None,
-             camera_size=(128, 128), seed: int = 1000, progress: bool = True) -> dict:
+             feature_delay: float | None = None, time_base: str = "now", backbone_preset: str | None = None,
+             camera_size=(128, 128), seed: int = 1000, progress: bool = True, baseline: bool = False) -> dict:
+    """Closed-loop episodes of the head (``baseline``: of ``HoldStill``) per task; see the module doc."""
     from tqdm import tqdm
 
     from neon_ros.sim.g1_sim import G1Sim  # first: it selects the off-screen GL before mujoco loads
@@ -83,7 +98,7 @@ def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: flo
     from neon_ros.runtime.gate import GateConfig
     from neon_ros.runtime.head import HeadRuntime
     from neon_ros.runtime.kinematics import G1Kinematics, IKConfig
-    from neon_ros.sim.deployment import HeadPolicy, LoopConfig, SimulatedDeployment
+    from neon_ros.sim.deployment import HeadPolicy, HoldStill, LoopConfig, SimulatedDeployment
     from neon_ros.tools.features import FrameMemo
 
     # The backbone loads before any GL context exists (transformers' optional GPU imports
@@ -94,7 +109,7 @@ def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: flo
         raise ValueError(f"the head was trained on {head.backbone_id!r} features, the backbone is "
                          f"{backbone.backbone_id!r}; pass --backbone")
     if feature_delay is None:
-        feature_delay = round(measure_encode_time(backbone.backbone, backbone.frame_size, "reach the red cup"), 3)
+        feature_delay = round(measure_encode_time(backbone, backbone.frame_size, "reach the red cup"), 3)
     cfg = LoopConfig(seconds=seconds, camera_fps=camera_fps, clip_rate=camera_fps, feature_delay=feature_delay)
     gate_cfg = GateConfig(backbone_id=head.backbone_id, feature_dim=head.feature_dim,
                           max_feature_age=feature_delay + 2.0 / camera_fps + 0.3)
@@ -104,29 +119,31 @@ def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: flo
     with G1Sim(fixed_base=True, camera_size=tuple(camera_size)) as sim:
         for task in tqdm([t for t in tasks for _ in range(episodes)], desc="eval", unit="episode",
                          disable=not progress):
-            q0 = sim_expert.start_pose(rng)
-            plan = sim_expert.plan_task(task, q0, kin, np.random.default_rng(rng.integers(1 << 31)))
+            q0, plan = sim_expert.episode_setup(task, kin, rng)
             loop = SimulatedDeployment(sim, cfg, backbone, sim_expert.TASKS[task])
-            ep = loop.run(HeadPolicy(HeadStep(head, gate_cfg, time_base=time_base)), q0)
+            policy = HoldStill() if baseline else HeadPolicy(HeadStep(head, gate_cfg, time_base=time_base))
+            ep = loop.run(policy, q0, cup_position=plan.cup_position)
             palms = np.stack(ep.palms)
             ok = sim_expert.success(task, plan, palms)
             first = sim_expert.first_success(task, plan, palms)
             per_task[task].append({
                 "success": bool(ok), "time_to_success_s": None if first is None else float(ep.t[first]),
                 "reason": "" if ok else failure_reason(task, plan, palms, ep), "chunks": ep.chunks,
+                "final_error_m": final_error(plan, palms),
                 "refused": ep.refused,
                 "feature_age_p50_s": float(np.median(ep.feature_ages)) if ep.feature_ages else None})
     success = {t: float(np.mean([e["success"] for e in v])) for t, v in per_task.items()}
     return {"success": success, "mean_success": float(np.mean(list(success.values()))),
             "episodes_per_task": episodes, "checkpoint": str(checkpoint), "feature_delay_s": feature_delay,
+            "policy": "hold still" if baseline else "head", "seed": seed,
             "time_base": time_base, "camera_fps": camera_fps, "episodes": per_task}
 
 
 def run(args: argparse.Namespace) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     res = evaluate(args.checkpoint, tasks, args.episodes, args.seconds, args.camera_fps, args.feature_delay,
-                   args.time_base, args.backbone, tuple(args.camera_size), args.seed)
-    print(f"closed-loop success per task (feature delay {res['feature_delay_s'] * 1e3:.0f} ms, "
+                   args.time_base, args.backbone, tuple(args.camera_size), args.seed, baseline=args.baseline)
+    print(f"closed-loop success per task, {res['policy']} (feature delay {res['feature_delay_s'] * 1e3:.0f} ms, "
           f"time base {res['time_base']}):")
     for task, rate in res["success"].items():
         times = [e["time_to_success_s"] for e in res["episodes"][task] if e["success"]]

@@ -27,13 +27,22 @@ class StackNode:
 
 
 # In start order. The bridge comes up before the simulator so it enables (holding the
-# standing pose) on the first LowState, before the damped robot sags on its gantry.
+# standing pose) on the first LowState, before the damped robot sags on its gantry; its
+# watchdog shares the bridge's mode, interface and domain.
 STACK: tuple[StackNode, ...] = (
     StackNode("g1_bridge",
               sim={"mode": "lowcmd", "autostart": True, "network_interface": "lo", "gravity_compensation": True},
               robot={"mode": "arm_sdk", "autostart": False, "network_interface": "eth0", "dds_domain_id": 0,
                      "gravity_compensation": False},
               ready="g1_bridge: mode="),
+    # Damps the robot if the bridge dies (its own process, on the bridge's Unitree DDS). On the
+    # robot it runs real-time where permitted (it sleeps but must wake within its timeout
+    # however loaded the computer is; above the bridge's own rt_priority); simulations keep
+    # normal scheduling, like every node there.
+    StackNode("bridge_watchdog",
+              sim={"mode": "lowcmd", "network_interface": "lo", "rt_priority": 0},
+              robot={"mode": "arm_sdk", "network_interface": "eth0", "dds_domain_id": 0, "rt_priority": 60},
+              ready="bridge_watchdog: watching"),
     StackNode("sim_g1", sim={"network_interface": "lo", "fixed_base": True}, robot=None),
     StackNode("camera_buffer"),
     StackNode("backbone"),

@@ -5,7 +5,9 @@ Protocol implemented (PersonaPlex's ``moshi.server``, NVIDIA/personaplex, a Kyut
 - websocket ``GET {ws|wss}://HOST:8998/api/chat?text_prompt=...&voice_prompt=NATF2.pt[&seed=N]``;
   ``text_prompt`` is the role prompt (the server wraps it in ``<system> ... <system>``),
   ``voice_prompt`` names a voice file in the server's voice directory (required by the server).
-  The server uses self-signed TLS when started with ``--ssl`` (``verify_tls=False`` accepts it).
+  The server uses a self-signed certificate when started with ``--ssl``: give the client that
+  certificate (``tls_ca_file``) so it is verified like any other; ``insecure_skip_tls_verify``
+  turns verification off (a man in the middle then reads and writes the session).
 - every websocket message is binary: one kind byte, then the payload.
   ``0x00`` handshake (server -> client, once the system prompts are processed; nothing may
   be sent before it), ``0x01`` audio: a piece of an Ogg Opus stream, 24 kHz mono, split at
@@ -17,6 +19,13 @@ Protocol implemented (PersonaPlex's ``moshi.server``, NVIDIA/personaplex, a Kyut
   silence (paced at ``pace`` x real time) with the narration in the role prompt, and
   collects the model's speech until it has spoken and gone quiet for ``quiet_s``, or
   ``max_s`` passes.
+
+Untrusted input is bounded: a websocket message (and frame) larger than ``max_message_bytes``,
+more than ``max_session_bytes`` received in one narration, or more decoded audio than the
+narration can last (``max_s`` + ``AUDIO_SLACK_S``) ends the session with a PersonaPlexError and
+closes the connection. The websocket library buffers at most ``RECV_QUEUE_FRAMES`` frames, so a
+flooding server costs at most about ``(RECV_QUEUE_FRAMES + 1) * max_message_bytes +
+max_session_bytes`` of memory.
 
 ``PersonaPlexLocal`` runs the server from an installed PersonaPlex package (module
 ``moshi`` of NVIDIA/personaplex; import-guarded, it needs a large GPU and local weights)
@@ -44,7 +53,10 @@ KIND_HANDSHAKE = 0x00
 KIND_AUDIO = 0x01
 KIND_TEXT = 0x02
 KIND_ERROR = 0x05
+CLOSE_MESSAGE_TOO_BIG = 1009  # websocket close code the library sends for a message over max_size
 FRAME_SAMPLES = 1920  # 80 ms at 24 kHz: one model step
+RECV_QUEUE_FRAMES = 16  # frames the websocket library buffers before it stops reading the socket
+AUDIO_SLACK_S = 2.0  # decoded audio allowed beyond max_s (codec delay, the last model steps)
 LOUD_RMS = 0.01  # decoded output above this RMS counts as speech
 DEFAULT_PROMPT = ("You are Neon, a humanoid robot that narrates what it does. "
                   "Say exactly this sentence, then stay silent: \"{text}\"")
@@ -62,7 +74,13 @@ class PersonaPlexConfig:
     voice_prompt: voice file name on the server (e.g. NATF2.pt).
     prompt: role prompt template; {text} is replaced by the narration.
     seed: model sampling seed sent to the server (-1 = server default).
-    verify_tls: check the server certificate (PersonaPlex defaults to self-signed).
+    tls_ca_file: a PEM file of certificates to trust for wss:// besides the system's (e.g. the
+        self-signed certificate of a PersonaPlex server started with --ssl); '' = system store only.
+    insecure_skip_tls_verify: accept any wss:// certificate and host name (no protection against
+        a man in the middle; only for a test server on a network you control).
+    max_message_bytes: largest websocket message or frame accepted (PersonaPlex sends Ogg pages
+        of a few hundred bytes and short text pieces).
+    max_session_bytes: most payload bytes received in one narration (8 s of Opus is ~64 KB).
     connect_timeout / handshake_timeout: s to open the socket / to get the handshake
         (the server processes the voice and role prompts first).
     max_s: longest narration collected (s of model time); quiet_s: silence after speech that ends it.
@@ -73,7 +91,10 @@ class PersonaPlexConfig:
     voice_prompt: str = "NATF2.pt"
     prompt: str = DEFAULT_PROMPT
     seed: int = -1
-    verify_tls: bool = False
+    tls_ca_file: str = ""
+    insecure_skip_tls_verify: bool = False
+    max_message_bytes: int = 1 << 20
+    max_session_bytes: int = 16 << 20
     connect_timeout: float = 5.0
     handshake_timeout: float = 30.0
     max_s: float = 8.0
@@ -88,6 +109,9 @@ class PersonaPlexConfig:
             raise ValueError("max_s, quiet_s and pace must be positive")
         if "{text}" not in self.prompt:
             raise ValueError("prompt must contain {text}")
+        if self.max_message_bytes <= 0 or self.max_session_bytes <= 0:
+            raise ValueError("max_message_bytes and max_session_bytes must be positive (they bound what a server "
+                             "can make this client hold)")
 
 
 @dataclass
@@ -114,11 +138,15 @@ def chat_url(config: PersonaPlexConfig, text: str) -> str:
     return urlunsplit((scheme, parts.netloc, path, urlencode(query), ""))
 
 
-def _ssl_context(url: str, verify: bool):
+def ssl_context(config: PersonaPlexConfig, url: str) -> ssl.SSLContext | None:
+    """The TLS context for ``url`` (None for ws://): verifies the certificate and host name unless
+    ``config.insecure_skip_tls_verify``; trusts ``config.tls_ca_file`` besides the system store."""
     if not url.startswith("wss://"):
         return None
     ctx = ssl.create_default_context()
-    if not verify:
+    if config.tls_ca_file:
+        ctx.load_verify_locations(cafile=config.tls_ca_file)
+    if config.insecure_skip_tls_verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
@@ -139,16 +167,27 @@ class PersonaPlexClient:
         url = chat_url(c, text)
         t0 = time.monotonic()
         counts: dict[int, int] = {}
+        received = [0]  # message bytes received in this session
         connected = False
         try:
-            with connect(url, ssl=_ssl_context(url, c.verify_tls), open_timeout=c.connect_timeout,
-                         max_size=None, compression=None, ping_interval=None, close_timeout=2) as ws:
+            with connect(url, ssl=ssl_context(c, url), open_timeout=c.connect_timeout,
+                         max_size=(c.max_message_bytes, c.max_message_bytes), max_queue=RECV_QUEUE_FRAMES,
+                         compression=None, ping_interval=None, close_timeout=2) as ws:
                 connected = True
-                self._await_handshake(ws, counts, cancel)
+                self._await_handshake(ws, counts, received, cancel)
                 handshake_s = time.monotonic() - t0
-                result = self._converse(ws, counts, cancel)
+                result = self._converse(ws, counts, received, cancel)
         except ConnectionClosed as exc:
+            if exc.sent is not None and exc.sent.code == CLOSE_MESSAGE_TOO_BIG:
+                raise PersonaPlexError(
+                    f"PersonaPlex at {c.url} sent a message over max_message_bytes={c.max_message_bytes}: "
+                    "connection closed (raise the limit only for a server you trust)") from exc
             raise PersonaPlexError(f"PersonaPlex closed the connection: {exc}") from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise PersonaPlexError(
+                f"cannot connect to PersonaPlex at {c.url}: its TLS certificate is not trusted ({exc.verify_message}); "
+                "pass the server's certificate as tls_ca_file (or install its CA), or, only for a test server on "
+                "a network you control, set insecure_skip_tls_verify") from exc
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             what = "connection to PersonaPlex failed" if connected else "cannot connect to PersonaPlex"
             raise PersonaPlexError(f"{what} at {c.url}: {exc}") from exc
@@ -157,7 +196,7 @@ class PersonaPlexClient:
         audio, words, first = result
         return Speech(audio, OggOpusReader.rate, "".join(words).strip(), handshake_s, first, counts)
 
-    def _await_handshake(self, ws, counts: dict[int, int], cancel) -> None:
+    def _await_handshake(self, ws, counts: dict[int, int], received: list[int], cancel) -> None:
         deadline = time.monotonic() + self.config.handshake_timeout
         while time.monotonic() < deadline:
             if cancel is not None and cancel.is_set():
@@ -166,28 +205,34 @@ class PersonaPlexClient:
                 msg = ws.recv(timeout=0.1)
             except TimeoutError:
                 continue
-            kind, payload = self._split(msg)
-            counts[kind] = counts.get(kind, 0) + 1
+            kind, payload = self._take(msg, counts, received)
             if kind == KIND_HANDSHAKE:
                 return
             if kind == KIND_ERROR:
                 raise PersonaPlexError(f"PersonaPlex error: {payload.decode(errors='replace')}")
         raise PersonaPlexError(f"no handshake from PersonaPlex within {self.config.handshake_timeout:g} s")
 
-    @staticmethod
-    def _split(msg) -> tuple[int, bytes]:
+    def _take(self, msg, counts: dict[int, int], received: list[int]) -> tuple[int, bytes]:
+        """(kind, payload) of one message, counted; PersonaPlexError once the session's bytes exceed the limit."""
         if isinstance(msg, str) or len(msg) == 0:
             raise PersonaPlexError(f"protocol violation: expected binary messages, got {type(msg).__name__}"
                                    f" of length {len(msg)}")
-        return msg[0], bytes(msg[1:])
+        received[0] += len(msg)
+        if received[0] > self.config.max_session_bytes:
+            raise PersonaPlexError(f"PersonaPlex at {self.config.url} sent more than max_session_bytes="
+                                   f"{self.config.max_session_bytes} in one narration: connection closed")
+        kind = msg[0]
+        counts[kind] = counts.get(kind, 0) + 1
+        return kind, bytes(msg[1:])
 
-    def _converse(self, ws, counts: dict[int, int], cancel):
+    def _converse(self, ws, counts: dict[int, int], received: list[int], cancel):
         c = self.config
         writer, reader = OggOpusWriter(OPUS_RATE), OggOpusReader()
         silence = np.zeros(FRAME_SAMPLES, np.float32)
         chunks: list[np.ndarray] = []
         words: list[str] = []
         spoke, last_loud, quiet_audio, first = False, 0, 0.0, float("nan")
+        samples, max_samples = 0, int((c.max_s + AUDIO_SLACK_S) * reader.rate)
         t_start = time.monotonic()
         frames = int(np.ceil(c.max_s * OPUS_RATE / FRAME_SAMPLES))
         for n in range(frames):
@@ -203,10 +248,13 @@ class PersonaPlexClient:
                     msg = ws.recv(timeout=timeout)
                 except TimeoutError:
                     break
-                kind, payload = self._split(msg)
-                counts[kind] = counts.get(kind, 0) + 1
+                kind, payload = self._take(msg, counts, received)
                 if kind == KIND_AUDIO:
                     pcm = reader.feed(payload)
+                    samples += pcm.size
+                    if samples > max_samples:
+                        raise PersonaPlexError(f"PersonaPlex at {c.url} sent more than {max_samples / reader.rate:g} s "
+                                               f"of audio for a narration of at most {c.max_s:g} s: connection closed")
                     if pcm.size:
                         if not chunks:
                             first = time.monotonic() - t_start

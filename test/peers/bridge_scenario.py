@@ -291,23 +291,34 @@ SCENARIOS = {"closed_loop": closed_loop, "watchdog": watchdog, "arm_sdk": arm_sd
              "estop_restart": estop_restart}
 
 
-def main() -> int:
+def run_peer(make_node, scenario, cleanup=None) -> int:
+    """rclpy up, ``make_node()`` spun on two threads, ``scenario(node)``'s dict printed as the
+    RESULT line; ``cleanup(node)`` before the executor stops (shut down before the node goes)."""
     rclpy.init(args=[])
-    node = Scenario()
+    node = make_node()
     ex = MultiThreadedExecutor(num_threads=2)
     ex.add_node(node)
-    spin = threading.Thread(target=ex.spin, daemon=True)
-    spin.start()
+    threading.Thread(target=ex.spin, daemon=True).start()
     try:
-        result = SCENARIOS[sys.argv[1]](node)
-        with node.lock:
-            result["sources_seen"] = list(dict.fromkeys(node.sources))
-        print("RESULT " + json.dumps(result, default=str), flush=True)
+        print("RESULT " + json.dumps(scenario(node), default=str), flush=True)
     finally:
+        if cleanup is not None:
+            cleanup(node)
         ex.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _named_scenario(node) -> dict:
+    result = SCENARIOS[sys.argv[1]](node)
+    with node.lock:
+        result["sources_seen"] = list(dict.fromkeys(node.sources))
+    return result
+
+
+def main() -> int:
+    return run_peer(Scenario, _named_scenario)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ Actions: hand motion is the future observed state (FK). G1 datasets (29 joint na
 G1) supervise joint deltas from the ``action`` column (``action_key``: the commanded joint
 positions, which lead the measured ones by the PD lag) minus the current state, and both
 hands through the G1 FK; single-arm robots supervise the right hand's relative
-end-effector motion (through their FK) and its gripper.
+end-effector motion (through their FK) and its gripper. A G1 dataset written by a scripted
+expert may carry ``action.chunk`` (``chunk_key``; shape [16, 29]): the chunk the expert
+would send from each frame's state, which then is the label itself.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class LeRobotSource(Source):
         self.state_key = opts.get("state_key", "observation.state")
         self.action_key = opts.get("action_key", "action")
         self.action_names = list((features.get(self.action_key) or {}).get("names") or [])
+        self.chunk_key = opts.get("chunk_key", "action.chunk")
         self.ee_key = opts.get("ee_state_key")
         self.scale = np.pi / 180.0 if opts.get("angle_unit", "rad") == "deg" else 1.0
         names = list(features[self.state_key].get("names") or [])
@@ -116,8 +119,9 @@ class LeRobotSource(Source):
         data_path = self.path / self.info["data_path"].format(
             chunk_index=meta["data/chunk_index"], file_index=meta["data/file_index"])
         use_action = self.embodiment == "g1" and self.action_key in self.info["features"]
+        use_chunk = use_action and self.chunk_key in self.info["features"]
         cols = [self.state_key, "timestamp", "frame_index", "task_index"] + ([self.ee_key] if self.ee_key else []) + (
-            [self.action_key] if use_action else [])
+            [self.action_key] if use_action else []) + ([self.chunk_key] if use_chunk else [])
         try:
             table = pq.read_table(data_path, columns=cols, filters=[("episode_index", "=", int(ref))])
         except Exception as exc:
@@ -135,18 +139,26 @@ class LeRobotSource(Source):
             file_index=meta[f"videos/{self.camera}/file_index"])
         frames = iter_frames(video_path, meta[f"videos/{self.camera}/from_timestamp"],
                              meta[f"videos/{self.camera}/to_timestamp"])
+        chunk = None
+        if use_chunk:
+            steps = int(self.info["features"][self.chunk_key]["shape"][0])
+            flat = np.asarray(cols_np[self.chunk_key], np.float64)[order]  # (N, S * D)
+            rows = flat.reshape(len(flat) * steps, -1)
+            chunk = self._g1_joints(rows, self.action_names).reshape(len(flat), steps, NUM_JOINTS)
         ep = self._episode_data(ref, times, state, instruction, frames,
                                 np.asarray(cols_np[self.ee_key], np.float64)[order] if self.ee_key else None,
-                                np.asarray(cols_np[self.action_key], np.float64)[order] if use_action else None)
+                                np.asarray(cols_np[self.action_key], np.float64)[order] if use_action else None,
+                                chunk)
         yield from episode_samples(ep, **self.episode_kwargs())
 
-    def _episode_data(self, ref, times, state, instruction, frames, ee_state, action=None) -> EpisodeData:
+    def _episode_data(self, ref, times, state, instruction, frames, ee_state, action=None,
+                      chunk=None) -> EpisodeData:
         common = {"source": self.name, "episode": ref, "embodiment": self.embodiment, "times": times,
                   "instruction": instruction, "frames": frames}
         if self.embodiment == "g1":
             q = self._g1_joints(state)
             target = None if action is None else self._g1_joints(action, self.action_names)
-            return EpisodeData(**common, g1_q=q, g1_q_target=target, ee_pose=g1_hand_poses(q))
+            return EpisodeData(**common, g1_q=q, g1_q_target=target, g1_chunk=chunk, ee_pose=g1_hand_poses(q))
         joints = state * self.scale
         if self.grip_index is not None:
             joints = np.delete(joints, self.grip_index, axis=1)

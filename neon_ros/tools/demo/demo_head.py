@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-RECIPE_VERSION = 5  # bump when the generator, features or training change the result
+RECIPE_VERSION = 6  # bump when the generator, features or training change the result
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,16 @@ class DemoRecipe:
     fps: int
     camera_size: tuple[int, int]
     stride: float
+    clip_seconds: float
+    clip_lag: float
     steps: int
     batch_size: int
     d_model: int
     lr: float
     held_out: float
+    perturbed: float = 0.0
+    perturb_scale: float = 0.25
+    joint_noise: float = 0.1
     seed: int = 0
 
     def key(self) -> str:
@@ -60,10 +65,12 @@ def recipe(quick: bool) -> DemoRecipe:
     gen, src = soup.generate, soup.sources[0]
     if quick:
         # CI: three contrasting tasks (both arms, reaching and periodic motion), more episodes each.
-        return DemoRecipe(("reach_cup", "wave_left", "raise_hands"), 6, 4.0, int(gen["fps"]), (96, 96), 0.05, 500,
-                          64, 256, 2e-3, soup.held_out, soup.seed)
+        return DemoRecipe(("reach_cup", "wave_left", "raise_hands"), 8, 4.0, int(gen["fps"]), (96, 96), src.stride,
+                          src.clip_seconds, src.clip_lag, 1000, 64, 256, 2e-3, soup.held_out,
+                          float(gen.get("perturbed", 0.0)), seed=soup.seed)
     return DemoRecipe(tuple(gen["tasks"]), int(gen["episodes_per_task"]), float(gen["seconds"]), int(gen["fps"]),
-                      tuple(gen["camera_size"]), src.stride, 1000, 128, 256, 2e-3, soup.held_out, soup.seed)
+                      tuple(gen["camera_size"]), src.stride, src.clip_seconds, src.clip_lag, 3000, 128, 256, 2e-3,
+                      soup.held_out, float(gen.get("perturbed", 0.0)), seed=soup.seed)
 
 
 @contextlib.contextmanager
@@ -90,12 +97,15 @@ def build(r: DemoRecipe, work: Path, progress: bool = True) -> dict:
 
     backbone = load_backbone("cpu_default")  # before the simulator's GL context (see evaluate.py)
     expert = sim_expert.generate(work / "sim_g1", list(r.tasks), r.episodes_per_task, r.seconds, r.fps,
-                                 r.camera_size, seed=r.seed, progress=progress)
-    soup = Soup("sim", [SourceConfig("sim_g1", "lerobot", work / "sim_g1", stride=r.stride)], seed=r.seed,
+                                 r.camera_size, seed=r.seed, progress=progress, perturbed=r.perturbed,
+                                 perturb_scale=r.perturb_scale)
+    soup = Soup("sim", [SourceConfig("sim_g1", "lerobot", work / "sim_g1", stride=r.stride,
+                                     clip_seconds=r.clip_seconds, clip_lag=r.clip_lag)], seed=r.seed,
                 held_out=r.held_out)
     feats = extract(soup, work / "cache", backbone, progress=progress)
     result = train(TrainConfig(data=work / "cache", out=work / "run", steps=r.steps, batch_size=r.batch_size,
                                lr=r.lr, warmup=min(50, r.steps // 5), d_model=r.d_model, held_out=r.held_out,
+                               joint_noise=r.joint_noise,
                                seed=r.seed, eval_every=0, checkpoint_every=r.steps, log_every=10,
                                progress=progress))
     return {"expert_success": expert, "features": {k: feats[k] for k in ("encoded", "clips_per_second")},

@@ -1,10 +1,11 @@
 """`neon-ros demo` orchestration: start the stack on a simulated G1, watch it, report, stop.
 
 Children (real nodes, real DDS, each its own process and log under logs/):
-sim_g1 (MuJoCo, rendered head camera), g1_bridge (lowcmd, autostart), camera_buffer,
-backbone (cpu_default), action_head (the demo head: trained on the simulated soup on
-first run and cached), speech_in (fed the task spoken by espeak-ng), speech_out (WAVs
-into the report's narration/ folder). The demo process itself runs one observer node.
+sim_g1 (MuJoCo, rendered head camera), g1_bridge (lowcmd, autostart), bridge_watchdog
+(damps the robot if the bridge dies), camera_buffer, backbone (cpu_default), action_head
+(the demo head: trained on the simulated soup on first run and cached), speech_in (fed the
+task spoken by espeak-ng), speech_out (WAVs into the report's narration/ folder).
+The demo process itself runs one observer node.
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ def node_params(cfg: DemoConfig, checkpoint: str, dds: int, speech_wav: Path, na
         # A laptop CPU shares itself between physics, rendering, the backbone and Whisper: allow
         # older features and longer gaps than on the robot (where config/neon.yaml rules).
         "g1_bridge": {"dds_domain_id": dds, "damp_timeout": 5.0, "lowstate_timeout": 1.0},
+        # damps the simulated robot if the bridge dies, as in the launch files (the bridge's domain;
+        # the table gives it the bridge's mode and interface)
+        "bridge_watchdog": {"dds_domain_id": dds},
         # the camera the head was trained on: same rate and render size as the soup's demonstrations
         "sim_g1": {"dds_domain_id": dds, "camera_rate": float(cfg.camera_rate or fps),
                    "camera_width": cfg.camera_size[0] or width, "camera_height": cfg.camera_size[1] or height},

@@ -1,0 +1,114 @@
+"""The PersonaPlex client against hostile servers (test/peers/personaplex_flood_server.py): what it holds is
+bounded and the session ends with a clear error; wss:// certificates are verified unless explicitly not."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import json
+import ssl
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from support import Proc, python, ros_env, wait_for
+
+from neon_ros.voice.personaplex import PersonaPlexClient, PersonaPlexConfig, PersonaPlexError, ssl_context
+
+FLOOD = 100 << 20  # what the server tries to make the client hold
+LIMITS = {"max_message_bytes": 256 << 10, "max_session_bytes": 2 << 20}
+
+
+@contextlib.contextmanager
+def flood_server(tmp_path: Path, *args: str):
+    log = tmp_path / f"flood-{len(list(tmp_path.glob('flood-*')))}.log"
+    with Proc(python("-m", "test.peers.personaplex_flood_server", *args), ros_env(), log) as proc:
+        assert wait_for(lambda: '"listening"' in proc.output() or not proc.alive(), 30), proc.output()
+        yield proc, json.loads(proc.output().splitlines()[0])["port"]
+
+
+def sessions(proc) -> list[dict]:
+    return [r for r in map(json.loads, proc.output().splitlines()) if r.get("event") == "session"]
+
+
+def speak_traced(config: PersonaPlexConfig) -> tuple[PersonaPlexError, int, float]:
+    """The error ``speak`` raises, the peak of Python memory allocated meanwhile, and the seconds it took."""
+    tracemalloc.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(PersonaPlexError) as err:
+            PersonaPlexClient(config).speak("Waving my left hand now.")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return err.value, peak, time.monotonic() - t0
+
+
+def test_defaults_are_bounded_and_verify_tls():
+    c = PersonaPlexConfig()
+    assert c.insecure_skip_tls_verify is False and c.tls_ca_file == ""
+    assert 0 < c.max_message_bytes <= 1 << 20 and 0 < c.max_session_bytes <= 64 << 20
+    ctx = ssl_context(c, "wss://robot.local:8998/api/chat")
+    assert ctx is not None and ctx.check_hostname is True and ctx.verify_mode == ssl.CERT_REQUIRED
+    insecure = ssl_context(PersonaPlexConfig(insecure_skip_tls_verify=True), "wss://robot.local:8998/api/chat")
+    assert insecure is not None and insecure.verify_mode == ssl.CERT_NONE and insecure.check_hostname is False
+    assert ssl_context(c, "ws://127.0.0.1:8998/api/chat") is None
+    with pytest.raises(ValueError, match="max_message_bytes"):
+        PersonaPlexConfig(max_message_bytes=0)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize(("mode", "message"), [
+    ("big", "max_message_bytes=262144"),  # one 100 MiB message
+    ("flood", "max_session_bytes=2097152"),  # 64 KiB messages, 100 MiB in all
+    ("audio", "s of audio for a narration of at most 3 s"),  # 120 s of valid Opus for a 3 s narration
+])
+def test_flooding_server_is_cut_off_with_bounded_memory(tmp_path, mode, message):
+    with flood_server(tmp_path, "--mode", mode, "--size", str(FLOOD)) as (proc, port):
+        config = PersonaPlexConfig(url=f"ws://127.0.0.1:{port}", max_s=3.0, pace=4.0, **LIMITS)
+        error, peak, seconds = speak_traced(config)
+        assert message in str(error) and "connection closed" in str(error), error
+        assert peak < 16 << 20, f"client held {peak / 2**20:.1f} MiB"  # ~(16 + 1) x 256 KiB + 2 MiB at most
+        assert seconds < 15, seconds
+        assert wait_for(lambda: sessions(proc), 10), proc.output()
+        record = sessions(proc)[0]
+        if mode == "flood":  # the client closed the connection long before the server could send it all
+            assert record["ended"].startswith("closed by client") and record["sent_bytes"] < FLOOD, record
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (as PersonaPlex's --ssl makes one) and its key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "personaplex-test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "server.cert.pem", tmp_path / "server.key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.mark.timeout(90)
+def test_self_signed_server_is_refused_unless_trusted(tmp_path):
+    cert, key = self_signed(tmp_path)
+    tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    with flood_server(tmp_path, "--mode", "flood", "--size", str(FLOOD), *tls) as (_, port):
+        url = f"wss://127.0.0.1:{port}"
+        with pytest.raises(PersonaPlexError, match="TLS certificate is not trusted.*tls_ca_file"):
+            PersonaPlexClient(PersonaPlexConfig(url=url, max_s=3.0, **LIMITS)).speak("hello")
+        # trusted through its certificate, or with verification explicitly off: past TLS, on to the flood limit
+        for trust in ({"tls_ca_file": str(cert)}, {"insecure_skip_tls_verify": True}):
+            with pytest.raises(PersonaPlexError, match="max_session_bytes"):
+                PersonaPlexClient(PersonaPlexConfig(url=url, max_s=3.0, **LIMITS, **trust)).speak("hello")
