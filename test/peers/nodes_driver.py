@@ -48,6 +48,13 @@ def emit(kind: str, **data) -> None:
     print("EVENT " + json.dumps({"kind": kind, "t": time.monotonic(), **data}), flush=True)
 
 
+
+def chunk_times_ok(times: np.ndarray, stamp_ns: int, received_ns: int) -> bool:
+    """Points 50 ms apart, point 0 meant for the head's control step (chunk time base ``now``):
+    at or after the camera stamp, and not after the chunk arrived here."""
+    age_at_receipt = (received_ns - stamp_ns) / 1e9
+    return bool(np.allclose(np.diff(times), contract.CONTROL_DT) and -1e-6 <= times[0] <= age_at_receipt + 1e-3)
+
 class Driver(Node):
     def __init__(self, a: argparse.Namespace):
         super().__init__("nodes_driver")
@@ -158,7 +165,8 @@ class Driver(Node):
         inside = bool(np.all((pos >= g1.LOWER_LIMITS - 1e-9) & (pos <= g1.UPPER_LIMITS + 1e-9)))
         emit("chunk", stamp=msgs.stamp_to_ns(m.header.stamp), shape=list(pos.shape),
              names_ok=names == list(g1.JOINT_NAMES), finite=bool(np.all(np.isfinite(pos))),
-             within_limits=inside, times_ok=bool(np.allclose(times, np.arange(len(times)) * contract.CONTROL_DT)),
+             within_limits=inside, times_ok=chunk_times_ok(times, msgs.stamp_to_ns(m.header.stamp),
+                                                           rosutil.now_ns(self)),
              received=rosutil.now_ns(self))
 
     def on_diag(self, m: DiagnosticArray) -> None:
