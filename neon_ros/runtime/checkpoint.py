@@ -35,7 +35,7 @@ class CheckpointError(NeonError, ValueError):
     """A checkpoint is missing, unreadable or disagrees with itself; the message says how."""
 
 
-class UnverifiedCheckpointWarning(NeonError, UserWarning):
+class UnverifiedCheckpointWarning(NeonError, UserWarning):  # noqa: N818 (a warning category)
     """A checkpoint JSON records no weights hash (written before hashes were recorded): loaded unchecked."""
 
 
