@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from neon_ros import contract, g1, unitree
-from neon_ros.bridge.controller import OFF_BURST, Controller, ControllerConfig, Measured
+from neon_ros.bridge.command import Measured
+from neon_ros.bridge.controller import OFF_BURST, Controller, ControllerConfig
 from neon_ros.bridge.lowcmd import LowCmdBuilder, UnsafeCommandError, check_command
 from neon_ros.bridge.safety import NS, validate_trajectory
 

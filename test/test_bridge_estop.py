@@ -66,7 +66,7 @@ def test_a_latch_that_cannot_be_read_counts_as_set(tmp_path):
 
 
 def test_a_restored_latch_blocks_autostart_until_an_explicit_enable():
-    from neon_ros.bridge.controller import Measured
+    from neon_ros.bridge.command import Measured
 
     ctrl = Controller(ControllerConfig(mode="lowcmd"))
     ctrl.restore_estop_latch()

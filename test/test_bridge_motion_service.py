@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from neon_ros import contract, g1
-from neon_ros.bridge.controller import Controller, ControllerConfig, Measured
+from neon_ros.bridge.command import Measured
+from neon_ros.bridge.controller import Controller, ControllerConfig
 from neon_ros.bridge.loop import BridgeLoop
 from neon_ros.bridge.lowcmd import LowCmdBuilder
 from neon_ros.bridge.motion_switcher import motion_mode_refusal

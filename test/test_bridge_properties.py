@@ -5,7 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neon_ros import contract, g1
-from neon_ros.bridge.controller import MAX_CATCHUP, Controller, ControllerConfig, Measured
+from neon_ros.bridge.command import Measured
+from neon_ros.bridge.controller import MAX_CATCHUP, Controller, ControllerConfig
 from neon_ros.bridge.lowcmd import check_command
 from neon_ros.bridge.safety import NS, InputRejectedError, validate_trajectory
 

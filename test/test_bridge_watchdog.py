@@ -19,7 +19,8 @@ from support import Proc, python, random_dds_domain, ros_env, wait_for
 
 from neon_ros import contract, g1, unitree
 from neon_ros.bridge import heartbeat
-from neon_ros.bridge.controller import Command, Controller, ControllerConfig, Measured, damping_command
+from neon_ros.bridge.command import Command, Measured, damping_command
+from neon_ros.bridge.controller import Controller, ControllerConfig
 from neon_ros.bridge.safety import NS
 from neon_ros.bridge.watchdog import BridgeWatchdog, WatchdogConfig
 from neon_ros.tools import processes, stack

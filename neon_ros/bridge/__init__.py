@@ -6,6 +6,7 @@ Plain Python (no rclpy): ``neon_ros.nodes.g1_bridge`` wraps it in a ROS 2 node, 
 - ``safety``: input validation (whole-message rejects with counted reasons), joint-limit
   clamp with margin, per-joint rate limit;
 - ``schedule``: plays a chunk on its own time base and switches chunks without a jump;
+- ``command``: one cycle's motor command, the measured state, a mode's joints, the damping command;
 - ``controller``: disabled / enabling / policy / teleop / hold / damp / e-stop decisions;
 - ``lowcmd``: unitree_hg LowCmd_ building for the ``lowcmd`` and ``arm_sdk`` modes;
 - ``loop``: the 500 Hz thread with absolute deadlines over unitree_sdk2py DDS;

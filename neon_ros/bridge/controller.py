@@ -54,14 +54,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neon_ros import contract, g1
+from neon_ros.bridge.command import MODES, Command, Measured, commanded_mask, damping_command
 from neon_ros.bridge.safety import NS, SafetyConfig, TargetLimiter, Trajectory
 from neon_ros.bridge.schedule import ChunkSchedule, sample
 
-MODES = ("lowcmd", "arm_sdk")
 TELEOP_LOSS = ("hold", "handback")
 MAX_CATCHUP = 5  # cycles of motion one late step may make up (10 ms at 500 Hz)
 OFF_BURST = 25  # lowcmd: "off" cycles sent after a powered bridge is disabled (50 ms at 500 Hz), then silence
-STATES = ("disabled", "active", "damping")
 
 
 @dataclass
@@ -128,47 +127,6 @@ class ControllerConfig:
     def commanded(self) -> np.ndarray:
         """Boolean mask of the joints this mode may command."""
         return commanded_mask(self.mode)
-
-
-def commanded_mask(mode: str) -> np.ndarray:
-    """Boolean mask of the joints a bridge mode commands: all 29 (lowcmd), waist + arms (arm_sdk)."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    mask = np.zeros(g1.NUM_JOINTS, dtype=bool)
-    mask[list(range(g1.NUM_JOINTS)) if mode == "lowcmd" else list(g1.UPPER_BODY_INDICES)] = True
-    return mask
-
-
-@dataclass
-class Command:
-    """One cycle's motor command in G1 order (arrays of 29). ``motors_on[i]`` False -> mode 0."""
-
-    q: np.ndarray
-    dq: np.ndarray
-    kp: np.ndarray
-    kd: np.ndarray
-    tau: np.ndarray
-    motors_on: np.ndarray
-    weight: float  # arm_sdk blend weight (0..1); 0 in lowcmd mode
-    publish: bool  # False: send nothing this cycle (arm_sdk after ramp-out)
-    state: str
-    source: str
-    torque_limited: np.ndarray  # joints whose target was pulled toward the measured pose this cycle
-
-
-@dataclass
-class Measured:
-    """The latest LowState as arrays, with its arrival time (ns, the bridge's monotonic clock).
-
-    tau: tau_est per joint (None: unknown); stamp_ns: ROS time at arrival (message headers only).
-    """
-
-    q: np.ndarray
-    dq: np.ndarray
-    received_ns: int
-    mode_machine: int = 0
-    tau: np.ndarray | None = None
-    stamp_ns: int = 0
 
 
 class Controller:
@@ -464,19 +422,3 @@ class Controller:
                 "estop_latency_cycles": self.estop_latency_cycles,
                 "estop_latency_ms": None if self.estop_latency_ms is None else round(self.estop_latency_ms, 3),
                 **self.counts}
-
-
-def damping_command(mode: str, q: np.ndarray, damping_kd: float, weight: float = 0.0) -> Command:
-    """Damping on the joints ``mode`` commands: kp = 0, kd = damping_kd, no feed-forward.
-
-    ``q`` is only carried along (kp = 0 ignores it); it must lie inside the joint limits since the
-    motors are on. In arm_sdk mode the blend ``weight`` is kept: damping goes through it. The
-    controller sends this while damping; the bridge watchdog sends it when the bridge falls silent.
-    """
-    mask = commanded_mask(mode)
-    zeros = np.zeros(g1.NUM_JOINTS)
-    arm_sdk = mode == "arm_sdk"
-    return Command(q=np.where(mask, q, 0.0) if arm_sdk else np.asarray(q, dtype=np.float64).copy(),
-                   dq=zeros, kp=zeros.copy(), kd=np.where(mask, float(damping_kd), 0.0), tau=zeros.copy(),
-                   motors_on=mask, weight=float(weight) if arm_sdk else 0.0, publish=True, state="damping",
-                   source="none", torque_limited=np.zeros(g1.NUM_JOINTS, dtype=bool))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from neon_ros import g1
-from neon_ros.bridge.controller import STATES, Command
+from neon_ros.bridge.command import STATES, Command
 
 TOPIC = "rt/neon/bridge_heartbeat"
 
@@ -32,7 +32,7 @@ def heartbeat_type() -> type:
     class BridgeHeartbeat(IdlStruct, typename="neon::msg::dds_::BridgeHeartbeat_"):
         cycle: uint64 = 0  # the controller's cycle counter
         lowcmd_sent: uint64 = 0  # LowCmd_ written since the bridge started
-        state: uint8 = 0  # index into controller.STATES
+        state: uint8 = 0  # index into command.STATES
         published: uint8 = 0  # 1: this cycle wrote a LowCmd_ (arm_sdk after its ramp-out: 0)
         mode_machine: uint8 = 0
         weight: float32 = 0.0  # arm_sdk blend weight (0 in lowcmd mode)

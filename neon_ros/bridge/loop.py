@@ -30,7 +30,8 @@ import numpy as np
 
 from neon_ros import contract, unitree
 from neon_ros.bridge import heartbeat
-from neon_ros.bridge.controller import Command, Controller, Measured
+from neon_ros.bridge.command import Command, Measured
+from neon_ros.bridge.controller import Controller
 from neon_ros.bridge.gravity import with_gravity
 from neon_ros.bridge.lowcmd import LowCmdBuilder, UnsafeCommandError, measured_from_lowstate
 from neon_ros.runtime.timing import AbsoluteTicker, percentiles, set_fifo

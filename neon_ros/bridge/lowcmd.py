@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from neon_ros import contract, g1, unitree
-from neon_ros.bridge.controller import Command, Measured
+from neon_ros.bridge.command import Command, Measured
 from neon_ros.errors import NeonError
 
 TOPICS = {"lowcmd": contract.DDS_LOWCMD, "arm_sdk": contract.DDS_ARM_SDK}

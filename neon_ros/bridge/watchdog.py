@@ -40,7 +40,8 @@ import numpy as np
 
 from neon_ros import contract, unitree
 from neon_ros.bridge import heartbeat
-from neon_ros.bridge.controller import MODES, Controller, ControllerConfig
+from neon_ros.bridge.command import MODES
+from neon_ros.bridge.controller import Controller, ControllerConfig
 from neon_ros.bridge.lowcmd import LowCmdBuilder
 from neon_ros.runtime.timing import AbsoluteTicker, set_fifo
 

@@ -22,7 +22,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 
 from neon_ros import contract
-from neon_ros.bridge.controller import MODES
+from neon_ros.bridge.command import MODES
 from neon_ros.bridge.watchdog import BridgeWatchdog, WatchdogConfig
 from neon_ros.ros import msgs, rosutil
 from neon_ros.ros.params import Param, ParamTable

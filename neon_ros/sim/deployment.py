@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neon_ros import contract, g1
-from neon_ros.bridge.controller import Controller, ControllerConfig, Measured
+from neon_ros.bridge.command import Measured
+from neon_ros.bridge.controller import Controller, ControllerConfig
 from neon_ros.bridge.gravity import GravityModel, with_gravity
 from neon_ros.bridge.safety import NS, InputRejectedError, validate_trajectory
 from neon_ros.runtime import gate
