@@ -93,7 +93,10 @@ def crc32(msg: Any) -> int:
 def fill_lowcmd(cmd: Any, q: np.ndarray, dq: np.ndarray, kp: np.ndarray, kd: np.ndarray,
                 tau: np.ndarray, mode_machine: int, enabled: np.ndarray | None = None,
                 mode_pr: int = 0) -> Any:
-    """Write 29 joint commands into an hg LowCmd_ and set its CRC. enabled[i] False -> motor off."""
+    """Write 29 joint commands into an hg LowCmd_ and set its CRC. enabled[i] False -> motor off.
+
+    The SDK's own (slow) path: the reference ``hg_wire.LowCmdWire`` is tested against, and what
+    the test peers send."""
     cmd.mode_pr = int(mode_pr)
     cmd.mode_machine = int(mode_machine)
     for i in range(g1.NUM_JOINTS):

@@ -175,7 +175,8 @@ def test_lowcmd_builder_sets_crc_mode_machine_and_arm_sdk_weight():
     rig = Rig(mode="arm_sdk")
     rig.c.enable(True, rig.meas(), rig.now)
     cmd = rig.run(0.3)
-    msg = LowCmdBuilder("arm_sdk").build(cmd, mode_machine=5)
+    sent = LowCmdBuilder("arm_sdk").build(cmd, mode_machine=5)
+    msg = type(sent).deserialize(sent.serialize())  # the bytes the bridge writes
     arr = unitree.lowcmd_arrays(msg)
     assert unitree.crc_ok(msg) and msg.mode_machine == 5
     assert msg.motor_cmd[g1.ARM_SDK_WEIGHT_INDEX].q == pytest.approx(cmd.weight)

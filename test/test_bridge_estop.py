@@ -83,7 +83,7 @@ class Writer:
         self.kp: list[np.ndarray] = []
 
     def Write(self, msg):  # noqa: N802 (the SDK's name)
-        self.kp.append(unitree.lowcmd_arrays(msg)["kp"])
+        self.kp.append(unitree.lowcmd_arrays(type(msg).deserialize(msg.serialize()))["kp"])  # the bytes sent
 
 
 def test_an_estop_wakes_the_loop_before_its_next_deadline():
@@ -94,7 +94,7 @@ def test_an_estop_wakes_the_loop_before_its_next_deadline():
     state = unitree.new_lowstate()
     for i, v in enumerate(g1.STANDING_POSE):
         state.motor_state[i].q = float(v)
-    loop._on_lowstate(state)
+    loop.offer_lowstate(type(state).serialize(state))
     assert ctrl.enable(True, loop.latest, loop.clock())[0]
     loop.start()  # first deadline: 5 s from now
     try:

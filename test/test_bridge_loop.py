@@ -28,7 +28,7 @@ class Writer:
             self.calls += 1
             if self.calls in self.fail_on:
                 raise OSError("DDS write failed")
-            self.kp.append(unitree.lowcmd_arrays(msg)["kp"])
+            self.kp.append(unitree.lowcmd_arrays(type(msg).deserialize(msg.serialize()))["kp"])  # the bytes sent
 
 
 class Clocks:
@@ -47,7 +47,7 @@ def lowstate(q=None):
     msg = unitree.new_lowstate()
     for i, v in enumerate(g1.STANDING_POSE if q is None else q):
         msg.motor_state[i].q = float(v)
-    return msg
+    return type(msg).serialize(msg)
 
 
 def make_loop(writer, clocks=None, **cfg):
@@ -61,10 +61,10 @@ def make_loop(writer, clocks=None, **cfg):
 def test_a_write_that_raises_latches_damping_reports_the_fault_and_keeps_sending():
     writer, clocks = Writer(fail_on={20}), Clocks()
     loop, ctrl = make_loop(writer, clocks)
-    loop._on_lowstate(lowstate())
+    loop.offer_lowstate(lowstate())
     assert ctrl.enable(True, loop.latest, clocks.mono)[0]
     for _ in range(100):
-        loop._on_lowstate(lowstate())
+        loop.offer_lowstate(lowstate())
         loop.guarded_cycle()  # never raises
         clocks.tick()
     assert loop.counts["loop_faults"] == 1 and loop.counts["fault_damping_failed"] == 0
@@ -79,7 +79,7 @@ def test_a_write_that_raises_latches_damping_reports_the_fault_and_keeps_sending
 def test_the_500hz_thread_survives_a_fault():
     writer = Writer(fail_on={50})
     loop, ctrl = make_loop(writer, lowstate_timeout=10.0)
-    loop._on_lowstate(lowstate())
+    loop.offer_lowstate(lowstate())
     ctrl.enable(True, loop.latest, loop.clock())
     loop.start()
     try:
@@ -96,12 +96,12 @@ def test_the_500hz_thread_survives_a_fault():
 def test_wall_clock_steps_change_no_watchdog(step_s):
     clocks = Clocks()
     loop, ctrl = make_loop(Writer(), clocks, lowstate_timeout=0.1)
-    loop._on_lowstate(lowstate())
+    loop.offer_lowstate(lowstate())
     ctrl.enable(True, loop.latest, clocks.mono)
     pose = g1.STANDING_POSE.copy()
     pose[ELBOW] = 0.8
     for k in range(250):
-        loop._on_lowstate(lowstate())
+        loop.offer_lowstate(lowstate())
         if k % 25 == 0:
             ctrl.push(validate_trajectory("chunk", g1.JOINT_NAMES, np.tile(pose, (16, 1)), TIMES, clocks.wall,
                                           clocks.wall, ctrl.cfg.safety, clocks.mono), clocks.mono)
@@ -109,7 +109,7 @@ def test_wall_clock_steps_change_no_watchdog(step_s):
         clocks.tick()
     clocks.wall += int(step_s * NS)  # NTP steps the wall clock; LowState keeps coming
     for _ in range(100):
-        loop._on_lowstate(lowstate())
+        loop.offer_lowstate(lowstate())
         cmd = loop.cycle_once()
         clocks.tick()
     assert cmd.state == "active" and cmd.source == "policy"  # the chunk in hand plays on
@@ -126,18 +126,18 @@ def test_wall_clock_steps_change_no_watchdog(step_s):
 def test_estop_flag_is_applied_on_the_next_cycle_and_latches_even_if_released_before():
     clocks = Clocks()
     loop, ctrl = make_loop(Writer(), clocks)
-    loop._on_lowstate(lowstate())
+    loop.offer_lowstate(lowstate())
     ctrl.enable(True, loop.latest, clocks.mono)
     loop.cycle_once()
     clocks.tick()
     loop.set_estop(True)
     loop.set_estop(False)  # released before the loop saw it: the assertion still latches
-    loop._on_lowstate(lowstate())
+    loop.offer_lowstate(lowstate())
     assert loop.cycle_once().state == "damping" and ctrl.estop_latency_cycles == 1
     assert ctrl.status(clocks.mono)["estop_state"] == "latched"
     loop.set_estop(True)
     clocks.tick()
-    loop._on_lowstate(lowstate())
+    loop.offer_lowstate(lowstate())
     loop.cycle_once()
     with loop.lock:
         loop.sync_estop()

@@ -36,6 +36,7 @@ class Writer:
         self.sent: list[dict] = []
 
     def Write(self, msg):  # noqa: N802 (the SDK's name)
+        msg = type(msg).deserialize(msg.serialize())  # what goes on the wire
         with self.lock:
             self.sent.append({**unitree.lowcmd_arrays(msg), "crc_ok": unitree.crc_ok(msg),
                               "mode_machine": int(msg.mode_machine),
@@ -102,7 +103,7 @@ def test_the_loop_writes_a_heartbeat_after_every_cycle():
     state.mode_machine = 5
     for i, v in enumerate(g1.STANDING_POSE):
         state.motor_state[i].q = float(v)
-    loop._on_lowstate(state)
+    loop.offer_lowstate(type(state).serialize(state))
     ctrl.enable(True, loop.latest, loop.clock())
     for _ in range(3):
         loop.cycle_once()

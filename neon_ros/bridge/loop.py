@@ -3,10 +3,10 @@
 One dedicated thread wakes at t0 + k*dt (``runtime.timing.AbsoluteTicker``), never
 ``sleep(dt)`` after the work, so the work time does not accumulate as drift. A loop a
 whole period behind skips the missed deadlines (counted in ``overruns``) instead of bursting.
-Each cycle: apply the e-stop level (``set_estop`` only records it, from any thread, without
-the lock, and wakes the thread: an asserted e-stop's damping command goes out at once, in
-place of the next deadline's cycle, not up to a period later), read the latest LowState
-(set by the DDS listener thread), ask the controller for a command, check it, build the
+Each cycle: take the newest LowState_ from DDS (polled here, decoded by ``hg_wire`` in tens of
+microseconds: no listener thread), apply the e-stop level (``set_estop`` only records it, from
+any thread, without the lock, and wakes the thread: an asserted e-stop's damping command goes
+out at once, in place of the next deadline's cycle, not up to a period later), ask the controller for a command, check it, build the
 LowCmd_ (CRC, mode_machine from the LowState), write it, then write the liveness heartbeat
 (``bridge.heartbeat``) that bridge_watchdog listens to.
 An exception in a cycle does not end the thread: it is counted, the controller latches
@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from neon_ros import contract, unitree
+from neon_ros import contract, hg_wire, unitree
 from neon_ros.bridge import heartbeat
 from neon_ros.bridge.command import Command, Measured
 from neon_ros.bridge.controller import Controller
 from neon_ros.bridge.gravity import with_gravity
-from neon_ros.bridge.lowcmd import LowCmdBuilder, UnsafeCommandError, measured_from_lowstate
+from neon_ros.bridge.lowcmd import LowCmdBuilder, UnsafeCommandError
 from neon_ros.runtime.timing import AbsoluteTicker, percentiles, set_fifo
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,8 @@ class BridgeLoop:
         self._wake = threading.Event()  # set by an e-stop assertion: run the next cycle now
         self._thread: threading.Thread | None = None
         self._pub: Any = None
-        self._sub: Any = None
+        self._reader: hg_wire.NewestReader | None = None
+        self._decode = hg_wire.LowStateDecoder()
         self._beat_pub: Any = None
         self._beat: Any = None
 
@@ -88,22 +89,33 @@ class BridgeLoop:
         self._pub = unitree.publisher(self.builder.topic, low_cmd)
         self._beat = heartbeat.new_heartbeat()
         self._beat_pub = unitree.publisher(heartbeat.TOPIC, type(self._beat))
-        # queue_len 0: the handler runs in the DDS listener on each arrival and the newest sample
-        # wins (the SDK's own queue drops the newest samples when full: an old state could linger).
-        self._sub = unitree.subscriber(contract.DDS_LOWSTATE, low_state, self._on_lowstate, 0)
+        # Polled by the loop thread at the start of each cycle (history 1: the newest wins); no
+        # listener thread decoding every 500 Hz sample and competing with the loop for the GIL.
+        self._reader = hg_wire.NewestReader(contract.DDS_LOWSTATE, low_state, self.domain_id)
 
-    def _on_lowstate(self, msg: Any) -> None:
+    def poll_lowstate(self) -> None:
+        """Take the newest LowState_ from DDS, if one arrived since the last poll."""
+        if self._reader is not None:
+            data = self._reader.take()
+            if data is not None:
+                self.offer_lowstate(data)
+
+    def offer_lowstate(self, data: bytes) -> bool:
+        """One LowState_'s bytes: CRC (``check_lowstate_crc``) and finiteness checked, then the latest."""
         received, stamp = self.clock(), self.wall_clock()
-        if self.check_lowstate_crc and not unitree.crc_ok(msg):
+        crc_ok, s = self._decode(data)
+        if self.check_lowstate_crc and not crc_ok:
             self.counts["lowstate_bad_crc"] += 1
-            return
-        meas = measured_from_lowstate(msg, received, stamp)
-        if not (np.all(np.isfinite(meas.q)) and np.all(np.isfinite(meas.dq))):
+            return False
+        if not (np.all(np.isfinite(s["q"])) and np.all(np.isfinite(s["dq"]))):
             self.counts["lowstate_non_finite"] += 1
-            return
+            return False
+        meas = Measured(q=s["q"], dq=s["dq"], received_ns=received, mode_machine=s["mode_machine"],
+                        tau=s["tau_est"], stamp_ns=stamp)
         with self.lock:
             self.latest = meas
             self.counts["lowstate"] += 1
+        return True
 
     # --- e-stop: recorded by any thread, applied by the loop ----------------------------------
     def set_estop(self, asserted: bool) -> None:
@@ -230,6 +242,7 @@ class BridgeLoop:
 
     def cycle_once(self) -> Command:
         """One 2 ms step (also called directly by the benchmark for the cost figure)."""
+        self.poll_lowstate()
         with self.lock:
             self.sync_estop()
             now = self.clock()  # after the e-stop was read: its latency is never negative

@@ -4,7 +4,7 @@
 - ``arm_sdk`` mode -> rt/arm_sdk: waist + arms only; leg entries stay all-zero with motor
   mode 0 (never commanded); ``motor_cmd[g1.ARM_SDK_WEIGHT_INDEX].q`` is the blend weight.
 
-CRC (``unitree.fill_lowcmd``) and ``mode_machine`` (copied from the latest LowState) are
+CRC (``hg_wire.LowCmdWire``: the SDK's bytes and CRC, without walking 35 structs) and ``mode_machine`` (copied from the latest LowState) are
 set on every message. ``check_command`` refuses anything non-finite, outside the joint
 limits, or commanding a leg in arm_sdk mode; the loop then latches damping.
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from neon_ros import contract, g1, unitree
-from neon_ros.bridge.command import Command, Measured
+from neon_ros import contract, g1, hg_wire
+from neon_ros.bridge.command import Command
 from neon_ros.errors import NeonError
 
 TOPICS = {"lowcmd": contract.DDS_LOWCMD, "arm_sdk": contract.DDS_ARM_SDK}
@@ -46,30 +46,18 @@ def check_command(cmd: Command, mode: str) -> None:
 
 
 class LowCmdBuilder:
-    """Reuses one LowCmd_ object; ``build`` fills it and sets the CRC."""
+    """Reuses one LowCmd_ (``hg_wire.LowCmdWire``); ``build`` checks, fills it and sets the CRC."""
 
     def __init__(self, mode: str):
         if mode not in TOPICS:
             raise ValueError(f"mode must be one of {tuple(TOPICS)}, got {mode!r}")
         self.mode = mode
         self.topic = TOPICS[mode]
-        self.msg = unitree.new_lowcmd()
+        self.wire = hg_wire.LowCmdWire()
 
     def build(self, cmd: Command, mode_machine: int) -> Any:
+        """The message to ``Write`` (its bytes are set here; ``self.wire.message()`` syncs its fields)."""
         check_command(cmd, self.mode)
-        if self.mode == "arm_sdk":
-            self.msg.motor_cmd[g1.ARM_SDK_WEIGHT_INDEX].q = float(cmd.weight)
-        return unitree.fill_lowcmd(self.msg, cmd.q, cmd.dq, cmd.kp, cmd.kd, cmd.tau, mode_machine,
-                                   enabled=cmd.motors_on)
-
-
-def measured_from_lowstate(msg: Any, received_ns: int, stamp_ns: int = 0) -> Measured:
-    """LowState_ -> Measured (q, dq, tau_est of the 29 joints, mode_machine)."""
-    ms = msg.motor_state
-
-    def field(name: str) -> np.ndarray:
-        return np.fromiter((getattr(ms[i], name) for i in range(g1.NUM_JOINTS)), dtype=np.float64,
-                           count=g1.NUM_JOINTS)
-
-    return Measured(q=field("q"), dq=field("dq"), received_ns=int(received_ns), mode_machine=int(msg.mode_machine),
-                    tau=field("tau_est"), stamp_ns=int(stamp_ns))
+        self.wire.fill(cmd.q, cmd.dq, cmd.kp, cmd.kd, cmd.tau, mode_machine, enabled=cmd.motors_on,
+                       weight=float(cmd.weight) if self.mode == "arm_sdk" else None)
+        return self.wire.wire

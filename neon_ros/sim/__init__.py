@@ -5,8 +5,7 @@
   off-screen rendering); no DDS, no rclpy.
 - ``firmware``: what the robot does with DDS messages (CRC check of LowCmd_, newest wins,
   LowState_ contents), as plain functions and classes.
-- ``lowstate_wire``: a fast LowState_ writer for the 500 Hz loop (same bytes and CRC as the SDK).
-- ``robot_dds``: ``SimRobot``, the robot's DDS side (rt/lowcmd in, rt/lowstate out) around a
+- ``robot_dds``: ``SimRobot``, the robot's DDS side (rt/lowcmd in, rt/lowstate out, both through ``neon_ros.hg_wire``) around a
   ``G1Sim``, stepped in real time on absolute deadlines by a dedicated thread.
 - ``camera``: ``CameraLoop``, the head camera rendered at a fixed rate in its own thread.
 - ``render``: ``OffscreenRenderer``, headless GL (EGL, else OSMesa) chosen by itself.

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from neon_ros import g1, unitree
+from neon_ros import g1, hg_wire, unitree
 
 # mode_machine the G1 29-DoF reports in LowState_ (the bridge copies it into LowCmd_).
 G1_29DOF_MODE_MACHINE = 5
@@ -75,7 +75,7 @@ class InboxCounts:
 
 
 class LowCmdInbox:
-    """Thread-safe holder of the newest accepted LowCmd_ (fed by the DDS callback).
+    """Thread-safe holder of the newest accepted LowCmd_ (fed with each sample's bytes).
 
     arm_sdk: the samples come from rt/arm_sdk: the blend weight is read (a non-finite one
     makes the sample invalid) and mode_machine is not compared (Unitree's own arm_sdk
@@ -89,25 +89,25 @@ class LowCmdInbox:
         self._lock = threading.Lock()
         self._newest: MotorCommand | None = None
         self._fresh = False
+        self._decode = hg_wire.LowCmdDecoder()
 
     def offer(self, msg: Any) -> bool:
-        """Check and store one hg LowCmd_; True if accepted."""
-        ok = unitree.crc_ok(msg)
-        arrays = unitree.lowcmd_arrays(msg) if ok else None
-        weight = unitree.arm_sdk_weight(msg) if ok and self.arm_sdk else 0.0
+        """Check and store one hg LowCmd_ (its bytes, or an SDK message); True if accepted."""
+        ok, c = self._decode(msg if isinstance(msg, bytes | bytearray) else msg.serialize())
+        weight = c["weight"] if self.arm_sdk else 0.0
         with self._lock:
             self.counts.received += 1
             if not ok:
                 self.counts.bad_crc += 1
                 return False
-            values = np.concatenate([arrays[f] for f in FIELDS] + [[weight]])
-            if not np.all(np.isfinite(values)) or np.any(arrays["kp"] < 0) or np.any(arrays["kd"] < 0):
+            values = np.concatenate([c[f] for f in FIELDS] + [[weight]])
+            if not np.all(np.isfinite(values)) or np.any(c["kp"] < 0) or np.any(c["kd"] < 0):
                 self.counts.invalid += 1
                 return False
-            if not self.arm_sdk and int(msg.mode_machine) != self.mode_machine:
+            if not self.arm_sdk and c["mode_machine"] != self.mode_machine:
                 self.counts.mode_machine_mismatch += 1
             self.counts.accepted += 1
-            self._newest = MotorCommand(*(arrays[f] for f in FIELDS), arrays["mode"] != 0, int(msg.mode_machine),
+            self._newest = MotorCommand(*(c[f] for f in FIELDS), c["mode"] != 0, c["mode_machine"],
                                         weight=float(np.clip(weight, 0.0, 1.0)))
             self._fresh = True
             return True

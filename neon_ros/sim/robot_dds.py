@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from neon_ros import contract, unitree
+from neon_ros import contract, hg_wire, unitree
 from neon_ros.runtime.timing import AbsoluteTicker, percentiles, set_fifo
 from neon_ros.sim.firmware import (
     G1_29DOF_MODE_MACHINE,
@@ -37,7 +37,6 @@ from neon_ros.sim.firmware import (
     blend_arm_sdk,
 )
 from neon_ros.sim.g1_sim import G1Sim
-from neon_ros.sim.lowstate_wire import LowStateWire
 
 MAX_LAG = 0.1  # s behind schedule before the loop stops catching up and skips the missed steps
 
@@ -131,9 +130,9 @@ class SimRobot:
         self._stats_lock = threading.Lock()
         self._stats = LoopStats()
         self._pub = None
-        self._subs: list = []
+        self._readers: list[tuple[hg_wire.NewestReader, LowCmdInbox]] = []
         self._switcher = None
-        self._wire: LowStateWire | None = None
+        self._wire: hg_wire.LowStateWire | None = None
         self._first_logged: set[str] = set()
         self.on_first_command = None  # optional callback(topic, MotorCommand), e.g. a log line
         self.scheduling = "normal"  # what the physics thread got: "normal" or runtime.timing.set_fifo's status
@@ -144,12 +143,13 @@ class SimRobot:
         (publisher), and the MotionSwitcher service."""
         unitree.init_channels(self.config.dds_domain_id, self.config.network_interface)
         lowcmd_type, lowstate_type = unitree.hg_types()
-        self._wire = LowStateWire()
+        self._wire = hg_wire.LowStateWire()
         self._pub = unitree.publisher(contract.DDS_LOWSTATE, lowstate_type)
-        # queue_len 0: the inboxes take each sample in the DDS listener, so the newest always arrives
-        # (the SDK's queue drops the NEWEST sample when full: a final weight 0 or damping could be lost)
-        self._subs = [unitree.subscriber(contract.DDS_LOWCMD, lowcmd_type, self.inbox.offer, 0),
-                      unitree.subscriber(contract.DDS_ARM_SDK, lowcmd_type, self.arm_inbox.offer, 0)]
+        # Polled by the physics thread before each step (history 1: the newest sample always
+        # wins, as on the robot); decoded by hg_wire, no listener thread per topic.
+        domain = self.config.dds_domain_id
+        self._readers = [(hg_wire.NewestReader(contract.DDS_LOWCMD, lowcmd_type, domain), self.inbox),
+                         (hg_wire.NewestReader(contract.DDS_ARM_SDK, lowcmd_type, domain), self.arm_inbox)]
         m = self.motion
         self._switcher = unitree.serve_motion_switcher(m.check, m.select, m.release)
 
@@ -192,6 +192,10 @@ class SimRobot:
 
     def _drive(self) -> MotorCommand | None:
         """The command that drives the motors from this step on, or None if it did not change."""
+        for reader, inbox in self._readers:
+            data = reader.take()
+            if data is not None:
+                inbox.offer(data)
         low, arm = self.inbox.take(), self.arm_inbox.take()
         active = self.motion.active
         changed, self._service_active = active != self._service_active, active

@@ -124,7 +124,8 @@ def loop_timing(seconds: float, mode: str, rt_priority: int, domain: int, keep: 
         keep.append(loop)
         loop.open()
         deadline = time.monotonic() + 90
-        while loop.measured() is None:
+        while loop.measured() is None:  # the loop thread polls LowState once it runs; here, before it
+            loop.poll_lowstate()
             if time.monotonic() > deadline or not sim.alive():
                 raise RuntimeError("no rt/lowstate from sim_g1:\n" + sim.output()[-2000:])
             time.sleep(0.05)
