@@ -24,7 +24,7 @@ from neon_ros import g1, unitree
 from neon_ros.bridge.controller import Controller, ControllerConfig
 from neon_ros.bridge.latch import EstopLatchFile, default_state_dir, latch_path
 from neon_ros.bridge.loop import BridgeLoop
-from neon_ros.nodes.g1_bridge import ESTOP_NODE
+from neon_ros.nodes.g1_bridge import COMMAND_NODE, ESTOP_NODE
 from neon_ros.tools import processes, stack
 
 
@@ -113,7 +113,7 @@ def test_an_estop_wakes_the_loop_before_its_next_deadline():
 @pytest.mark.ros
 @pytest.mark.dds
 @pytest.mark.timeout(150)
-def test_the_estop_is_served_without_the_nodes_executor(tmp_path):
+def test_estop_and_commands_are_served_without_the_nodes_executor(tmp_path):
     peer = Proc(python("-m", "test.peers.bridge_estop_thread", str(random_dds_domain()), str(tmp_path)), ros_env(),
                 tmp_path / "peer.log")
     try:
@@ -123,8 +123,13 @@ def test_the_estop_is_served_without_the_nodes_executor(tmp_path):
     r = result(peer.output())
     print("\nnever spun:", json.dumps(r))
     assert r["asserted"] and r["latched"] and r["latch_file"], (r, peer.output()[-3000:])
-    assert ESTOP_NODE in r["threads"], r
+    assert ESTOP_NODE in r["threads"] and COMMAND_NODE in r["threads"], r
     assert r["own_context"], r  # its own DDS participant: a command flood does not fill its receive queue
+    # commands too are served by a thread of their own (the node's executor never spun), at no more
+    # than max_command_rate: of 300 chunks sent at once, DDS kept the newest and the bridge took at
+    # most rate x window (+ the COMMAND_QOS queue and one in hand)
+    assert r["commands_own_context"] and r["chunks_accepted"] >= 1, r
+    assert 1 <= r["flood_taken"] <= r["rate"] * r["flood_window_s"] + 5 + 2, r
 
 
 def bridge_command(domain: int, state_dir) -> list[str]:

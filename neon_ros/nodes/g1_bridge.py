@@ -48,11 +48,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
@@ -72,6 +71,7 @@ from neon_ros.runtime.timing import set_fifo
 
 DISCOVERY_WAITS = 3  # autostart_delays from start before "no e-stop publisher" is believed
 ESTOP_NODE = "g1_bridge_estop"  # the node (and thread) of the e-stop subscriptions
+COMMAND_NODE = "g1_bridge_commands"  # the node (and thread) of the chunk and teleop subscriptions
 
 PARAMETERS: ParamTable = {
     "mode": Param("arm_sdk", "lowcmd (all 29 joints: simulation or gantry) | arm_sdk (waist + arms)"),
@@ -81,6 +81,8 @@ PARAMETERS: ParamTable = {
     "autostart_delay": Param(1.0, "s every e-stop publisher must be matched before autostart", (0.0, 10.0)),
     "command_timeout": Param(0.5, "s without chunk/teleop -> hold", (0.01, 10.0)),
     "damp_timeout": Param(2.0, "s without chunk/teleop -> damping (latched)", (0.02, 60.0)),
+    "max_command_rate": Param(200.0, "chunk + teleop messages taken per second at most (a flood beyond it "
+                                     "is dropped in DDS, newest kept)", (20.0, 2000.0)),
     "teleop_timeout": Param(0.3, "s teleop overrides after its last message", (0.01, 10.0)),
     "teleop_loss": Param("hold", f"after teleop stops: {' | '.join(TELEOP_LOSS)} (hold: until released)"),
     "handback_time": Param(1.0, "s fade from teleop back to the policy", (0.0, 10.0)),
@@ -145,15 +147,9 @@ class G1Bridge(Node):
         # arguments (its SROS2 --enclave is the participant's identity); the node takes none (a
         # launch file's __node:=g1_bridge would rename it after this node). Its thread starts
         # last: no callback runs before the loop exists.
-        self._estop_context = rclpy.Context()
-        rclpy.init(args=sys.argv, context=self._estop_context)
-        self._estop_node = rclpy.create_node(ESTOP_NODE, namespace=self.get_namespace(), context=self._estop_context,
-                                             use_global_arguments=False, start_parameter_services=False)
-        self._estop_subs = [self._estop_node.create_subscription(Bool, contract.TOPIC_ESTOP, self._on_estop, qos)
+        self._estop = rosutil.SideNode(ESTOP_NODE, self.get_namespace())
+        self._estop_subs = [self._estop.node.create_subscription(Bool, contract.TOPIC_ESTOP, self._on_estop, qos)
                             for qos in (rosutil.LATCHED_QOS, rosutil.COMMAND_QOS)]
-        self._estop_executor = SingleThreadedExecutor(context=self._estop_context)
-        self._estop_executor.add_node(self._estop_node)
-        self._estop_thread = threading.Thread(target=self._spin_estop, name=ESTOP_NODE, daemon=True)
         self.loop = BridgeLoop(self.controller, iface, domain, check_lowstate_crc=p["check_lowstate_crc"],
                                rt_priority=rt_priority,
                                gravity=GravityModel() if p["gravity_compensation"] else None)
@@ -163,13 +159,16 @@ class G1Bridge(Node):
         enabling = MutuallyExclusiveCallbackGroup()  # the check waits for a DDS RPC: not in the timers' group
         self.js_pub = self.create_publisher(JointState, contract.TOPIC_JOINT_STATES, rosutil.STATE_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
-        commands = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(JointTrajectory, contract.TOPIC_ACTION_CHUNK,
-                                 lambda m: self._on_trajectory("chunk", m), rosutil.COMMAND_QOS,
-                                 callback_group=commands)
-        self.create_subscription(JointTrajectory, contract.TOPIC_TELEOP,
-                                 lambda m: self._on_trajectory("teleop", m), rosutil.COMMAND_QOS,
-                                 callback_group=commands)
+        # Chunks and teleop on a node, thread and participant of their own, taken at most
+        # max_command_rate per second (the thread sleeps between two; DDS keeps the newest
+        # COMMAND_QOS.depth): a flood of commands costs this process a bounded share of a core
+        # and never spins the main executor, so the 500 Hz loop and the e-stop keep their time.
+        self._command_period = 1.0 / p["max_command_rate"]
+        self._command_done = 0.0
+        self._commands = rosutil.SideNode(COMMAND_NODE, self.get_namespace())
+        for kind, topic in (("chunk", contract.TOPIC_ACTION_CHUNK), ("teleop", contract.TOPIC_TELEOP)):
+            self._commands.node.create_subscription(JointTrajectory, topic,
+                                                    lambda m, k=kind: self._on_command(k, m), rosutil.COMMAND_QOS)
         self.create_service(SetBool, contract.SERVICE_ENABLE, self._on_enable, callback_group=enabling)
         self.create_service(Trigger, contract.SERVICE_DAMP, self._on_damp)
         self.create_timer(1.0 / p["joint_state_rate"], self._publish_joint_states)
@@ -181,7 +180,8 @@ class G1Bridge(Node):
         if self._autostart:
             self._autostart_timer = self.create_timer(0.05, self._try_autostart, callback_group=enabling)
         self.loop.start()
-        self._estop_thread.start()
+        self._estop.start()
+        self._commands.start()
         self.get_logger().info(
             f"g1_bridge: mode={mode} on {self.loop.builder.topic} (DDS domain {domain}, {iface}), "
             f"autostart={self._autostart}, command_timeout={self.cfg.command_timeout}s, "
@@ -189,6 +189,14 @@ class G1Bridge(Node):
             f"scheduling: {rt_status}")
 
     # --- inputs ---------------------------------------------------------------------------
+    def _on_command(self, kind: str, msg: JointTrajectory) -> None:
+        """The command thread: one chunk or teleop message, then a pause to the next slot."""
+        self._on_trajectory(kind, msg)
+        wait = self._command_done + self._command_period - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._command_done = time.monotonic()
+
     def _on_trajectory(self, kind: str, msg: JointTrajectory) -> None:
         now, received = rosutil.now_ns(self), self.loop.clock()
         if kind == "teleop" and not msg.points:
@@ -211,12 +219,6 @@ class G1Bridge(Node):
         self.accepted[kind] += 1
         with self.loop.lock:
             self.controller.push(traj, received)
-
-    def _spin_estop(self) -> None:
-        try:
-            self._estop_executor.spin()
-        except ExternalShutdownException:
-            pass
 
     def _on_estop(self, msg: Bool) -> None:
         self.loop.set_estop(bool(msg.data))  # first: the loop damps on its next cycle
@@ -357,18 +359,16 @@ class G1Bridge(Node):
         self.diag_pub.publish(msgs.diagnostic_array(stamp, [msgs.diagnostic_status("g1_bridge", level, text, values)]))
 
     def on_shutdown(self) -> None:
-        self._estop_executor.shutdown(timeout_sec=1.0)
-        self._estop_thread.join(timeout=2.0)
+        self._commands.shutdown()
+        self._estop.shutdown()
         self.loop.stop()
-        self._estop_node.destroy_node()
-        self._estop_context.try_shutdown()
 
 
 def main(args: list[str] | None = None) -> int:
-    # 3 executor threads: commands, the timers/damp service and enabling (whose MotionSwitcher check
-    # may wait up to CHECK_ATTEMPTS x CHECK_TIMEOUT for a DDS RPC) never wait for each other (the
-    # e-stop has its own).
-    return rosutil.node_main(G1Bridge, "g1_bridge", __doc__, PARAMETERS, args, threads=3)
+    # 2 executor threads: the timers/damp service and enabling (whose MotionSwitcher check may wait
+    # up to CHECK_ATTEMPTS x CHECK_TIMEOUT for a DDS RPC) never wait for each other (the e-stop and
+    # the commands have threads of their own).
+    return rosutil.node_main(G1Bridge, "g1_bridge", __doc__, PARAMETERS, args, threads=2)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,15 @@
 - ``run_node``: init, spin, clean shutdown on SIGINT/SIGTERM (executor shut down before
   the node is destroyed),
 - ``declare_parameters``: a node's parameter table (ros/params.py), read-only, with
-  descriptions and ranges.
+  descriptions and ranges,
+- ``SideNode``: a second node in an rclpy context of its own, spun by its own thread.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -112,3 +114,40 @@ def node_main(make_node: Callable[[], Node], name: str, doc: str, parameters: Pa
         print(usage(doc, parameters, name))
         return 0
     return run_node(make_node, args, threads)
+
+
+class SideNode:
+    """A node in an rclpy context of its own (its own DDS participant), spun by its own thread.
+
+    For inputs that must not wait behind the main node's executor, nor share its participant's
+    receive queues (the bridge's e-stop; its command intake). The context takes the process's
+    ROS arguments (an SROS2 ``--enclave`` is the participant's identity); the node takes none
+    (a launch file's ``__node:=`` would rename it after the main node). Create the
+    subscriptions on ``node``, then ``start()``; ``shutdown()`` before the main node goes.
+    """
+
+    def __init__(self, name: str, namespace: str = ""):
+        self.name = name
+        self.context = rclpy.Context()
+        rclpy.init(args=sys.argv, context=self.context)
+        self.node = rclpy.create_node(name, namespace=namespace or None, context=self.context,
+                                      use_global_arguments=False, start_parameter_services=False)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, name=name, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(timeout_sec=1.0)
+        if self.thread.is_alive():
+            self.thread.join(timeout=2.0)
+        self.node.destroy_node()
+        self.context.try_shutdown()
