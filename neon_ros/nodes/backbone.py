@@ -4,6 +4,12 @@ The forward pass runs in a worker thread, so a slow backbone never blocks the ex
 the subscription only stores the newest clip (an unprocessed older one is dropped and
 counted as skipped), the worker always encodes the freshest clip. Features carry the
 clip's camera stamp and frame_id = backbone id, so the head can refuse stale input.
+
+A backbone that hears (preset ``has_audio``: Qwen2.5-Omni, TRIBE v2) also subscribes to
+/neon/utterance_audio (latched, from speech_in with publish_audio) and encodes each clip
+with the utterance it belongs to: the rule (overlap or within ``audio_hold`` s after the
+utterance ended; an instruction ties to its utterance) is ``neon_ros/runtime/hearing.py``.
+Other backbones do not subscribe to it.
 """
 
 from __future__ import annotations
@@ -16,14 +22,17 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
+from std_msgs.msg import Float32MultiArray, String
 
 from neon_ros import contract
 from neon_ros.backbones import load_backbone
+from neon_ros.backbones.base import AUDIO_SAMPLE_RATE
 from neon_ros.ros import msgs, rosutil
 from neon_ros.ros.params import Param, ParamTable
 from neon_ros.runtime.encoder import ClipEncoder
+from neon_ros.runtime.hearing import UtteranceTracker, clip_span
 from neon_ros.runtime.timing import RateMeter, Window, flatten
+from neon_ros.voice.audio_msg import msg_end_ns, msg_to_audio
 
 PARAMETERS: ParamTable = {
     "preset": Param("cpu_default", "backbone preset (DESIGN.md section 5; neon_ros.backbones.list_presets())"),
@@ -32,6 +41,8 @@ PARAMETERS: ParamTable = {
     "threads": Param(0, "torch intra-op threads (0 = torch default)", (0, 64)),
     "incremental": Param(True, "reuse per-frame embeddings across clips where the backbone allows"),
     "max_rate": Param(0.0, "cap on features per second (0 = as fast as clips come)", (0.0, 100.0)),
+    "audio_hold": Param(3.0, "s after an utterance ended during which clips still hear its audio "
+                        "(backbones with an audio path; neon_ros/runtime/hearing.py)", (0.0, 60.0)),
     "diagnostics_period": Param(1.0, "s between /diagnostics messages", (0.1, 60.0)),
 }
 
@@ -58,9 +69,12 @@ class BackboneNode(Node):
         self.cond = threading.Condition()
         self.pending: Image | None = None
         self.instruction = ""
+        self.hearing = UtteranceTracker(p["audio_hold"])
+        self.clip_seconds = self.backbone.config.clip_seconds
         self.stop = threading.Event()
         self.skipped = 0
         self.malformed = 0
+        self.audio_malformed = 0
         self.errors = 0
         self.last_error = ""
         self._faults_seen = 0
@@ -74,6 +88,9 @@ class BackboneNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
         self.create_subscription(Image, contract.TOPIC_CLIP, self.on_clip, rosutil.CLIP_QOS)
         self.create_subscription(String, contract.TOPIC_INSTRUCTION, self.on_instruction, rosutil.LATCHED_QOS)
+        if self.encoder.hears:
+            self.create_subscription(Float32MultiArray, contract.TOPIC_UTTERANCE_AUDIO, self.on_audio,
+                                     rosutil.LATCHED_QOS)
         self.create_timer(diag_period, self.publish_diagnostics)
         self.worker = threading.Thread(target=self.work, name="backbone_worker", daemon=True)
         self.worker.start()
@@ -89,9 +106,22 @@ class BackboneNode(Node):
             self.cond.notify()
 
     def on_instruction(self, msg: String) -> None:
+        now = rosutil.now_ns(self)
         with self.cond:
             self.instruction = msg.data
+            self.hearing.on_instruction(now)
         self.get_logger().info(f"instruction: {msg.data!r}")
+
+    def on_audio(self, msg: Float32MultiArray) -> None:
+        now = rosutil.now_ns(self)
+        try:
+            audio, end_ns = msg_to_audio(msg), msg_end_ns(msg)
+        except ValueError as exc:
+            self._fault("audio_malformed", f"utterance audio refused: {exc}")
+            return
+        with self.cond:
+            self.hearing.on_audio(audio, now, end_ns)
+        self.get_logger().info(f"utterance audio: {audio.size / AUDIO_SAMPLE_RATE:.2f} s")
 
     # --- worker thread -------------------------------------------------------------------------
     def work(self) -> None:
@@ -105,18 +135,20 @@ class BackboneNode(Node):
                     return
                 msg, self.pending = self.pending, None
                 instruction = self.instruction
+                audio = (self.hearing.take(clip_span(msgs.stamp_to_ns(msg.header.stamp), self.clip_seconds))
+                         if self.encoder.hears else None)
             wait = last + min_period - time.monotonic()
             if wait > 0 and self.stop.wait(wait):
                 return
             last = time.monotonic()
             try:
-                self.process(msg, instruction)
+                self.process(msg, instruction, audio)
             except Exception as exc:  # keep the worker alive; at shutdown the context is gone
                 if self.stop.is_set() or not rclpy.ok():
                     return
                 self._fault("errors", f"{type(exc).__name__}: {exc}")
 
-    def process(self, msg: Image, instruction: str) -> None:
+    def process(self, msg: Image, instruction: str, audio: np.ndarray | None) -> None:
         t, (h, w) = self.backbone.num_frames, self.backbone.frame_size
         if (msg.height, msg.width) != (t * h, w):
             self._fault("malformed", f"clip is {msg.width}x{msg.height} (WxH); backbone {self.backbone.backbone_id} "
@@ -130,7 +162,7 @@ class BackboneNode(Node):
             return
         t0 = time.perf_counter()
         try:
-            vec = self.encoder.encode(frames, instruction)
+            vec = self.encoder.encode(frames, instruction, audio)
         except (ValueError, RuntimeError) as exc:
             self._fault("errors", f"encode failed: {exc}")
             return
@@ -150,10 +182,10 @@ class BackboneNode(Node):
 
     # --- diagnostics / shutdown ---------------------------------------------------------------
     def publish_diagnostics(self) -> None:
-        faults = self.malformed + self.errors
+        faults = self.malformed + self.errors + self.audio_malformed
         new, self._faults_seen = faults - self._faults_seen, faults
         if new:
-            level, message = "warn", f"{new} clips failed since last report; last: {self.last_error}"
+            level, message = "warn", f"{new} inputs failed since last report; last: {self.last_error}"
         elif self.features_out.rate() == 0.0:
             level, message = "warn", "no features published in the last seconds (waiting for clips)"
         else:
@@ -171,6 +203,12 @@ class BackboneNode(Node):
             "incremental": self.encoder.incremental,
             "frames_encoded": self.encoder.frames_encoded,
             "frames_reused": self.encoder.frames_reused,
+            "hears": self.encoder.hears,
+            "utterances_in": self.hearing.received,
+            "clips_with_audio": self.encoder.clips_with_audio,
+            "utterances_expired": self.hearing.expired,
+            "utterances_superseded": self.hearing.superseded,
+            "audio_malformed": self.audio_malformed,
             **flatten("encode_ms", self.encode_s.summary(1e3)),
             **flatten("clip_age_at_receive_ms", self.in_age_s.summary(1e3)),
             **flatten("age_at_publish_ms", self.age_s.summary(1e3)),

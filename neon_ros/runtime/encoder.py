@@ -4,6 +4,9 @@ Consecutive clips share T-1 of their frames. A backbone that offers ``encode_fra
 and ``pool`` (cpu_default) then only needs one new forward pass per clip: frame
 embeddings are cached by a hash of the frame's bytes. Other backbones encode the
 whole clip each time. The result is the same as ``backbone.encode`` either way.
+
+Audio (the utterance a clip hears, see ``runtime/hearing.py``) goes to backbones that
+hear (``has_audio``) with the whole clip; to the others it is not passed at all.
 """
 
 from __future__ import annotations
@@ -15,22 +18,28 @@ import numpy as np
 
 
 class ClipEncoder:
-    """Wraps a Backbone; ``encode(frames, instruction)`` -> (width,) float32."""
+    """Wraps a Backbone; ``encode(frames, instruction, audio)`` -> (width,) float32."""
 
     def __init__(self, backbone, incremental: bool = True, cache_frames: int | None = None):
         self.backbone = backbone
         self.incremental = bool(incremental and callable(getattr(backbone, "encode_frame", None))
                                 and callable(getattr(backbone, "pool", None)))
+        self.hears = bool(getattr(backbone, "has_audio", False))
         self._cap = int(cache_frames or 2 * backbone.num_frames)
         self._cache: collections.OrderedDict[bytes, np.ndarray] = collections.OrderedDict()
         self.frames_encoded = 0
         self.frames_reused = 0
+        self.clips_with_audio = 0  # clips encoded together with utterance audio
 
     @staticmethod
     def _key(frame: np.ndarray) -> bytes:
         return hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).digest()
 
-    def encode(self, frames: np.ndarray, instruction: str = "") -> np.ndarray:
+    def encode(self, frames: np.ndarray, instruction: str = "", audio: np.ndarray | None = None) -> np.ndarray:
+        if audio is not None and self.hears:  # the audio path needs the whole clip in one forward pass
+            self.frames_encoded += len(frames)
+            self.clips_with_audio += 1
+            return self.backbone.encode(frames, instruction, audio)
         if not self.incremental:
             self.frames_encoded += len(frames)
             return self.backbone.encode(frames, instruction)
