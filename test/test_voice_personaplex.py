@@ -19,7 +19,7 @@ from neon_ros.voice.personaplex import (
     PersonaPlexError,
     chat_url,
 )
-from neon_ros.voice.tts import TtsConfig, TtsUnavailableError, make_tts
+from neon_ros.voice.tts import PersonaPlexTts, TtsConfig, TtsUnavailableError, make_tts
 
 
 def test_ogg_crc_and_page_layout():
@@ -129,7 +129,7 @@ def test_cancel_and_tts_backend(server):
 
 def test_unreachable_server():
     with pytest.raises(TtsUnavailableError, match="no PersonaPlex server"):
-        make_tts(TtsConfig(backend="personaplex", personaplex_url="ws://127.0.0.1:9"))
+        PersonaPlexTts(TtsConfig(backend="personaplex", personaplex_url="ws://127.0.0.1:9"))
     client = PersonaPlexClient(PersonaPlexConfig(url="ws://127.0.0.1:9", connect_timeout=1.0))
     with pytest.raises(PersonaPlexError, match="cannot connect"):
         client.speak("hello")

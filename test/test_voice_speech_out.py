@@ -1,5 +1,5 @@
 """speech_out as a real node process: real espeak-ng, WAV files per narration, pre-emption,
-throttling, and a missing backend reported on /diagnostics."""
+throttling, a missing backend reported on /diagnostics, an unreachable PersonaPlex replaced by espeak-ng."""
 
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ def test_narrations_to_wav_files(tmp_path):
 
 @pytest.mark.timeout(90)
 def test_missing_backend_is_reported(tmp_path):
-    """piper not installed, no PersonaPlex server, no sound card: ERROR diagnostics saying so, nodes stay up."""
+    """piper not installed, no sound card: ERROR diagnostics saying so, nodes stay up. No PersonaPlex server:
+    WARN saying so, and espeak-ng speaks instead."""
     import sounddevice as sd
 
     try:
@@ -72,16 +73,19 @@ def test_missing_backend_is_reported(tmp_path):
     with Proc(script("speech_out") + piper, env, tmp_path / "piper.log") as a, \
             Proc(script("speech_out") + plex, env, tmp_path / "plex.log") as b, \
             Proc(script("speech_out") + speaker, env, tmp_path / "speaker.log") as c:
-        for p in (a, b, c):
+        for p in (a, c):
             assert wait_for(lambda p=p: "[ERROR]" in p.output() or not p.alive(), 60), p.output()
+        assert wait_for(lambda: "speaking with" in b.output() or not b.alive(), 60), b.output()
         rows = _say(env, ("Reaching for the cup now.", 0.0), seconds=2.5, subscribers=3)
         assert a.alive() and b.alive() and c.alive(), a.output() + b.output() + c.output()
     diags = {r["values"]["output"]: r for r in rows if "values" in r}
     d_piper, d_plex, d_speaker = diags[str(tmp_path / "a")], diags[str(tmp_path / "b")], diags["speaker"]
     assert d_piper["level"] == 2 and "'piper' not found" in d_piper["message"], d_piper
-    assert d_plex["level"] == 2 and "no PersonaPlex server" in d_plex["message"], d_plex
+    assert d_plex["level"] == 1 and d_plex["message"].startswith("personaplex unreachable: no PersonaPlex server"), d_plex
+    assert d_plex["message"].endswith("; speaking with espeak-ng") and d_plex["values"]["espeak-ng_spoken"] == "1", d_plex
     assert d_speaker["level"] == 2 and "no speaker" in d_speaker["message"], d_speaker
     if not has_card:
         assert "no sound card" in d_speaker["message"], d_speaker
     assert d_piper["values"]["unspoken"] == "1", d_piper
-    assert not [w for d in ("a", "b") for w in (tmp_path / d).glob("*.wav")]
+    assert not list((tmp_path / "a").glob("*.wav"))
+    assert [w.name for w in (tmp_path / "b").glob("*.wav")] == ["00000_reaching_for_the_cup_now.wav"]

@@ -7,6 +7,11 @@ Parameters (config/neon.yaml, section speech_out):
 A newer narration pre-empts one in progress; the same text within `repeat_s` is dropped.
 A backend or speaker that cannot run is an ERROR on /diagnostics (and in the log) saying
 why; the node keeps running and keeps counting what it could not say.
+With backend personaplex, every sentence PersonaPlex does not deliver in full (server
+unreachable at start, connection refused or timed out, closed or stalled mid-sentence,
+malformed or over-limit data) is spoken whole by espeak-ng instead; /diagnostics is WARN
+("personaplex unreachable: ...; speaking with espeak-ng") until PersonaPlex, tried again
+after `personaplex_retry_s`, speaks again (voice.tts.FallbackTts).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from neon_ros.ros import msgs, rosutil
 from neon_ros.ros.params import Param, ParamTable
 from neon_ros.voice.audio import AudioDeviceError
 from neon_ros.voice.speech_queue import DirectorySink, SpeakerSink, SpeechQueue, SpeechQueueConfig
-from neon_ros.voice.tts import TTS_BACKENDS, TtsConfig, TtsUnavailableError, make_tts
+from neon_ros.voice.tts import TTS_BACKENDS, FallbackTts, TtsConfig, TtsUnavailableError, make_tts
 
 PARAMETERS: ParamTable = {
     "backend": Param("espeak", f"speech backend: {', '.join(sorted(TTS_BACKENDS))}"),
@@ -37,6 +42,8 @@ PARAMETERS: ParamTable = {
     "personaplex_voice": Param("NATF2.pt", "personaplex: voice prompt file on the server"),
     "personaplex_server_args": Param("", "personaplex: start its server from the installed package with "
                                      "these arguments ('' = use personaplex_url)"),
+    "personaplex_retry_s": Param(30.0, "personaplex: after it failed, s of speaking with espeak-ng before "
+                                 "PersonaPlex is tried again", (0.0, 3600.0)),
     "timeout": Param(20.0, "s a synthesis may take", (1.0, 120.0)),
     "repeat_s": Param(5.0, "the same narration within this many s is dropped", (0.0, 600.0)),
     "max_age_s": Param(5.0, "a narration waiting longer than this is skipped", (0.1, 600.0)),
@@ -52,12 +59,13 @@ class SpeechOut(Node):
             backend=p["backend"], voice=p["voice"], rate_wpm=p["rate_wpm"], pitch=p["pitch"],
             executable=p["executable"], piper_model=p["piper_model"], personaplex_url=p["personaplex_url"],
             personaplex_voice=p["personaplex_voice"], local_server_args=p["personaplex_server_args"].split(),
-            timeout_s=p["timeout"],
+            timeout_s=p["timeout"], personaplex_retry_s=p["personaplex_retry_s"],
         )
         self.output, device = p["output"], p["device"]
         queue_cfg = SpeechQueueConfig(repeat_s=p["repeat_s"], max_age_s=p["max_age_s"])
         self.backend_name = tts_cfg.backend
         self.fault = ""
+        self.fallback_reported = ""  # the fallback fault last logged
         self.unspoken = 0
         self.queue: SpeechQueue | None = None
         self.tts = None
@@ -96,12 +104,30 @@ class SpeechOut(Node):
             message = "speaking" if self.queue.busy else "ready"
             if s.last_error:
                 level, message = "warn", s.last_error
+            if isinstance(self.tts, FallbackTts):
+                message = self._fallback_diagnostics(values) or message
+                level = "warn" if self.tts.fault else level
         else:
             values["unspoken"] = self.unspoken
         if self.fault:
             level, message = "error", self.fault
         status = msgs.diagnostic_status("speech_out", level, message, values, hardware_id="audio")
         self.diag_pub.publish(msgs.diagnostic_array(rosutil.now_ns(self), [status]))
+
+    def _fallback_diagnostics(self, values: dict) -> str:
+        """Adds the fallback's counts to ``values``; logs when it switches; its fault ('' while the primary works)."""
+        tts = self.tts
+        values |= {"speaking_with": tts.speaking_with, f"{tts.primary_name}_spoken": tts.primary_spoken,
+                   f"{tts.fallback_name}_spoken": tts.fallback_spoken,
+                   f"{tts.primary_name}_failures": tts.primary_failures}
+        fault = tts.fault
+        if fault != self.fallback_reported:
+            if fault:
+                self.get_logger().warning(fault)
+            else:
+                self.get_logger().info(f"{tts.primary_name} works again; speaking with it")
+            self.fallback_reported = fault
+        return fault
 
     def on_shutdown(self) -> None:
         if self.queue is not None:

@@ -18,7 +18,10 @@ Protocol implemented (PersonaPlex's ``moshi.server``, NVIDIA/personaplex, a Kyut
   receives, so output flows only while input flows. To narrate, the client streams
   silence (paced at ``pace`` x real time) with the narration in the role prompt, and
   collects the model's speech until it has spoken and gone quiet for ``quiet_s``, or
-  ``max_s`` passes.
+  ``max_s`` passes. The server sends audio every model step, so a narration is a failure
+  (PersonaPlexError) when no speech came within ``max_s``, or when audio stopped coming
+  after speech began (the server stalled mid-sentence); the connection closing before the
+  end is one too. Callers (voice.tts.FallbackTts) then say the sentence another way.
 
 Untrusted input is bounded: a websocket message (and frame) larger than ``max_message_bytes``,
 more than ``max_session_bytes`` received in one narration, or more decoded audio than the
@@ -58,6 +61,7 @@ FRAME_SAMPLES = 1920  # 80 ms at 24 kHz: one model step
 RECV_QUEUE_FRAMES = 16  # frames the websocket library buffers before it stops reading the socket
 AUDIO_SLACK_S = 2.0  # decoded audio allowed beyond max_s (codec delay, the last model steps)
 LOUD_RMS = 0.01  # decoded output above this RMS counts as speech
+STALL_SLACK_S = 1.0  # after speech, no audio message for quiet_s + this many s of model steps = a stalled server
 DEFAULT_PROMPT = ("You are Neon, a humanoid robot that narrates what it does. "
                   "Say exactly this sentence, then stay silent: \"{text}\"")
 
@@ -231,7 +235,7 @@ class PersonaPlexClient:
         silence = np.zeros(FRAME_SAMPLES, np.float32)
         chunks: list[np.ndarray] = []
         words: list[str] = []
-        spoke, last_loud, quiet_audio, first = False, 0, 0.0, float("nan")
+        spoke, last_audio, quiet_audio, first = False, 0, 0.0, float("nan")
         samples, max_samples = 0, int((c.max_s + AUDIO_SLACK_S) * reader.rate)
         t_start = time.monotonic()
         frames = int(np.ceil(c.max_s * OPUS_RATE / FRAME_SAMPLES))
@@ -250,6 +254,7 @@ class PersonaPlexClient:
                     break
                 kind, payload = self._take(msg, counts, received)
                 if kind == KIND_AUDIO:
+                    last_audio = n
                     pcm = reader.feed(payload)
                     samples += pcm.size
                     if samples > max_samples:
@@ -260,17 +265,21 @@ class PersonaPlexClient:
                             first = time.monotonic() - t_start
                         chunks.append(pcm)
                         if float(np.sqrt(np.mean(pcm * pcm))) > LOUD_RMS:
-                            spoke, last_loud, quiet_audio = True, n, 0.0
+                            spoke, quiet_audio = True, 0.0
                         else:
                             quiet_audio += pcm.size / reader.rate
                 elif kind == KIND_TEXT:
                     words.append(payload.decode("utf-8", errors="replace"))
                 elif kind == KIND_ERROR:
                     raise PersonaPlexError(f"PersonaPlex error: {payload.decode(errors='replace')}")
-            silent_steps_s = (n - last_loud) * FRAME_SAMPLES / OPUS_RATE
-            if spoke and (quiet_audio >= c.quiet_s or silent_steps_s >= c.quiet_s + 1.0):
-                break  # spoke, then quiet_s of quiet audio (or no speech for a second longer)
-        audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+            if spoke and quiet_audio >= c.quiet_s:
+                break  # spoke, then quiet_s of quiet audio: the sentence is complete
+            if spoke and (n - last_audio) * FRAME_SAMPLES / OPUS_RATE >= c.quiet_s + STALL_SLACK_S:
+                raise PersonaPlexError(f"PersonaPlex at {c.url} stopped sending audio mid-sentence "
+                                       f"(nothing for {c.quiet_s + STALL_SLACK_S:g} s of model steps)")
+        if not spoke:
+            raise PersonaPlexError(f"PersonaPlex at {c.url} said nothing within max_s={c.max_s:g} s")
+        audio = np.concatenate(chunks)
         return audio, words, first
 
 

@@ -5,7 +5,8 @@
 - ``piper`` (optional, local): the ``piper`` command line with a voice model (.onnx). Piper
   is GPL: it is only ever run as a separate program, never imported.
 - ``personaplex``: NVIDIA PersonaPlex over its websocket protocol (neon_ros/voice/personaplex.py),
-  a server URL, or a server started from the installed package (``local_server_args``).
+  a server URL, or a server started from the installed package (``local_server_args``), always
+  behind ``FallbackTts`` with espeak-ng as the local fallback (see there).
 
 Every ``synthesize(text, cancel)`` can be cancelled (a newer narration pre-empts the one in
 progress): it returns None then. A backend that cannot run raises ``TtsUnavailableError`` at
@@ -21,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +50,9 @@ class TtsConfig:
     personaplex_voice: voice prompt file name on that server.
     local_server_args: if set, start PersonaPlex's own server from the installed package
         with these arguments (weights paths etc.) instead of using personaplex_url.
-    timeout_s: longest a synthesis may take.
+    timeout_s: longest a synthesis may take (PersonaPlex: also the longest wait for its handshake).
+    personaplex_retry_s: after PersonaPlex failed, s during which sentences go straight to the
+        local fallback before PersonaPlex is tried again.
     """
 
     backend: str = "espeak"
@@ -62,6 +66,7 @@ class TtsConfig:
     personaplex_voice: str = "NATF2.pt"
     local_server_args: list[str] = field(default_factory=list)
     timeout_s: float = 20.0
+    personaplex_retry_s: float = 30.0
 
     def __post_init__(self):
         if self.backend not in TTS_BACKENDS:
@@ -74,6 +79,8 @@ class TtsConfig:
             raise ValueError(f"word_gap must be in 0..100, got {self.word_gap}")
         if self.timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
+        if self.personaplex_retry_s < 0:
+            raise ValueError("personaplex_retry_s must be >= 0")
 
 
 def _find_program(name: str, package_hint: str) -> str:
@@ -191,8 +198,9 @@ class PersonaPlexTts:
             url = self.local.url
         else:
             self._check_reachable(url)
-        self.client = PersonaPlexClient(PersonaPlexConfig(url=url, voice_prompt=config.personaplex_voice,
-                                                          max_s=min(config.timeout_s, 30.0)))
+        self.client = PersonaPlexClient(PersonaPlexConfig(
+            url=url, voice_prompt=config.personaplex_voice, max_s=min(config.timeout_s, 30.0),
+            connect_timeout=min(config.timeout_s, 5.0), handshake_timeout=config.timeout_s))
         self._error = PersonaPlexError
 
     @staticmethod
@@ -224,6 +232,90 @@ class PersonaPlexTts:
             self.local.close()
 
 
+class FallbackTts:
+    """A remote backend (PersonaPlex) while it works, a local one (espeak-ng) for every sentence it does not deliver.
+
+    - The primary is built with ``make_primary()`` (which raises TtsUnavailableError when, e.g., its
+      server is unreachable) at construction and again whenever a retry is due.
+    - Each sentence goes to the primary while it is up. If building it or its ``synthesize`` raises
+      (refused or timed-out connection, no handshake, connection closed mid-sentence, malformed or
+      over-limit data, a stalled server), the same sentence is synthesized by the fallback instead,
+      ``fault`` says why, and the primary is left alone for ``retry_s`` (fixed back-off): sentences
+      in that time go straight to the fallback. The first sentence after it tries the primary
+      again; when that works the fault clears and the primary speaks again.
+    - A half-delivered sentence: the primary's audio is collected in full before anything is
+      played, so audio from a session that failed part-way is discarded unplayed and the whole
+      sentence is spoken once by the fallback: never lost, never said twice.
+    - Cancelled (pre-empted by a newer narration): None, from either backend, and no fault.
+
+    ``clock`` (monotonic seconds) is injectable so the back-off can be tested without waiting.
+    """
+
+    def __init__(self, make_primary: Callable[[], object], fallback, retry_s: float,
+                 names: tuple[str, str] = ("personaplex", "espeak-ng"), clock: Callable[[], float] = time.monotonic):
+        self.make_primary, self.fallback, self.retry_s, self.clock = make_primary, fallback, retry_s, clock
+        self.primary_name, self.fallback_name = names
+        self.primary = None
+        self.fault = ""  # why the primary is out; '' while it works
+        self.primary_spoken = 0
+        self.fallback_spoken = 0
+        self.primary_failures = 0
+        self._lock = threading.Lock()
+        self._retry_at = clock()
+        self._build_primary()
+
+    def _build_primary(self) -> None:
+        try:
+            self.primary = self.make_primary()
+        except TtsUnavailableError as exc:
+            self._failed(str(exc))
+
+    def _failed(self, reason: str) -> None:
+        with self._lock:
+            self.primary_failures += 1
+            self.fault = f"{self.primary_name} unreachable: {reason}; speaking with {self.fallback_name}"
+            self._retry_at = self.clock() + self.retry_s
+
+    def describe(self) -> str:
+        primary = self.primary.describe() if self.primary is not None else f"{self.primary_name} (not reached yet)"
+        return f"{primary}, falling back to {self.fallback.describe()}"
+
+    @property
+    def speaking_with(self) -> str:
+        """The backend the next sentence goes to (as far as known now)."""
+        with self._lock:
+            return self.fallback_name if self.fault and self.clock() < self._retry_at else self.primary_name
+
+    def synthesize(self, text: str, cancel: threading.Event | None = None) -> tuple[np.ndarray, int] | None:
+        with self._lock:
+            try_primary = not self.fault or self.clock() >= self._retry_at
+        if try_primary and self.primary is None:
+            self._build_primary()
+        if try_primary and self.primary is not None:
+            try:
+                result = self.primary.synthesize(text, cancel)
+            except Exception as exc:  # any failure of the remote voice: this sentence goes to the fallback
+                self._failed(str(exc) if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: {exc}")
+            else:
+                if result is not None:
+                    with self._lock:
+                        self.fault = ""
+                        self.primary_spoken += 1
+                return result
+        if cancel is not None and cancel.is_set():
+            return None
+        result = self.fallback.synthesize(text, cancel)
+        if result is not None:
+            with self._lock:
+                self.fallback_spoken += 1
+        return result
+
+    def close(self) -> None:
+        close = getattr(self.primary, "close", None)
+        if close is not None:
+            close()
+
+
 TTS_BACKENDS: dict[str, type] = {
     "espeak": EspeakTts,
     "piper": PiperTts,
@@ -232,5 +324,15 @@ TTS_BACKENDS: dict[str, type] = {
 
 
 def make_tts(config: TtsConfig):
-    """Build the configured backend; TtsUnavailableError says why it cannot run."""
+    """Build the configured backend; TtsUnavailableError says why it cannot run.
+
+    ``personaplex`` comes as a FallbackTts over espeak-ng (which must be installed): it is
+    built even when the PersonaPlex server is unreachable, and says so in its ``fault``.
+    """
+    if config.backend == "personaplex":
+        try:
+            local = EspeakTts(config)
+        except TtsUnavailableError as exc:
+            raise TtsUnavailableError(f"backend personaplex needs espeak-ng as its local fallback: {exc}") from exc
+        return FallbackTts(lambda: PersonaPlexTts(config), local, config.personaplex_retry_s)
     return TTS_BACKENDS[config.backend](config)
