@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Neon: set up everything from nothing on Debian 12 / Ubuntu (x86_64 or aarch64).
-#   - Debian packages (Cyclone DDS, EGL for MuJoCo, espeak-ng, PortAudio, ffmpeg, sox)
+#   - Debian packages (Cyclone DDS, EGL for MuJoCo, espeak-ng, PortAudio, ffmpeg, sox,
+#     PulseAudio + the ALSA pulse plugin for the microphone test)
 #   - .venv with torch first, then ROS 2 kilted wheels (or the system ROS 2 under
 #     /opt/ros where one is installed), cyclonedds 0.10.2 built against the system
 #     Cyclone DDS, unitree_sdk2py, mujoco, speech and data packages, neon_ros editable
@@ -27,7 +28,18 @@ APT_PACKAGES=(
   cyclonedds-dev cyclonedds-tools
   libegl1 libgl1-mesa-dri libgles2
   espeak-ng libportaudio2 libsndfile1 ffmpeg sox
+  # the microphone path's test: a private user-space PulseAudio server (a VM has no sound
+  # card and cannot load snd-aloop), paplay to speak into it, and the ALSA "pulse" device
+  # through which PortAudio/sounddevice hears it (test/test_voice_mic.py)
+  pulseaudio pulseaudio-utils libasound2-plugins
 )
+# A desktop whose sound server is PipeWire already has its own PulseAudio server: do not
+# make apt swap it out (the mic test then skips and says which package it lacks).
+if dpkg-query -W -f='${Status}' pipewire-pulse 2>/dev/null | grep -q "install ok installed"; then
+  kept=()
+  for p in "${APT_PACKAGES[@]}"; do [ "$p" = pulseaudio ] || kept+=("$p"); done
+  APT_PACKAGES=("${kept[@]}")
+fi
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,8 +3,13 @@
 - ``to_float``, ``to_mono``, ``resample``, ``prepare``: format conversion (polyphase
   resampling with scipy, channel average for the down-mix),
 - ``read_wav`` / ``write_wav`` (atomic: a reader of the output directory never sees half a file),
+- ``StreamResampler``: the same polyphase filter as ``resample``, fed block by block with its
+  state kept, so a stream resampled in blocks equals the whole signal resampled at once (no
+  edge effects at block joins, no drift from rounding each block's length),
 - sources that yield fixed-size 16 kHz mono blocks: ``FileSource`` (one WAV, or a directory of
-  WAVs played once in name order) and ``MicSource`` (sounddevice); ``open_source`` picks one,
+  WAVs played once in name order) and ``MicSource`` (sounddevice: asks the device for 16 kHz
+  mono, else takes its native rate / the fewest channels it offers and converts);
+  ``open_source`` picks one,
 - ``play`` on the speaker (sounddevice), interruptible.
 
 No sound card is reported as ``AudioDeviceError`` with a message that says so; nothing here
@@ -73,6 +78,66 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np
 
     ratio = Fraction(int(rate_out), int(rate_in))
     return resample_poly(a, ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+def _polyphase_filter(up: int, down: int) -> np.ndarray:
+    """The anti-aliasing FIR that scipy.signal.resample_poly designs by default (gain ``up``)."""
+    from scipy.signal import firwin
+
+    max_rate = max(up, down)
+    half_len = 10 * max_rate
+    return (firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * up).astype(np.float64)
+
+
+class StreamResampler:
+    """Streaming polyphase resampling, mono float32: ``feed(block)`` returns what is complete.
+
+    Output sample n is ``sum_i h[n*down + half_len - i*up] * x[i]`` with resample_poly's own
+    filter and alignment, so concatenated outputs equal ``resample(whole signal)`` except the
+    last ~half filter length, which waits for input that has not arrived yet (a few ms).
+    """
+
+    def __init__(self, rate_in: int, rate_out: int = SAMPLE_RATE):
+        if rate_in <= 0 or rate_out <= 0:
+            raise ValueError(f"sample rates must be positive, got {rate_in} -> {rate_out}")
+        ratio = Fraction(int(rate_out), int(rate_in))
+        self.up, self.down = ratio.numerator, ratio.denominator
+        self.passthrough = self.up == self.down == 1
+        if self.passthrough:
+            return
+        h = _polyphase_filter(self.up, self.down)
+        self._half = (h.size - 1) // 2
+        self._taps = -(-h.size // self.up)  # input samples one output sample spans
+        padded = np.zeros(self._taps * self.up, np.float64)
+        padded[: h.size] = h
+        self._phases = padded.reshape(self._taps, self.up).T  # [phase, t] = h[phase + t*up]
+        # input history: x[self._base:], with taps-1 zeros before the stream start
+        self._base = -(self._taps - 1)
+        self._buf = np.zeros(self._taps - 1, np.float64)
+        self._next = 0  # index of the next output sample
+
+    def feed(self, block: np.ndarray) -> np.ndarray:
+        x = np.asarray(block, dtype=np.float32).reshape(-1)
+        if self.passthrough:
+            return x.copy()
+        self._buf = np.concatenate([self._buf, x.astype(np.float64)])
+        newest = self._base + self._buf.size - 1  # index of the newest input sample
+        # output n is complete once input floor((n*down + half)/up) has arrived
+        last = (newest * self.up - self._half) // self.down
+        if last < self._next:
+            return np.zeros(0, np.float32)
+        n = np.arange(self._next, last + 1, dtype=np.int64)
+        j = n * self.down + self._half
+        phase, i0 = j % self.up, j // self.up - self._base  # i0: buffer index of the newest input used
+        windows = self._buf[i0[:, None] - np.arange(self._taps)[None, :]]
+        out = np.einsum("nt,nt->n", self._phases[phase], windows)
+        self._next = int(last) + 1
+        keep_from = (self._next * self.down + self._half) // self.up - (self._taps - 1)
+        drop = keep_from - self._base
+        if drop > 0:
+            self._buf = self._buf[drop:]
+            self._base = keep_from
+        return out.astype(np.float32)
 
 
 def prepare(audio: np.ndarray, rate: int, rate_out: int = SAMPLE_RATE) -> np.ndarray:
@@ -215,14 +280,45 @@ def check_device(device: str | int | None, kind: str) -> str:
     return str(info["name"])
 
 
+def negotiate_input(device: str | int | None, rate: int | None = None) -> tuple[int, int]:
+    """(sample rate, channels) to open an input device with: 16 kHz mono where it takes that
+    (ALSA ``default``/``plug``, PulseAudio and PipeWire convert for us), else the device's
+    native rate and the fewest channels it accepts (a bare ``hw:`` card, a mic array), which
+    ``MicSource`` down-mixes and resamples itself. AudioDeviceError if nothing opens."""
+    sd = _sounddevice()
+    dev = _device_arg(device)
+    info = sd.query_devices(dev, kind="input")
+    native = int(info["default_samplerate"])
+    max_ch = max(1, int(info["max_input_channels"]))
+    rates = [int(rate)] if rate else list(dict.fromkeys([SAMPLE_RATE, native]))
+    channels = list(dict.fromkeys(c for c in (1, 2, max_ch) if c <= max_ch))
+    errors = []
+    for r in rates:
+        for ch in channels:
+            try:
+                sd.check_input_settings(device=dev, samplerate=r, channels=ch, dtype="float32")
+            except (ValueError, sd.PortAudioError) as exc:
+                errors.append(f"{r} Hz x {ch}: {exc}")
+                continue
+            return r, ch
+    raise AudioDeviceError(f"input device {info['name']!r} accepts none of the tried settings "
+                           f"(float32; {'; '.join(errors)})")
+
+
 class MicSource:
-    """Blocks of 16 kHz mono float32 from a microphone (sounddevice, native rate resampled)."""
+    """Blocks of 16 kHz mono float32 from a microphone (sounddevice).
+
+    The stream is opened at 16 kHz mono where the device accepts it, else at its native rate
+    and fewest channels (``negotiate_input``); then the channels are averaged and a
+    ``StreamResampler`` (stateful: no clicks at block joins, no drift) brings it to 16 kHz.
+    """
 
     def __init__(self, device: str | int | None = None, block: int = 512, rate: int | None = None):
+        if block <= 0:
+            raise ValueError("block must be positive")
         self.device_name = check_device(device, "input")
         sd = _sounddevice()
-        info = sd.query_devices(_device_arg(device), kind="input")
-        self.rate = int(rate or info["default_samplerate"])
+        self.rate, self.channels = negotiate_input(device, rate)
         self.block = block
         self._q: queue.Queue[np.ndarray] = queue.Queue(maxsize=200)
         self.overflows = 0
@@ -236,17 +332,24 @@ class MicSource:
             except queue.Full:
                 self.overflows += 1
 
-        self._stream = sd.InputStream(device=_device_arg(device), channels=1, samplerate=self.rate,
-                                      dtype="float32", callback=callback,
-                                      blocksize=max(1, int(self.rate * block / SAMPLE_RATE)))
+        try:
+            self._stream = sd.InputStream(device=_device_arg(device), channels=self.channels,
+                                          samplerate=self.rate, dtype="float32", callback=callback,
+                                          blocksize=max(1, int(self.rate * block / SAMPLE_RATE)))
+        except sd.PortAudioError as exc:
+            raise AudioDeviceError(f"cannot open input device {self.device_name!r} at {self.rate} Hz x "
+                                   f"{self.channels}: {exc}") from exc
 
     def describe(self) -> str:
-        return f"microphone {self.device_name!r} at {self.rate} Hz"
+        conv = [f"{self.channels} channels down-mixed"] if self.channels > 1 else []
+        conv += [f"resampled to {SAMPLE_RATE} Hz"] if self.rate != SAMPLE_RATE else []
+        return f"microphone {self.device_name!r} at {self.rate} Hz" + (f" ({', '.join(conv)})" if conv else "")
 
     def close(self) -> None:
         self._stop.set()
 
     def blocks(self) -> Iterator[np.ndarray]:
+        resampler = StreamResampler(self.rate, SAMPLE_RATE)
         pending = np.zeros(0, np.float32)
         with self._stream:
             while not self._stop.is_set():
@@ -254,7 +357,7 @@ class MicSource:
                     raw = self._q.get(timeout=0.2)
                 except queue.Empty:
                     continue
-                pending = np.concatenate([pending, prepare(raw, self.rate)])
+                pending = np.concatenate([pending, resampler.feed(to_mono(to_float(raw)))])
                 while pending.size >= self.block:
                     out, pending = pending[: self.block], pending[self.block:]
                     yield out
