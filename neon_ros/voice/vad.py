@@ -8,6 +8,10 @@ and a recurrent state, exactly as the package's own OnnxWrapper feeds it.
 when the probability crosses ``threshold``, ends after ``min_silence_ms`` below
 ``threshold - 0.15``; ``speech_pad_ms`` of audio is kept around it; utterances shorter than
 ``min_speech_ms`` are dropped; ones longer than ``max_utterance_s`` are cut there.
+With ``early_ms``, once the silence has lasted that long the utterance so far is offered as
+``Segmenter.early`` (a speculative cut): a recognizer may start on it and use the result if
+the silence goes on to ``min_silence_ms`` (same start and end), so the wait for the end of
+speech and the transcription overlap.
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ class VadConfig:
     min_speech_ms: shorter bursts (clicks, coughs) are dropped.
     speech_pad_ms: audio kept before the start and after the end.
     max_utterance_s: an utterance is cut (and transcribed) at this length.
+    early_ms: silence after which the utterance so far is offered for speculative recognition
+        (0 = never; must be below min_silence_ms).
     """
 
     threshold: float = 0.5
@@ -80,12 +86,15 @@ class VadConfig:
     min_speech_ms: int = 250
     speech_pad_ms: int = 200
     max_utterance_s: float = 15.0
+    early_ms: int = 0
 
     def __post_init__(self):
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.min_silence_ms < 32 or self.min_speech_ms < 0 or self.speech_pad_ms < 0:
             raise ValueError("min_silence_ms must be >= 32, min_speech_ms and speech_pad_ms >= 0")
+        if not 0 <= self.early_ms < self.min_silence_ms:
+            raise ValueError(f"early_ms must be in [0, min_silence_ms), got {self.early_ms}")
         if self.max_utterance_s <= 1.0:
             raise ValueError(f"max_utterance_s must be > 1 s, got {self.max_utterance_s}")
 
@@ -114,6 +123,7 @@ class Segmenter:
         c = self.config
         self._pad = int(c.speech_pad_ms * SAMPLE_RATE / 1000)
         self._silence_windows = max(1, int(np.ceil(c.min_silence_ms * SAMPLE_RATE / 1000 / WINDOW)))
+        self._early_windows = int(np.ceil(c.early_ms * SAMPLE_RATE / 1000 / WINDOW))
         self._min_speech = int(c.min_speech_ms * SAMPLE_RATE / 1000)
         self._max = int(c.max_utterance_s * SAMPLE_RATE)
         self.reset()
@@ -130,6 +140,7 @@ class Segmenter:
         self._peak = 0.0
         self.last_prob = 0.0
         self.windows = 0
+        self.early: Utterance | None = None  # the latest speculative cut (see the module doc); the reader clears it
 
     @property
     def in_speech(self) -> bool:
@@ -176,6 +187,12 @@ class Segmenter:
             trailing = self._quiet * WINDOW
             drop = max(0, trailing - self._pad)
             return self._close(self._samples - trailing, drop=drop)
+        if self._quiet == self._early_windows > 0 and self._quiet < self._silence_windows:
+            trailing = self._quiet * WINDOW
+            audio = np.concatenate(self._speech)
+            self.early = Utterance(audio=audio[: audio.size - max(0, trailing - self._pad)],
+                                   start_s=self._start / SAMPLE_RATE,
+                                   end_s=(self._samples - trailing) / SAMPLE_RATE, peak_prob=self._peak)
         if length >= self._max:
             return self._close(self._samples)
         return None
