@@ -47,7 +47,9 @@ def test_recorder_under_load_loses_nothing(tmp_path):
     by_mcap = recording.count_messages_mcap(out)
     assert by_rosbags == sent, (sent, by_rosbags, log[-2000:])
     assert by_mcap == sent, (sent, by_mcap)
-    assert sent[contract.TOPIC_JOINT_STATES] == int(500 * SECONDS)
+    # the load was reached: the peer sends what is due by its clock, and on a busy machine the last
+    # few of 10,000 may fall past its end (CI: 9,995); what matters above is that none was lost
+    assert sent[contract.TOPIC_JOINT_STATES] >= 0.99 * 500 * SECONDS, sent
     bags = recording.bag_dirs(out)
     assert len(bags) >= 2, bags  # split by duration
     assert all(list(b.glob("*.mcap")) for b in bags)
