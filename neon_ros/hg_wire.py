@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,7 @@ def _motor_cmd_fields(prefix_pad: int) -> list[tuple]:
 _MOTOR_STATE_C = np.dtype(_motor_state_fields(3))  # 56 bytes, 4-aligned like the C struct
 _IMU = [("quaternion", "<f4", (4,)), ("gyroscope", "<f4", (3,)), ("accelerometer", "<f4", (3,)),
         ("rpy", "<f4", (3,)), ("temperature", "<i2")]
+_IMU_VECTORS = ("quaternion", "gyroscope", "accelerometer", "rpy")
 
 # '<2I2B2xI' + '13fh2x' + 'B3x4f2hf7I' * 35 + '40B5I'
 LOWSTATE_C_DTYPE = np.dtype([
@@ -76,6 +78,53 @@ LOWCMD_CDR_DTYPE = np.dtype([("mode_pr", "u1"), ("mode_machine", "u1"),
                              ("reserve", "<u4", (4,)), ("crc", "<u4")])
 
 _SIZES = {LOWSTATE_C_DTYPE: 2092, LOWCMD_C_DTYPE: 1004}  # the SDK's packed sizes
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """One message kind: its two layouts and the fields its SDK message shares with them."""
+
+    c: np.dtype
+    cdr: np.dtype
+    motors: str  # the SDK message's array of motor structs
+    header: tuple[str, ...]  # integer fields outside the motors (the crc among them)
+    fields: tuple[str, ...]  # float fields of a motor (besides its integer mode)
+
+
+_LOWSTATE = _Kind(LOWSTATE_C_DTYPE, LOWSTATE_CDR_DTYPE, "motor_state", ("mode_pr", "mode_machine", "tick", "crc"),
+                  ("q", "dq", "ddq", "tau_est", "vol"))
+_LOWCMD = _Kind(LOWCMD_C_DTYPE, LOWCMD_CDR_DTYPE, "motor_cmd", ("mode_pr", "mode_machine", "crc"),
+                ("q", "dq", "tau", "kp", "kd"))
+
+
+def _to_message(kind: _Kind, c: np.ndarray, msg: Any) -> Any:
+    """The C record's values into the SDK message (the slow, field-by-field direction)."""
+    for key in kind.header:
+        setattr(msg, key, int(c[key]))
+    motors = getattr(msg, kind.motors)
+    for i in range(_MOTORS):
+        src, dst = c["motor"][i], motors[i]
+        dst.mode = int(src["mode"])
+        for key in kind.fields:
+            setattr(dst, key, float(src[key]))
+    return msg
+
+
+def _from_message(kind: _Kind, msg: Any, c: np.ndarray) -> None:
+    """An SDK message's values into the C record."""
+    for key in kind.header:
+        c[key] = getattr(msg, key)
+    motors = getattr(msg, kind.motors)
+    for key in ("mode", *kind.fields):
+        c["motor"][key] = [getattr(motors[i], key) for i in range(_MOTORS)]
+
+
+def _put_joints(motor: np.ndarray, enabled: np.ndarray | None, **fields: np.ndarray) -> None:
+    """The 29 joints' motor mode (1, or 0 where ``enabled`` is False) and ``fields``."""
+    n = g1.NUM_JOINTS
+    motor["mode"][:n] = 1 if enabled is None else np.asarray(enabled, dtype=np.uint8)
+    for key, values in fields.items():
+        motor[key][:n] = values
 
 
 def _crc_routine():
@@ -126,12 +175,11 @@ def _cdr_to_c(d: np.ndarray, c: np.ndarray) -> None:
 class _Wire:
     """One reusable SDK message whose ``serialize`` returns this object's XCDR1 bytes."""
 
-    C: np.dtype
-    CDR: np.dtype
+    KIND: _Kind
 
     def __init__(self, message: Any):
-        self.c = np.zeros((), dtype=self.C)
-        self.cdr = np.zeros((), dtype=self.CDR)
+        self.c = np.zeros((), dtype=self.KIND.c)
+        self.cdr = np.zeros((), dtype=self.KIND.cdr)
         self._crc = _Crc(self.c)
         self._msg = message
         self._bytes = b""
@@ -157,14 +205,15 @@ class _Wire:
         """The SDK message to pass to ``ChannelPublisher.Write`` (its bytes are this object's)."""
         return self._msg
 
-    def message(self) -> Any:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def message(self) -> Any:
+        """The SDK message with the same values (fields synced on demand; serializes to the fast bytes)."""
+        return _to_message(self.KIND, self.c, self._msg)
 
 
 class LowStateWire(_Wire):
     """One reusable LowState_: fill from arrays, CRC it, hand it to the SDK publisher."""
 
-    C, CDR = LOWSTATE_C_DTYPE, LOWSTATE_CDR_DTYPE
+    KIND = _LOWSTATE
 
     def __init__(self) -> None:
         super().__init__(unitree.new_lowstate())
@@ -175,37 +224,23 @@ class LowStateWire(_Wire):
         c = self.c
         c["mode_machine"] = mode_machine
         c["tick"] = int(tick) & 0xFFFFFFFF
-        imu_rec = c["imu"]
-        for key in ("quaternion", "gyroscope", "accelerometer", "rpy"):
-            imu_rec[key] = imu[key]
-        m = c["motor"]
-        n = g1.NUM_JOINTS
-        m["mode"][:n] = 1 if enabled is None else np.asarray(enabled, dtype=np.uint8)
-        m["q"][:n] = q
-        m["dq"][:n] = dq
-        m["tau_est"][:n] = tau
+        for key in _IMU_VECTORS:
+            c["imu"][key] = imu[key]
+        _put_joints(c["motor"], enabled, q=q, dq=dq, tau_est=tau)
         return self._seal()
 
     def message(self) -> Any:
-        """The LowState_ with the same values (fields synced on demand; serializes to the fast bytes)."""
-        msg, c = self._msg, self.c
+        msg, c = super().message(), self.c
         msg.version = [int(v) for v in c["version"]]
-        msg.mode_pr, msg.mode_machine, msg.tick = int(c["mode_pr"]), int(c["mode_machine"]), int(c["tick"])
-        for key in ("quaternion", "gyroscope", "accelerometer", "rpy"):
+        for key in _IMU_VECTORS:
             setattr(msg.imu_state, key, [float(v) for v in c["imu"][key]])
-        for i in range(_MOTORS):
-            src, dst = c["motor"][i], msg.motor_state[i]
-            dst.mode = int(src["mode"])
-            for key in ("q", "dq", "ddq", "tau_est", "vol"):
-                setattr(dst, key, float(src[key]))
-        msg.crc = int(c["crc"])
         return msg
 
 
 class LowCmdWire(_Wire):
     """One reusable LowCmd_ (rt/lowcmd or rt/arm_sdk): fill from arrays, CRC it, write it."""
 
-    C, CDR = LOWCMD_C_DTYPE, LOWCMD_CDR_DTYPE
+    KIND = _LOWCMD
 
     def __init__(self) -> None:
         super().__init__(unitree.new_lowcmd())
@@ -217,69 +252,37 @@ class LowCmdWire(_Wire):
         rt/arm_sdk, the blend ``weight`` in motor ``g1.ARM_SDK_WEIGHT_INDEX``'s q; returns the CRC."""
         c = self.c
         c["mode_pr"], c["mode_machine"] = mode_pr, mode_machine
-        m = c["motor"]
-        n = g1.NUM_JOINTS
-        m["mode"][:n] = 1 if enabled is None else np.asarray(enabled, dtype=np.uint8)
-        m["q"][:n] = q
-        m["dq"][:n] = dq
-        m["kp"][:n] = kp
-        m["kd"][:n] = kd
-        m["tau"][:n] = tau
+        _put_joints(c["motor"], enabled, q=q, dq=dq, kp=kp, kd=kd, tau=tau)
         if weight is not None:
-            m["q"][g1.ARM_SDK_WEIGHT_INDEX] = weight
+            c["motor"]["q"][g1.ARM_SDK_WEIGHT_INDEX] = weight
         return self._seal()
-
-    def message(self) -> Any:
-        """The LowCmd_ with the same values (fields synced on demand; serializes to the fast bytes)."""
-        msg, c = self._msg, self.c
-        msg.mode_pr, msg.mode_machine = int(c["mode_pr"]), int(c["mode_machine"])
-        for i in range(_MOTORS):
-            src, dst = c["motor"][i], msg.motor_cmd[i]
-            dst.mode = int(src["mode"])
-            for key in ("q", "dq", "tau", "kp", "kd"):
-                setattr(dst, key, float(src[key]))
-        msg.crc = int(c["crc"])
-        return msg
 
 
 # --- reading ---------------------------------------------------------------------------------
 class _Decoder:
     """Raw sample bytes -> the C record (CRC checked); other encodings via the SDK's deserializer."""
 
-    def __init__(self, c_dtype: np.dtype, cdr_dtype: np.dtype, sdk_type: type, from_message):
-        self.c = np.zeros((), dtype=c_dtype)
-        self._cdr_dtype = cdr_dtype
-        self._size = len(CDR_HEADER) + cdr_dtype.itemsize
+    def __init__(self, kind: _Kind, sdk_type: type):
+        self.kind, self._sdk_type = kind, sdk_type
+        self.c = np.zeros((), dtype=kind.c)
+        self._size = len(CDR_HEADER) + kind.cdr.itemsize
         self._crc = _Crc(self.c)
-        self._sdk_type, self._from_message = sdk_type, from_message
 
     def __call__(self, data: bytes) -> bool:
         """Load ``data`` into ``self.c``; True if its CRC is right."""
         if len(data) == self._size and data[:4] == CDR_HEADER and self._crc.native:
-            _cdr_to_c(np.frombuffer(data, dtype=self._cdr_dtype, count=1, offset=4)[0], self.c)
+            _cdr_to_c(np.frombuffer(data, dtype=self.kind.cdr, count=1, offset=4)[0], self.c)
             return self._crc() == int(self.c["crc"])
         msg = self._sdk_type.deserialize(data)  # XCDR2, big endian, ...: the generic path
-        self._from_message(msg, self.c)
+        _from_message(self.kind, msg, self.c)
         return unitree.crc_ok(msg)
-
-
-def _lowstate_from_message(msg: Any, c: np.ndarray) -> None:
-    c["mode_machine"], c["tick"], c["crc"] = msg.mode_machine, msg.tick, msg.crc
-    for key in ("mode", "q", "dq", "tau_est"):
-        c["motor"][key] = [getattr(msg.motor_state[i], key) for i in range(_MOTORS)]
-
-
-def _lowcmd_from_message(msg: Any, c: np.ndarray) -> None:
-    c["mode_pr"], c["mode_machine"], c["crc"] = msg.mode_pr, msg.mode_machine, msg.crc
-    for key in ("mode", "q", "dq", "tau", "kp", "kd"):
-        c["motor"][key] = [getattr(msg.motor_cmd[i], key) for i in range(_MOTORS)]
 
 
 class LowStateDecoder:
     """LowState_ bytes -> (crc_ok, fields of the 29 joints as float64 arrays, mode_machine, tick)."""
 
     def __init__(self) -> None:
-        self._d = _Decoder(LOWSTATE_C_DTYPE, LOWSTATE_CDR_DTYPE, unitree.hg_types()[1], _lowstate_from_message)
+        self._d = _Decoder(_LOWSTATE, unitree.hg_types()[1])
 
     def __call__(self, data: bytes) -> tuple[bool, dict[str, Any]]:
         ok = self._d(data)
@@ -295,7 +298,7 @@ class LowCmdDecoder:
     and the rt/arm_sdk weight (motor ``g1.ARM_SDK_WEIGHT_INDEX``'s q))."""
 
     def __init__(self) -> None:
-        self._d = _Decoder(LOWCMD_C_DTYPE, LOWCMD_CDR_DTYPE, unitree.hg_types()[0], _lowcmd_from_message)
+        self._d = _Decoder(_LOWCMD, unitree.hg_types()[0])
 
     def __call__(self, data: bytes) -> tuple[bool, dict[str, Any]]:
         ok = self._d(data)
@@ -331,17 +334,11 @@ class NewestReader:
         qos = Qos(Policy.Reliability.BestEffort, Policy.History.KeepLast(1))
         self._reader = DataReader(self._participant, self._topic, qos)
         self._lock = threading.Lock()
-        self.taken = 0
 
     def take(self) -> bytes | None:
         """The newest sample's bytes since the last take, or None."""
         with self._lock:
-            ret = self._take(self._reader._ref, 4)
+            ret = self._take(self._reader._ref, 1)
         if isinstance(ret, int):
             raise RuntimeError(f"DDS take failed with code {ret}")
-        newest = None
-        for data, info in ret:
-            if info.valid_data:
-                newest = data
-                self.taken += 1
-        return newest
+        return next((data for data, info in ret if info.valid_data), None)
