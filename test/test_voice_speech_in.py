@@ -18,29 +18,34 @@ def _lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
-@pytest.mark.timeout(120)
-def test_commands_from_a_directory(tmp_path):
-    """Three spoken commands among silence and noise, at 22.05/8/48 kHz, mono/stereo, one clipped."""
-    clips = tmp_path / "clips"
-    clips.mkdir()
-    expected = mixed_directory(clips)
+def _hear_folder(clips, tmp_path, echo_args: list[str], node_args: list[str]) -> tuple[list[dict], str]:
+    """speech_in on a folder of audio files (as fast as it can read them) while test.peers.voice_echo
+    listens; returns the peer's rows and the node's log."""
     env = ros_env()
-    echo = subprocess.Popen(python("-m", "test.peers.voice_echo", "--seconds", "90", "--instructions", "3",
-                                   "--audio", "--diagnostics", "speech_in",
+    echo = subprocess.Popen(python("-m", "test.peers.voice_echo", *echo_args, "--diagnostics", "speech_in",
                                    "--match", f"audio_source={clips}"),
                             env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert echo.stdout.readline().strip() == "READY"
         with Proc(script("speech_in") + ["--ros-args", "-p", f"audio_source:={clips}", "-p", "realtime:=0.0",
-                                         "-p", "publish_audio:=true", "-p", "beam_size:=5"],
-                  env, tmp_path / "speech_in.log") as node:
+                                         *node_args], env, tmp_path / "speech_in.log") as node:
             out, _ = echo.communicate(timeout=100)
             assert node.alive(), node.output()
             log = node.output()
     finally:
         if echo.poll() is None:
             echo.kill()
-    rows = _lines(out)
+    return _lines(out), log
+
+
+@pytest.mark.timeout(120)
+def test_commands_from_a_directory(tmp_path):
+    """Three spoken commands among silence and noise, at 22.05/8/48 kHz, mono/stereo, one clipped."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    expected = mixed_directory(clips)
+    rows, log = _hear_folder(clips, tmp_path, ["--seconds", "90", "--instructions", "3", "--audio"],
+                             ["-p", "publish_audio:=true", "-p", "beam_size:=5"])
     said = [r["text"] for r in rows if r["topic"] == "instruction"]
     assert [normalize(s) for s in said] == expected, (said, log)
     audio = [r for r in rows if r["topic"] == "audio"]
@@ -91,22 +96,8 @@ def test_vocabulary_guard_and_confidence(tmp_path):
     for name, text in (("01_chat", "the weather in paris is lovely this time of year"),
                        ("02_command", "pick up the red cup")):
         write_wav(clips / f"{name}.wav", *speak(text))
-    env = ros_env()
     # listen for a fixed while (not until the instruction: /diagnostics may arrive after it)
-    echo = subprocess.Popen(python("-m", "test.peers.voice_echo", "--seconds", "40",
-                                   "--diagnostics", "speech_in", "--match", f"audio_source={clips}"),
-                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert echo.stdout.readline().strip() == "READY"
-        with Proc(script("speech_in") + ["--ros-args", "-p", f"audio_source:={clips}", "-p", "realtime:=0.0"],
-                  env, tmp_path / "speech_in.log") as node:
-            out, _ = echo.communicate(timeout=100)
-            assert node.alive(), node.output()
-            log = node.output()
-    finally:
-        if echo.poll() is None:
-            echo.kill()
-    rows = _lines(out)
+    rows, log = _hear_folder(clips, tmp_path, ["--seconds", "40"], [])
     assert [normalize(r["text"]) for r in rows if r["topic"] == "instruction"] == ["pick up the red cup"], log
     diags = [r["values"] for r in rows if r["topic"] == "diagnostics"]
     assert any("out of vocabulary" in d.get("last_rejection", "") and "paris" in d["last_rejection"]
