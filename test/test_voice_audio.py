@@ -127,7 +127,7 @@ def test_whisper_on_clipped_and_resampled_speech(whisper):
     cfg, asr = whisper
     wave, rate = speak(COMMANDS[1])
     t = asr.transcribe(audio.prepare(clipped(stereo(audio.resample(wave, rate, 8000))), 8000))
-    assert normalize(t.text) == COMMANDS[1] and t.accepted(cfg)
+    assert normalize(t.text) == COMMANDS[1] and not t.rejection(cfg)
     square = np.sign(_tone(200, 16000, 1.5)).astype(np.float32)  # full-scale, fully clipped: must not crash
     asr.transcribe(square)
     with pytest.raises(ValueError, match="empty"):
@@ -136,9 +136,9 @@ def test_whisper_on_clipped_and_resampled_speech(whisper):
 
 def test_whisper_silence_rule():
     cfg = AsrConfig()
-    assert not Transcript("Thank you.", 0.9, -1.5, 0.1, 1.0).accepted(cfg)
-    assert Transcript("Pick up the cup.", 0.9, -0.3, 0.1, 1.0).accepted(cfg)
-    assert not Transcript(" ... ", 0.0, -0.1, 0.1, 1.0).accepted(cfg)
+    assert Transcript("Thank you.", 0.9, -1.5, 0.1, 1.0).rejection(cfg)
+    assert not Transcript("Pick up the cup.", 0.9, -0.3, 0.1, 1.0).rejection(cfg)
+    assert Transcript(" ... ", 0.0, -0.1, 0.1, 1.0).rejection(cfg)
     assert normalize("Point at the CUP!") == "point at the cup"
     with pytest.raises(ValueError, match="unknown ASR backend"):
         AsrConfig(backend="nope")
@@ -179,4 +179,4 @@ def test_openai_whisper_backend_on_the_real_weights(tmp_path):
     asr = make_asr(cfg)
     speech, rate = speak(COMMANDS[2])
     t = asr.transcribe(audio.prepare(speech, rate))
-    assert normalize(t.text) == COMMANDS[2] and t.accepted(cfg), t
+    assert normalize(t.text) == COMMANDS[2] and not t.rejection(cfg), t

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from neon_ros.backbones.base import Backbone, BackboneConfig, MissingWeightsError
+from neon_ros.config_files import config_dirs
 
 # architecture key -> "module:Class" (lazy import).
 ARCHITECTURES: dict[str, str] = {
@@ -30,7 +30,6 @@ ARCHITECTURES: dict[str, str] = {
 
 PRESETS_ENV = "NEON_BACKBONE_PRESETS"
 MODELS_ENV = "NEON_MODELS"
-PACKAGE = "neon_ros"
 
 
 def register_architecture(key: str, target: str) -> None:
@@ -45,14 +44,7 @@ def preset_dirs() -> list[Path]:
     dirs: list[Path] = []
     if os.environ.get(PRESETS_ENV):
         dirs.append(Path(os.environ[PRESETS_ENV]).expanduser())
-    dirs.append(Path(__file__).resolve().parents[2] / "config" / "backbones")
-    try:  # a ROS 2 install (colcon / ament)
-        from ament_index_python.packages import get_package_share_directory
-
-        dirs.append(Path(get_package_share_directory(PACKAGE)) / "config" / "backbones")
-    except Exception:  # ament is optional
-        pass
-    dirs.append(Path(sys.prefix) / "share" / PACKAGE / "config" / "backbones")
+    dirs.extend(config_dirs("backbones"))
     seen: list[Path] = []
     for d in dirs:
         if d not in seen:

@@ -71,7 +71,7 @@ class AsrConfig:
     threads: CPU threads for the decoder.
     compute_type: faster_whisper CTranslate2 compute type (int8, float32, ...).
     initial_prompt: optional text that primes the vocabulary (e.g. object names on the table).
-    no_speech_threshold / logprob_threshold: Whisper's silence rule (see Transcript.accepted).
+    no_speech_threshold / logprob_threshold: Whisper's silence rule (see Transcript.rejection).
     """
 
     backend: str = "faster_whisper"
@@ -122,10 +122,6 @@ class Transcript:
             return (f"no speech (no_speech_prob {self.no_speech_prob:.2f} > {config.no_speech_threshold:g}, "
                     f"avg logprob {self.avg_logprob:.2f} < {config.logprob_threshold:g})")
         return ""
-
-    def accepted(self, config: AsrConfig) -> bool:
-        """Non-empty words, and not Whisper's 'nothing was said' verdict."""
-        return not self.rejection(config)
 
 
 def normalize(text: str) -> str:

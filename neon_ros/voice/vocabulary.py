@@ -18,16 +18,15 @@ and a user file (``config/voice_vocabulary.yaml``: ``commands``, ``actions``, ``
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from neon_ros.config_files import config_file
 from neon_ros.voice.asr import normalize
 
-PACKAGE = "neon_ros"
 DEFAULT_FILE = "voice_vocabulary.yaml"
 SECTIONS = ("commands", "actions", "objects", "places", "words")
 
@@ -134,23 +133,14 @@ def repeated_phrase(text: str) -> str:
 
 
 def vocabulary_file(name: str) -> Path:
-    """A vocabulary file: ``name`` as a path, else under config/ of the source tree, of the ROS 2
-    install, or of sys.prefix/share (FileNotFoundError naming every place looked at)."""
+    """A vocabulary file: ``name`` as a path, else under config/ (``config_files.config_file``:
+    source tree, ROS 2 install, sys.prefix/share; FileNotFoundError naming every place looked at)."""
     p = Path(name).expanduser()
-    candidates = [p]
-    if not p.is_absolute():
-        candidates.append(Path(__file__).resolve().parents[2] / "config" / p)
-        try:  # a ROS 2 install (colcon / ament)
-            from ament_index_python.packages import get_package_share_directory
-
-            candidates.append(Path(get_package_share_directory(PACKAGE)) / "config" / p)
-        except Exception:  # ament is optional
-            pass
-        candidates.append(Path(sys.prefix) / "share" / PACKAGE / "config" / p)
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise FileNotFoundError(f"vocabulary file {name!r} not found (looked at {', '.join(map(str, candidates))})")
+    if p.is_file():
+        return p
+    if p.is_absolute():
+        raise FileNotFoundError(f"vocabulary file {name!r} not found")
+    return config_file(name)
 
 
 def load_vocabulary(name: str = DEFAULT_FILE, tasks: Iterable[str] | None = None) -> Vocabulary:

@@ -18,6 +18,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from neon_ros.config_files import config_file
+
 RECIPE_VERSION = 6  # bump when the generator, features or training change the result
 
 
@@ -50,12 +52,7 @@ class DemoRecipe:
 
 def sim_soup_path() -> Path:
     """config/soup/sim.yaml from the source tree, or from the installed share folder."""
-    here = Path(__file__).resolve().parents[3] / "config" / "soup" / "sim.yaml"
-    if here.exists():
-        return here
-    from ament_index_python.packages import get_package_share_directory  # installed with colcon
-
-    return Path(get_package_share_directory("neon_ros")) / "config" / "soup" / "sim.yaml"
+    return config_file("soup", "sim.yaml")
 
 
 def recipe(quick: bool) -> DemoRecipe:
