@@ -57,6 +57,8 @@ PARAMETERS: ParamTable = {
     "max_unknown_words": Param(0.5, "reject an utterance when more than this fraction of its content words is "
                                "not in the vocabulary (1 = never)", (0.0, 1.0)),
     "initial_prompt": Param("", "extra text put before the vocabulary in Whisper's prompt"),
+    "window_s": Param(15.0, "faster_whisper: utterances are padded to this many seconds, not 30, before "
+                      "Whisper's encoder (its cost grows with it); 0 = Whisper's 30 s", (0.0, 30.0)),
     "no_speech_threshold": Param(0.6, "Whisper no-speech probability rule", (0.01, 1.0)),
     "vad_threshold": Param(0.5, "silero-vad speech probability threshold", (0.05, 0.95)),
     "min_silence_ms": Param(300, "silence that ends an utterance (ms); every ms of it is latency", (32, 5000)),
@@ -101,7 +103,7 @@ class SpeechIn(Node):
                 backend=p["backend"], model=p["model"], name=p["model_name"], language=p["language"],
                 beam_size=p["beam_size"], threads=p["threads"],
                 initial_prompt=" ".join(filter(None, (p["initial_prompt"].strip(), vocabulary.prompt))),
-                no_speech_threshold=p["no_speech_threshold"],
+                window_s=p["window_s"], no_speech_threshold=p["no_speech_threshold"],
             )
             self.asr = make_asr(asr_cfg)
             self.asr.warm_up()

@@ -154,7 +154,7 @@ def closed_loop(node: Scenario) -> dict:
             if reason in missing:
                 node.chunk_pub.publish(msg)
                 time.sleep(0.05)  # the command QoS keeps the newest 5: no burst
-        node.wait(lambda q, d: all(int(d[f"reject_{k}"]) >= 1 for k in missing), 5)
+        node.wait(lambda q, d, want=frozenset(missing): all(int(d[f"reject_{k}"]) >= 1 for k in want), 5)
         _, d = node.get()
         missing = {k for k in missing if int(d.get(f"reject_{k}", 0)) < 1}
         if not missing:

@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="", help="ASR model (see speech_in `model`; openai_whisper needs one, "
                         "e.g. made by python -m neon_ros.voice.ct2_whisper DIR)")
     parser.add_argument("--model-name", default="tiny.en", help="Whisper model size preset (speech_in model_name)")
+    parser.add_argument("--window-s", type=float, default=None,
+                        help="faster_whisper input window, s (speech_in window_s; 0 = Whisper's 30 s; "
+                        "default: AsrConfig's)")
     parser.add_argument("--beam-size", type=int, default=0, help="Whisper beam width (1 = greedy, 0 = the preset's)")
     parser.add_argument("--vocabulary", default="voice_vocabulary.yaml",
                         help="command vocabulary (speech_in `vocabulary`; '' = the task registry only)")
@@ -129,8 +132,9 @@ def bench_speech_in(args, workdir: Path) -> dict:
     clips.mkdir()
     said = _stream_dir(clips, args.utterances)
     vocabulary = load_vocabulary(args.vocabulary)
+    window = {} if args.window_s is None else {"window_s": args.window_s}
     cfg = AsrConfig(backend=args.backend, model=args.model, name=args.model_name, beam_size=args.beam_size,
-                    threads=args.threads, initial_prompt=vocabulary.prompt)
+                    threads=args.threads, initial_prompt=vocabulary.prompt, **window)
     asr = make_asr(cfg)
     asr.warm_up()
     hop = None if args.no_ros else _RosHop()
