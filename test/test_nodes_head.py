@@ -56,6 +56,22 @@ def test_stale_features_stop_chunks_and_fresh_resume(tmp_path, head_ckpt):
     assert narr and "wave" in narr[0]["text"].lower()
 
 
+@pytest.mark.timeout(180)
+def test_the_int8_runtime_drives_the_node(tmp_path, head_ckpt):
+    """runtime onnxruntime_int8: the node quantises the head once and publishes valid chunks."""
+    env = ros_env()
+    with start_node("action_head", env, tmp_path, _head_params(head_ckpt, runtime="onnxruntime_int8")) as head:
+        wait_ready(head, "action_head", timeout=150)
+        evs = run_driver(env, "--features", "fresh:3", "--joints", "--width-features", str(WIDTH),
+                         "--duration", "3")
+        assert head.alive(), head.output()
+        log = head.log_path.read_text()
+    chunks = of(evs, "chunk")
+    assert chunks, log
+    _check_chunks(chunks)
+    assert "(onnxruntime_int8)" in log, log
+
+
 @pytest.mark.timeout(150)
 def test_malformed_input_is_refused_and_node_keeps_running(tmp_path, head_ckpt):
     env = ros_env()

@@ -35,7 +35,8 @@ SWITCH_INTERVAL = 0.0005  # s, GIL hand-over interval (Python's default is 5 ms)
 
 PARAMETERS: ParamTable = {
     "checkpoint": Param("", "head checkpoint (JSON path, stem or directory) from neon-ros train; required"),
-    "runtime": Param("torch", "inference runtime: torch | onnxruntime"),
+    "runtime": Param("torch", "inference runtime: torch | onnxruntime | onnxruntime_int8 (dynamic int8 weights; "
+                     "exported and quantised once per checkpoint, or head_int8.onnx from neon-ros export)"),
     "threads": Param(1, "compute threads of the head (0 = all cores)", (0, 64)),
     "max_feature_age": Param(0.3, "s: refuse features whose camera stamp is older (no chunk)", (0.01, 10.0)),
     "max_joint_state_age": Param(0.5, "s: refuse a joint state received longer ago", (0.01, 10.0)),
@@ -60,13 +61,14 @@ class ActionHeadNode(Node):
         max_age, max_js_age, margin = p["max_feature_age"], p["max_joint_state_age"], p["clamp_margin"]
         self.rate, self.narrate = p["rate"], p["narration"]
         self.frame_id, diag_period, self.rt_priority = p["frame_id"], p["diagnostics_period"], p["rt_priority"]
-        if runtime not in ("torch", "onnxruntime"):
-            raise ValueError(f"action_head: runtime must be torch or onnxruntime, got {runtime!r}")
+        from neon_ros.runtime.head import RUNTIMES, HeadRuntime
+        from neon_ros.runtime.kinematics import G1Kinematics
+
+        if runtime not in RUNTIMES:
+            raise ValueError(f"action_head: runtime must be one of {' | '.join(RUNTIMES)}, got {runtime!r}")
         self.rt_status = "normal priority"
         if not ckpt:
             raise ValueError("action_head: set the 'checkpoint' parameter to a head checkpoint (neon-ros train)")
-        from neon_ros.runtime.head import HeadRuntime
-        from neon_ros.runtime.kinematics import G1Kinematics
 
         head = HeadRuntime(ckpt, runtime=runtime, threads=threads)
         cfg = gate.GateConfig(backbone_id=backbone_id or head.backbone_id, feature_dim=head.feature_dim,
