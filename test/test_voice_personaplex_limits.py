@@ -112,3 +112,25 @@ def test_self_signed_server_is_refused_unless_trusted(tmp_path):
         for trust in ({"tls_ca_file": str(cert)}, {"insecure_skip_tls_verify": True}):
             with pytest.raises(PersonaPlexError, match="max_session_bytes"):
                 PersonaPlexClient(PersonaPlexConfig(url=url, max_s=3.0, **LIMITS, **trust)).speak("hello")
+
+
+@pytest.mark.timeout(90)
+def test_speech_out_settings_reach_the_tls_check(tmp_path):
+    """speech_out's personaplex_tls_ca_file / personaplex_insecure_tls (TtsConfig) decide the
+    certificate check of the session it opens: untrusted by default, trusted through them."""
+    from neon_ros.voice.tts import PersonaPlexTts, TtsConfig
+
+    cert, key = self_signed(tmp_path)
+    with flood_server(tmp_path, "--mode", "flood", "--size", str(FLOOD), "--tls-cert", str(cert),
+                      "--tls-key", str(key)) as (_, port):
+        def speak(**tls):
+            tts = PersonaPlexTts(TtsConfig(backend="personaplex", personaplex_url=f"wss://127.0.0.1:{port}",
+                                           timeout_s=3.0, **tls))
+            tts.client.config.max_session_bytes = LIMITS["max_session_bytes"]  # a quick end to the flood
+            with pytest.raises(RuntimeError) as err:
+                tts.synthesize("hello")
+            return str(err.value)
+
+        assert "TLS certificate is not trusted" in speak()
+        assert "max_session_bytes" in speak(personaplex_tls_ca_file=str(cert))
+        assert "max_session_bytes" in speak(personaplex_insecure_tls=True)

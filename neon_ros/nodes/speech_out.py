@@ -42,6 +42,10 @@ PARAMETERS: ParamTable = {
     "personaplex_voice": Param("NATF2.pt", "personaplex: voice prompt file on the server"),
     "personaplex_server_args": Param("", "personaplex: start its server from the installed package with "
                                      "these arguments ('' = use personaplex_url)"),
+    "personaplex_tls_ca_file": Param("", "personaplex, wss://: PEM certificates to trust besides the system's "
+                                     "(a server's self-signed --ssl certificate); '' = the system store"),
+    "personaplex_insecure_tls": Param(False, "personaplex, wss://: accept any certificate and host name "
+                                      "(only a test server on a network you control)"),
     "personaplex_retry_s": Param(30.0, "personaplex: after it failed, s of speaking with espeak-ng before "
                                  "PersonaPlex is tried again", (0.0, 3600.0)),
     "timeout": Param(20.0, "s a synthesis may take", (1.0, 120.0)),
@@ -60,6 +64,7 @@ class SpeechOut(Node):
             executable=p["executable"], piper_model=p["piper_model"], personaplex_url=p["personaplex_url"],
             personaplex_voice=p["personaplex_voice"], local_server_args=p["personaplex_server_args"].split(),
             timeout_s=p["timeout"], personaplex_retry_s=p["personaplex_retry_s"],
+            personaplex_tls_ca_file=p["personaplex_tls_ca_file"], personaplex_insecure_tls=p["personaplex_insecure_tls"],
         )
         self.output, device = p["output"], p["device"]
         queue_cfg = SpeechQueueConfig(repeat_s=p["repeat_s"], max_age_s=p["max_age_s"])

@@ -51,6 +51,10 @@ class TtsConfig:
     local_server_args: if set, start PersonaPlex's own server from the installed package
         with these arguments (weights paths etc.) instead of using personaplex_url.
     timeout_s: longest a synthesis may take (PersonaPlex: also the longest wait for its handshake).
+    personaplex_tls_ca_file: wss:// only: a PEM file of certificates to trust besides the system's
+        (the self-signed certificate of a server started with --ssl); '' = the system store.
+    personaplex_insecure_tls: wss:// only: accept any certificate and host name (a test server on a
+        network you control; never the default).
     personaplex_retry_s: after PersonaPlex failed, s during which sentences go straight to the
         local fallback before PersonaPlex is tried again.
     """
@@ -66,6 +70,8 @@ class TtsConfig:
     personaplex_voice: str = "NATF2.pt"
     local_server_args: list[str] = field(default_factory=list)
     timeout_s: float = 20.0
+    personaplex_tls_ca_file: str = ""
+    personaplex_insecure_tls: bool = False
     personaplex_retry_s: float = 30.0
 
     def __post_init__(self):
@@ -200,7 +206,8 @@ class PersonaPlexTts:
             self._check_reachable(url)
         self.client = PersonaPlexClient(PersonaPlexConfig(
             url=url, voice_prompt=config.personaplex_voice, max_s=min(config.timeout_s, 30.0),
-            connect_timeout=min(config.timeout_s, 5.0), handshake_timeout=config.timeout_s))
+            connect_timeout=min(config.timeout_s, 5.0), handshake_timeout=config.timeout_s,
+            tls_ca_file=config.personaplex_tls_ca_file, insecure_skip_tls_verify=config.personaplex_insecure_tls))
         self._error = PersonaPlexError
 
     @staticmethod
