@@ -12,7 +12,8 @@ sentence into the sink in real time; a child process (``voice_mic_probe.py``) ha
 
 Checked: exactly that sentence is heard (one utterance of the sentence's own length) and the
 captured waveform matches the WAV (normalised cross-correlation), at the negotiated 16 kHz and
-with the stream forced to 44.1 / 48 kHz, where audio.py resamples itself.
+with the stream forced to 44.1 / 48 kHz (and to two channels), where audio.py resamples (and
+down-mixes) itself; the negotiation's fallbacks against a device that refuses 16 kHz and mono.
 
 Debian packages (installed by scripts/setup.sh): pulseaudio, pulseaudio-utils,
 libasound2-plugins, libportaudio2, espeak-ng. Without them the device tests skip and say so.
@@ -73,6 +74,37 @@ def test_stream_resampler_equals_whole_signal_resampling(rate_in):
     np.testing.assert_allclose(y, whole[:y.size], atol=1e-6)
     with pytest.raises(ValueError):
         audio.StreamResampler(0)
+
+
+class _HwCard:
+    """A fake PortAudio (sounddevice) for one unit, negotiate_input: a bare hw: card with four
+    channels at 48 kHz that refuses 16 kHz and fewer than ``min_channels``."""
+
+    class PortAudioError(Exception):
+        pass
+
+    def __init__(self, min_channels: int):
+        self.min_channels = min_channels
+        self.tried: list[tuple[int, int]] = []
+
+    def query_devices(self, device, kind):
+        return {"name": "hw:1,0", "default_samplerate": 48000.0, "max_input_channels": 4}
+
+    def check_input_settings(self, device, samplerate, channels, dtype):
+        self.tried.append((samplerate, channels))
+        if samplerate != 48000 or channels < self.min_channels:
+            raise self.PortAudioError("Invalid number of channels" if samplerate == 48000 else "Invalid sample rate")
+
+
+@pytest.mark.parametrize(("min_channels", "want"), [(1, (48000, 1)), (2, (48000, 2)), (4, (48000, 4))])
+def test_negotiation_falls_back_to_the_native_rate_and_fewest_channels(monkeypatch, min_channels, want):
+    card = _HwCard(min_channels)
+    monkeypatch.setattr(audio, "_sounddevice", lambda: card)
+    assert audio.negotiate_input("hw:1,0") == want
+    assert card.tried[:3] == [(16000, 1), (16000, 2), (16000, 4)]  # 16 kHz mono first: nothing to convert
+    assert audio.negotiate_input("hw:1,0", rate=48000, channels=4) == (48000, 4)
+    with pytest.raises(audio.AudioDeviceError, match=r"hw:1,0.*16000 Hz x 4"):
+        audio.negotiate_input("hw:1,0", rate=16000, channels=4)
 
 
 # --- a private PulseAudio server ------------------------------------------------------------------
@@ -172,11 +204,12 @@ def _best_correlation(captured: np.ndarray, ref: np.ndarray) -> float:
 
 @needs_audio_server
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("rate", [0, 44100, 48000], ids=["negotiated", "stream44k1", "stream48k"])
-def test_microphone_hears_the_operator(pulse, spoken, tmp_path, rate):
+@pytest.mark.parametrize(("rate", "channels"), [(0, 0), (44100, 1), (48000, 1), (48000, 2)],
+                         ids=["negotiated", "stream44k1", "stream48k", "stream48k_stereo"])
+def test_microphone_hears_the_operator(pulse, spoken, tmp_path, rate, channels):
     wav, ref, ref_duration = spoken
     out = tmp_path / "heard.npz"
-    probe = subprocess.Popen([sys.executable, str(PROBE), "pulse", str(out), "20", str(rate)],
+    probe = subprocess.Popen([sys.executable, str(PROBE), "pulse", str(out), "20", str(rate), str(channels)],
                              env=pulse.client_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
@@ -185,7 +218,8 @@ def test_microphone_hears_the_operator(pulse, spoken, tmp_path, rate):
             raise AssertionError(f"the mic probe failed to start: {probe.communicate()[1][-3000:]}")
         started = json.loads(ready)
         if rate:
-            assert started["rate"] == rate
+            assert started["rate"] == rate and started["channels"] == channels, started
+            assert ("2 channels down-mixed" in started["ready"]) == (channels == 2), started
         else:  # PulseAudio converts: audio.py asks for what the VAD and Whisper want
             assert started["rate"] == audio.SAMPLE_RATE, started
         subprocess.run(["paplay", f"--device={SINK}", str(wav)], env=pulse.client_env, check=True,

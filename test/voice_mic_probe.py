@@ -4,10 +4,11 @@ Runs in its own process because PortAudio lists the devices once, when sounddevi
 the test's private audio server (and its environment) must exist before that happens, which
 cannot be arranged inside a pytest process that may have imported sounddevice already.
 
-    python test/voice_mic_probe.py DEVICE OUT.npz [MAX_SECONDS [RATE]]
+    python test/voice_mic_probe.py DEVICE OUT.npz [MAX_SECONDS [RATE [CHANNELS]]]
 
 Opens ``neon_ros.voice.audio.open_source("mic", device=DEVICE)`` (the speech_in node's path;
-with RATE, ``MicSource(DEVICE, rate=RATE)``: the stream at that rate, resampled by audio.py),
+with RATE (and CHANNELS), ``MicSource(DEVICE, rate=RATE, channels=CHANNELS)``: the stream at
+that rate and channel count, down-mixed and resampled by audio.py),
 prints one JSON line ``{"ready": ...}`` when the first block has arrived (the stream runs), then
 feeds every block to the real silero-vad ``Segmenter``. At the first utterance it writes
 OUT.npz (``utterance``, ``captured``: all 16 kHz mono audio heard) and prints a JSON summary.
@@ -29,14 +30,17 @@ def main(argv: list[str]) -> int:
     device, out = argv[0], argv[1]
     max_samples = int(float(argv[2] if len(argv) > 2 else 30.0) * SAMPLE_RATE)
     rate = int(argv[3]) if len(argv) > 3 else 0
-    source = MicSource(device, block=512, rate=rate) if rate else open_source("mic", device=device, block=512)
+    channels = int(argv[4]) if len(argv) > 4 else 0
+    source = (MicSource(device, block=512, rate=rate, channels=channels or None) if rate
+              else open_source("mic", device=device, block=512))
     segmenter = Segmenter(VadConfig())
     captured: list[np.ndarray] = []
     heard = 0
     try:
         for block in source.blocks():
             if not captured:
-                print(json.dumps({"ready": source.describe(), "rate": source.rate}), flush=True)
+                print(json.dumps({"ready": source.describe(), "rate": source.rate, "channels": source.channels}),
+                      flush=True)
             captured.append(block)
             heard += block.size
             utterances = segmenter.feed(block)

@@ -280,18 +280,20 @@ def check_device(device: str | int | None, kind: str) -> str:
     return str(info["name"])
 
 
-def negotiate_input(device: str | int | None, rate: int | None = None) -> tuple[int, int]:
+def negotiate_input(device: str | int | None, rate: int | None = None,
+                    channels: int | None = None) -> tuple[int, int]:
     """(sample rate, channels) to open an input device with: 16 kHz mono where it takes that
     (ALSA ``default``/``plug``, PulseAudio and PipeWire convert for us), else the device's
     native rate and the fewest channels it accepts (a bare ``hw:`` card, a mic array), which
-    ``MicSource`` down-mixes and resamples itself. AudioDeviceError if nothing opens."""
+    ``MicSource`` down-mixes and resamples itself. ``rate`` / ``channels`` force one value.
+    AudioDeviceError if nothing opens."""
     sd = _sounddevice()
     dev = _device_arg(device)
     info = sd.query_devices(dev, kind="input")
     native = int(info["default_samplerate"])
     max_ch = max(1, int(info["max_input_channels"]))
     rates = [int(rate)] if rate else list(dict.fromkeys([SAMPLE_RATE, native]))
-    channels = list(dict.fromkeys(c for c in (1, 2, max_ch) if c <= max_ch))
+    channels = [int(channels)] if channels else list(dict.fromkeys(c for c in (1, 2, max_ch) if c <= max_ch))
     errors = []
     for r in rates:
         for ch in channels:
@@ -313,12 +315,13 @@ class MicSource:
     ``StreamResampler`` (stateful: no clicks at block joins, no drift) brings it to 16 kHz.
     """
 
-    def __init__(self, device: str | int | None = None, block: int = 512, rate: int | None = None):
+    def __init__(self, device: str | int | None = None, block: int = 512, rate: int | None = None,
+                 channels: int | None = None):
         if block <= 0:
             raise ValueError("block must be positive")
         self.device_name = check_device(device, "input")
         sd = _sounddevice()
-        self.rate, self.channels = negotiate_input(device, rate)
+        self.rate, self.channels = negotiate_input(device, rate, channels)
         self.block = block
         self._q: queue.Queue[np.ndarray] = queue.Queue(maxsize=200)
         self.overflows = 0
