@@ -30,7 +30,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,9 @@ class CpuDefaultBackbone(Backbone):
         self._text = freeze(AutoModel.from_pretrained(str(minilm_dir), local_files_only=True).to(config.device))
         self._text_cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
         self._text_cache_size = int(config.options.get("text_cache", 16))
+        # Stands in for EfficientNet in frame_maps: (T, H, W, 3) uint8 -> (T, 320, 8, 8) float32
+        # (a TensorRT engine of the same graph: neon_ros.backbones.tower_trt).
+        self.tower: Callable[[np.ndarray], np.ndarray] | None = None
 
     def _weight_paths(self) -> tuple[Path, Path]:
         if not self.config.weights_dir:
@@ -120,6 +123,8 @@ class CpuDefaultBackbone(Backbone):
     # -- per-frame (incremental) path ----------------------------------------
     def frame_maps(self, frames: np.ndarray) -> np.ndarray:
         """(T, H, W, 3) uint8 -> (T, 320, 8, 8) float32 block maps (one forward pass per batch)."""
+        if self.tower is not None:
+            return self.tower(frames)
         torch = self._torch
         x = torch.from_numpy(frames).to(self.config.device).permute(0, 3, 1, 2).float()
         x = (x - LITE_MEAN) / LITE_STD

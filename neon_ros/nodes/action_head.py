@@ -36,7 +36,8 @@ SWITCH_INTERVAL = 0.0005  # s, GIL hand-over interval (Python's default is 5 ms)
 PARAMETERS: ParamTable = {
     "checkpoint": Param("", "head checkpoint (JSON path, stem or directory) from neon-ros train; required"),
     "runtime": Param("torch", "inference runtime: torch | onnxruntime | onnxruntime_int8 (dynamic int8 weights; "
-                     "exported and quantised once per checkpoint, or head_int8.onnx from neon-ros export)"),
+                     "exported and quantised once per checkpoint, or head_int8.onnx from neon-ros export) | "
+                     "tensorrt (NVIDIA GPU with TensorRT; engine built once per checkpoint and GPU)"),
     "threads": Param(1, "compute threads of the head (0 = all cores)", (0, 64)),
     "max_feature_age": Param(0.3, "s: refuse features whose camera stamp is older (no chunk)", (0.01, 10.0)),
     "max_joint_state_age": Param(0.5, "s: refuse a joint state received longer ago", (0.01, 10.0)),

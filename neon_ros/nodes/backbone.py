@@ -10,6 +10,11 @@ A backbone that hears (preset ``has_audio``: Qwen2.5-Omni, TRIBE v2) also subscr
 with the utterance it belongs to: the rule (overlap or within ``audio_hold`` s after the
 utterance ended; an instruction ties to its utterance) is ``neon_ros/runtime/hearing.py``.
 Other backbones do not subscribe to it.
+
+``runtime: tensorrt`` runs the preset's vision tower as a TensorRT engine (exported and built
+once, cached; NVIDIA machines only), the rest of the backbone in torch:
+``neon_ros/backbones/tower_trt.py``. Where TensorRT or CUDA is missing the node refuses to start
+and says so.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ PARAMETERS: ParamTable = {
     "preset": Param("cpu_default", "backbone preset (DESIGN.md section 5; neon_ros.backbones.list_presets())"),
     "tiny": Param(False, "tiny random config of the preset's architecture (tests; no weights)"),
     "weights_dir": Param("", "local weights folder ('' = the preset's / $NEON_MODELS)"),
+    "runtime": Param("torch", "vision tower runtime: torch | tensorrt (the tower as a TensorRT engine, built once per "
+                     "preset and GPU; NVIDIA machines with TensorRT and CUDA torch; the rest stays in torch)"),
     "threads": Param(0, "torch intra-op threads (0 = torch default)", (0, 64)),
     "incremental": Param(True, "reuse per-frame embeddings across clips where the backbone allows"),
     "max_rate": Param(0.0, "cap on features per second (0 = as fast as clips come)", (0.0, 100.0)),
@@ -52,6 +59,10 @@ class BackboneNode(Node):
         super().__init__("backbone")
         p = rosutil.declare_parameters(self, PARAMETERS)
         preset, tiny, weights_dir, threads = p["preset"], p["tiny"], p["weights_dir"], p["threads"]
+        self.runtime = runtime = p["runtime"]
+        from neon_ros.backbones import tower_trt  # torch + the exporter: only once the node starts
+
+        tower_trt.check_runtime(runtime)  # before loading anything: unknown, or no TensorRT/CUDA here
         self.incremental, self.max_rate, diag_period = p["incremental"], p["max_rate"], p["diagnostics_period"]
         overrides: dict = {"tiny": True} if tiny else {}
         if weights_dir:
@@ -62,9 +73,12 @@ class BackboneNode(Node):
             torch.set_num_threads(threads)
         t0 = time.perf_counter()
         self.backbone = load_backbone(preset, **overrides)
+        if runtime == "tensorrt":
+            engine = tower_trt.use_tensorrt(self.backbone)
+            self.get_logger().info(f"vision tower runs on TensorRT: {engine.path}")
         self.encoder = ClipEncoder(self.backbone, incremental=self.incremental)
         self.get_logger().info(f"loaded {self.backbone!r} in {time.perf_counter() - t0:.1f} s "
-                               f"(incremental={self.encoder.incremental})")
+                               f"(runtime={runtime}, incremental={self.encoder.incremental})")
 
         self.cond = threading.Condition()
         self.pending: Image | None = None
@@ -193,6 +207,7 @@ class BackboneNode(Node):
         values = {
             "backbone_id": self.backbone.backbone_id,
             "width": self.backbone.width,
+            "runtime": self.runtime,
             "clips_in_rate_hz": round(self.clips_in.rate(), 2),
             "features_rate_hz": round(self.features_out.rate(), 2),
             "features_total": self.features_out.total,

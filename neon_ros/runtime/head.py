@@ -6,7 +6,11 @@ checkpoint's statistics for the G1 and returned as float64 numpy arrays. The joi
 become the absolute chunk here, in ``safe_chunk``: the one clamp on the data path (chunk
 geometry from the contract, finite, inside the G1 limits; the node and eval both use it). With
 ``runtime="onnxruntime"`` the head is exported once per checkpoint (weights sha256) into
-the Neon cache (or a given ``onnx_path``) and verified against torch before use.
+the Neon cache (or a given ``onnx_path``) and verified against torch before use. With
+``runtime="tensorrt"`` (NVIDIA machines: TensorRT + a CUDA build of torch) an engine is built
+from that ONNX file once, cached beside it as ``.engine`` with a sidecar naming the weights, the
+TensorRT version and the GPU (a stale engine is rebuilt), and run through ``runtime.trt.Engine``;
+where TensorRT or CUDA is missing it raises ``trt.TensorRTUnavailableError`` saying what to use.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from neon_ros import contract, g1
 from neon_ros.errors import NeonError
 from neon_ros.policy import actions, embodiment
 from neon_ros.policy.model import COMPONENTS
-from neon_ros.runtime import checkpoint, onnx_export
+from neon_ros.runtime import checkpoint, onnx_export, trt
 from neon_ros.sim import assets
 
-RUNTIMES = ("torch", "onnxruntime", "onnxruntime_int8")  # int8: dynamic-quantised weights, ~4x less traffic
+RUNTIMES = ("torch", "onnxruntime", "onnxruntime_int8", "tensorrt")  # int8: dynamic-quantised weights, ~4x less
+# memory traffic; tensorrt: an engine on the GPU (runtime/trt.py)
 
 
 class ChunkError(NeonError, ValueError):
@@ -90,10 +95,20 @@ class HeadRuntime:
         self._emb = np.array([self.embodiment.id], np.int32)  # the ONNX input is int32
         self.model = self.checkpoint.build_model()
         self.session = None
+        self.engine: trt.Engine | None = None
         self.onnx_path: Path | None = None
+        self.engine_path: Path | None = None
         if runtime == "torch":
             if threads > 0:
                 torch.set_num_threads(threads)  # process-wide: the node owns its process
+        elif runtime == "tensorrt":
+            trt.require_runtime()  # before any export: a machine without TensorRT/CUDA says so at once
+            self.onnx_path = self._onnx_file(onnx_path, int8=False)
+            sha = self.checkpoint.weights_sha256
+            source = f"{sha}.graph{onnx_export.GRAPH_VERSION}" if sha else trt.file_sha256(self.onnx_path)
+            self.engine_path = trt.cached_engine(self.onnx_path, self.onnx_path.with_suffix(".engine"),
+                                                 source_sha256=source, batch=(1, 1, 8))
+            self.engine = trt.Engine(self.engine_path)
         else:
             self.onnx_path = self._onnx_file(onnx_path, int8=runtime == "onnxruntime_int8")
             self.session = onnx_export.ort_session(self.onnx_path, threads)
@@ -136,6 +151,10 @@ class HeadRuntime:
 
     def raw(self, features: np.ndarray, proprio: np.ndarray) -> dict[str, np.ndarray]:
         """Normalised outputs for batch-1 inputs (1, F) and (1, 58), float32 (no checks)."""
+        if self.engine is not None:
+            out = self.engine.run({"features": features, "proprio": proprio, "proprio_mask": self._mask,
+                                   "embodiment": self._emb})
+            return {k: out[k].cpu().numpy() for k in COMPONENTS}
         if self.session is not None:
             out = self.session.run(list(COMPONENTS), {"features": features, "proprio": proprio,
                                                       "proprio_mask": self._mask, "embodiment": self._emb})
