@@ -56,6 +56,26 @@ def test_stale_features_stop_chunks_and_fresh_resume(tmp_path, head_ckpt):
     assert narr and "wave" in narr[0]["text"].lower()
 
 
+@pytest.mark.timeout(150)
+def test_a_slow_backbones_old_features_drive_the_head(tmp_path_factory, tmp_path):
+    """max_feature_age 0 (the default): the budget is the head's backbone preset's declared
+    latency + 0.3 s. A qwen2_5_omni_3b head (1.3 s per clip on the robot) acts on features 1 s
+    old, which a fixed 0.3 s budget refused."""
+    slow_id = "qwen2_5_omni_3b.L-1"
+    ckpt = save_random_checkpoint(tmp_path_factory.mktemp("slow") / "head", WIDTH, slow_id, d_model=64)
+    env = ros_env()
+    with start_node("action_head", env, tmp_path, {"checkpoint": str(ckpt), "diagnostics_period": 0.5}) as head:
+        wait_ready(head, "action_head")
+        evs = run_driver(env, "--features", "stale:3", "--joints", "--width-features", str(WIDTH),
+                         "--backbone-id", slow_id, "--duration", "3")
+        assert head.alive(), head.output()
+        log = head.log_path.read_text()
+    assert "max feature age 1600 ms" in log, log
+    chunks = of(evs, "chunk")
+    assert chunks, log
+    _check_chunks(chunks)
+
+
 @pytest.mark.timeout(180)
 def test_the_int8_runtime_drives_the_node(tmp_path, head_ckpt):
     """runtime onnxruntime_int8: the node quantises the head once and publishes valid chunks."""

@@ -21,6 +21,7 @@ AUDIO_SAMPLE_RATE = 16_000  # Hz, the rate every audio path expects (mono float3
 DTYPES = ("float32", "bfloat16", "float16")
 QUANTIZATIONS = ("none", "int8_dynamic")
 DEVICES_PREFIXES = ("cpu", "cuda")
+MAX_LATENCY_S = 5.0  # a backbone slower than this per clip cannot steer (a chunk spans 0.8 s)
 
 
 class MissingWeightsError(UnavailableError, FileNotFoundError, ValueError):
@@ -53,6 +54,10 @@ class BackboneConfig:
         num_frames: T, the number of frames a clip should have (oldest first).
         frame_size: (H, W) the camera buffer resizes every frame to; ``encode`` checks it.
         clip_seconds: the time the T frames span (so the buffer samples at T/clip_seconds Hz).
+        expected_latency_s: s from a clip's newest frame to its features on the robot computer
+            (the Orin NX 16GB of a G1 EDU: README "Expected Jetson Orin budget"; cpu_default
+            measured here); 0 = not declared. action_head's feature-age budget and
+            `neon-ros eval --feature-delay preset` read it.
         layer: which hidden layer is pooled (Python index into the hidden-state list, -1 = last).
         dtype: torch dtype of the weights (``float32``, ``bfloat16``, ``float16``).
         device: torch device string (``cpu``, ``cuda``, ``cuda:0``).
@@ -75,6 +80,7 @@ class BackboneConfig:
     num_frames: int = 8
     frame_size: tuple[int, int] = (224, 224)
     clip_seconds: float = 1.0
+    expected_latency_s: float = 0.0
     layer: int = -1
     dtype: str = "float32"
     device: str = "cpu"
@@ -97,6 +103,9 @@ class BackboneConfig:
                 raise ValueError(f"backbone preset {self.name!r}: {field} must be >= 1")
         if not (math.isfinite(self.clip_seconds) and self.clip_seconds > 0):
             raise ValueError(f"backbone preset {self.name!r}: clip_seconds must be > 0")
+        if not (math.isfinite(self.expected_latency_s) and 0.0 <= self.expected_latency_s <= MAX_LATENCY_S):
+            raise ValueError(f"backbone preset {self.name!r}: expected_latency_s must be in [0, {MAX_LATENCY_S:g}] s, "
+                             f"got {self.expected_latency_s}")
         if self.dtype not in DTYPES:
             raise ValueError(f"backbone preset {self.name!r}: dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.quantization not in QUANTIZATIONS:

@@ -97,6 +97,17 @@ def load_config(preset: str, **overrides: Any) -> BackboneConfig:
     return BackboneConfig.from_dict(data)
 
 
+def expected_latency(backbone_id: str) -> float | None:
+    """The ``expected_latency_s`` declared by the preset a backbone id (``name[-tiny].L<layer>``,
+    as heads and /neon/features carry it) comes from; None: no such preset, or none declared."""
+    name = backbone_id.split(".")[0].removesuffix("-tiny")
+    try:
+        latency = load_config(name).expected_latency_s
+    except (ValueError, FileNotFoundError):
+        return None
+    return latency or None
+
+
 def adapter_class(architecture: str) -> type[Backbone]:
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown backbone architecture {architecture!r}; registered: {sorted(ARCHITECTURES)}")

@@ -39,7 +39,8 @@ PARAMETERS: ParamTable = {
                      "exported and quantised once per checkpoint, or head_int8.onnx from neon-ros export) | "
                      "tensorrt (NVIDIA GPU with TensorRT; engine built once per checkpoint and GPU)"),
     "threads": Param(1, "compute threads of the head (0 = all cores)", (0, 64)),
-    "max_feature_age": Param(0.3, "s: refuse features whose camera stamp is older (no chunk)", (0.01, 10.0)),
+    "max_feature_age": Param(0.0, "s: refuse features whose camera stamp is older (no chunk); 0 = the head's "
+                             "backbone preset's expected_latency_s + 0.3 s (0.3 s if it declares none)", (0.0, 10.0)),
     "max_joint_state_age": Param(0.5, "s: refuse a joint state received longer ago", (0.01, 10.0)),
     "backbone_id": Param("", "accept features of this backbone id only ('' = the checkpoint's)"),
     "rate": Param(contract.CONTROL_RATE_HZ, "control steps per second, Hz (absolute deadlines)", (1.0, 200.0)),
@@ -72,6 +73,10 @@ class ActionHeadNode(Node):
             raise ValueError("action_head: set the 'checkpoint' parameter to a head checkpoint (neon-ros train)")
 
         head = HeadRuntime(ckpt, runtime=runtime, threads=threads)
+        if max_age == 0.0:  # a slow backbone's features arrive old: its declared latency sets the budget
+            from neon_ros.backbones.registry import expected_latency
+
+            max_age = gate.feature_age_budget(expected_latency(backbone_id or head.backbone_id))
         cfg = gate.GateConfig(backbone_id=backbone_id or head.backbone_id, feature_dim=head.feature_dim,
                               max_feature_age=max_age, max_joint_state_age=max_js_age)
         self.core = HeadStep(head, cfg, kinematics=G1Kinematics(), clamp_margin=margin,

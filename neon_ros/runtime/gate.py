@@ -30,6 +30,20 @@ REASONS = (NO_FEATURES, STALE, FUTURE, WRONG_BACKBONE, WRONG_WIDTH, NON_FINITE,
            NO_JOINT_STATE, STALE_JOINT_STATE, BAD_JOINT_STATE, HEAD_ERROR)
 
 
+DEFAULT_MAX_FEATURE_AGE = 0.3  # s, for a backbone that declares no latency (cpu_default: 0.08 + slack)
+FEATURE_AGE_SLACK = 0.3  # s on top of a backbone's own latency: frame spacing, transport, a control period
+
+
+def feature_age_budget(expected_latency_s: float | None) -> float:
+    """max_feature_age for a backbone taking ``expected_latency_s`` per clip (its preset's
+    declaration): that latency plus FEATURE_AGE_SLACK; DEFAULT_MAX_FEATURE_AGE if undeclared.
+    A 1.3 s backbone's features are 1.3-1.6 s old when they arrive: a fixed 0.3 s budget would
+    refuse every one of them."""
+    if expected_latency_s is None or expected_latency_s <= 0:
+        return DEFAULT_MAX_FEATURE_AGE
+    return min(float(expected_latency_s) + FEATURE_AGE_SLACK, 10.0)
+
+
 @dataclass(frozen=True)
 class GateConfig:
     """Rules for the head's inputs.
@@ -43,7 +57,7 @@ class GateConfig:
 
     backbone_id: str
     feature_dim: int
-    max_feature_age: float = 0.3
+    max_feature_age: float = DEFAULT_MAX_FEATURE_AGE
     max_joint_state_age: float = 0.5
     max_future: float = 0.1
 

@@ -30,8 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=2, help="episodes per task")
     parser.add_argument("--seconds", type=float, default=4.0, help="episode length (s)")
     parser.add_argument("--camera-fps", type=float, default=10.0, help="head camera rate (the training data's)")
-    parser.add_argument("--feature-delay", type=float, default=None,
-                        help="s from a clip's newest frame to its features (default: measured encode time)")
+    parser.add_argument("--feature-delay", type=_delay, default=None,
+                        help="s from a clip's newest frame to its features, or 'preset': the backbone preset's "
+                        "expected_latency_s on the robot computer (default: the encode time measured here)")
+    parser.add_argument("--clip-rate", type=float, default=None,
+                        help="clips the backbone takes per second (default: one at a time, min(camera fps, "
+                        "1 / feature delay), as one backbone process encodes them)")
     parser.add_argument("--time-base", choices=("camera", "now"), default="now",
                         help="a chunk's point 0 is meant for the control step's time (now) or the camera stamp")
     parser.add_argument("--backbone", default=None, help="backbone preset (default: the checkpoint's)")
@@ -42,6 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", action="store_true",
                         help="score the hold-still baseline on the same episodes instead of the head")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+
+
+def _delay(text: str) -> float | str:
+    if text == "preset":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a delay in s or 'preset', got {text!r}") from None
 
 
 def measure_encode_time(backbone, frame_size, instruction: str, runs: int = 5) -> float:
@@ -83,9 +96,11 @@ def final_error(plan, palms: np.ndarray) -> float | None:
 
 
 def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: float = 4.0, camera_fps: float = 10.0,
-             feature_delay: float | None = None, time_base: str = "now", backbone_preset: str | None = None,
-             camera_size=(128, 128), seed: int = 1000, progress: bool = True, baseline: bool = False) -> dict:
-    """Closed-loop episodes of the head (``baseline``: of ``HoldStill``) per task; see the module doc."""
+             feature_delay: float | str | None = None, time_base: str = "now", backbone_preset: str | None = None,
+             camera_size=(128, 128), seed: int = 1000, progress: bool = True, baseline: bool = False,
+             clip_rate: float | None = None) -> dict:
+    """Closed-loop episodes of the head (``baseline``: of ``HoldStill``) per task; see the module doc.
+    ``clip_rate`` None: one clip at a time, min(camera_fps, 1 / feature_delay) per second."""
     from tqdm import tqdm
 
     from neon_ros.sim.g1_sim import G1Sim  # first: it selects the off-screen GL before mujoco loads
@@ -108,9 +123,15 @@ def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: flo
     if backbone.backbone_id != head.backbone_id:
         raise ValueError(f"the head was trained on {head.backbone_id!r} features, the backbone is "
                          f"{backbone.backbone_id!r}; pass --backbone")
+    if feature_delay == "preset":
+        feature_delay = backbone.config.expected_latency_s
+        if not feature_delay:
+            raise ValueError(f"backbone preset {backbone.config.name!r} declares no expected_latency_s")
     if feature_delay is None:
         feature_delay = round(measure_encode_time(backbone, backbone.frame_size, "reach the red cup"), 3)
-    cfg = LoopConfig(seconds=seconds, camera_fps=camera_fps, clip_rate=camera_fps, feature_delay=feature_delay)
+    if clip_rate is None:
+        clip_rate = min(camera_fps, 1.0 / feature_delay) if feature_delay > 0 else camera_fps
+    cfg = LoopConfig(seconds=seconds, camera_fps=camera_fps, clip_rate=clip_rate, feature_delay=feature_delay)
     gate_cfg = GateConfig(backbone_id=head.backbone_id, feature_dim=head.feature_dim,
                           max_feature_age=feature_delay + 2.0 / camera_fps + 0.3)
     kin = G1Kinematics(ik=IKConfig(rotation_weight=0.02, max_iterations=300))
@@ -136,15 +157,16 @@ def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: flo
     return {"success": success, "mean_success": float(np.mean(list(success.values()))),
             "episodes_per_task": episodes, "checkpoint": str(checkpoint), "feature_delay_s": feature_delay,
             "policy": "hold still" if baseline else "head", "seed": seed,
-            "time_base": time_base, "camera_fps": camera_fps, "episodes": per_task}
+            "time_base": time_base, "camera_fps": camera_fps, "clip_rate": clip_rate, "episodes": per_task}
 
 
 def run(args: argparse.Namespace) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     res = evaluate(args.checkpoint, tasks, args.episodes, args.seconds, args.camera_fps, args.feature_delay,
-                   args.time_base, args.backbone, tuple(args.camera_size), args.seed, baseline=args.baseline)
+                   args.time_base, args.backbone, tuple(args.camera_size), args.seed, baseline=args.baseline,
+                   clip_rate=args.clip_rate)
     print(f"closed-loop success per task, {res['policy']} (feature delay {res['feature_delay_s'] * 1e3:.0f} ms, "
-          f"time base {res['time_base']}):")
+          f"{res['clip_rate']:.3g} clips/s, time base {res['time_base']}):")
     for task, rate in res["success"].items():
         times = [e["time_to_success_s"] for e in res["episodes"][task] if e["success"]]
         when = f"  time to success p50 {np.median(times):.2f} s" if times else ""
