@@ -197,6 +197,15 @@ class Backbone(abc.ABC):
         return (int(self.config.frame_size[0]), int(self.config.frame_size[1]))
 
     @property
+    def modality_slices(self) -> dict[str, tuple[int, int]]:
+        """Modality name -> [start, stop) of its slice of the features; empty: one undivided vector.
+
+        Recorded in the feature cache, from where training hands it to the head (its fusion) and
+        to modality dropout. Only fused multi-modal backbones (TRIBE v2) have slices.
+        """
+        return {}
+
+    @property
     def fps(self) -> float:
         """Frame rate the clip should be sampled at (num_frames / clip_seconds)."""
         return self.num_frames / float(self.config.clip_seconds)

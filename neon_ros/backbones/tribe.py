@@ -16,7 +16,9 @@ unless ``<weights_dir or $NEON_MODELS>/tribe_fusion.safetensors`` provides train
 (keys ``video``, ``audio``, ``text``: (slice, hidden) matrices). A missing modality (no
 audio, empty instruction) is a zero slice, which is exactly what ``modality_dropout``
 produces at training time, so a head trained with it keeps acting when the camera is
-occluded or the microphone is noisy.
+occluded or the microphone is noisy. The slices (``modality_slices``) are recorded in the
+feature cache; `neon-ros train` applies the dropout from there and gives the head a
+trainable fusion over them that masks zero slices (``policy.model.ModalityFusion``).
 """
 
 from __future__ import annotations
@@ -52,25 +54,28 @@ def modality_dropout(features: Any, slices: dict[str, slice], probs: dict[str, f
     """Zero each modality's slice per sample with its probability (training-time augmentation).
 
     ``features``: (B, width) torch tensor or numpy array (returned as a new object of the
-    same kind). ``generator``: torch.Generator / numpy Generator for reproducibility.
-    Never drops every modality of a sample at once (the video slice is kept then).
+    same kind). ``slices``: modality -> slice (``fused_slices``, or the slices a feature cache
+    records). ``generator``: torch.Generator / numpy Generator for reproducibility.
+    Never drops every modality of a sample at once (the video slice, or else the first, is kept then).
     """
+    names = list(slices)
     is_numpy = isinstance(features, np.ndarray)
     if is_numpy:
         rng = generator if generator is not None else np.random.default_rng()
-        draws = {m: rng.random(features.shape[0]) < float(probs.get(m, 0.0)) for m in MODALITIES}
+        draws = {m: rng.random(features.shape[0]) < float(probs.get(m, 0.0)) for m in names}
         out = features.copy()
     else:
         import torch
 
         draws = {
             m: (torch.rand(features.shape[0], generator=generator) < float(probs.get(m, 0.0))).numpy()
-            for m in MODALITIES
+            for m in names
         }
         out = features.clone()
-    all_dropped = np.logical_and.reduce([draws[m] for m in MODALITIES])
-    draws["video"] = draws["video"] & ~all_dropped
-    for m in MODALITIES:
+    all_dropped = np.logical_and.reduce([draws[m] for m in names])
+    kept = "video" if "video" in draws else names[0]
+    draws[kept] = draws[kept] & ~all_dropped
+    for m in names:
         rows = np.nonzero(draws[m])[0]
         if rows.size:
             out[rows, slices[m]] = 0
@@ -226,6 +231,10 @@ class TribeBackbone(HFBackbone):
                 pre.save_pretrained(folder)
         save_file({m: self.fusion[m].weight.detach().contiguous().cpu() for m in MODALITIES}, str(out / FUSION_FILE))
         return out
+
+    @property
+    def modality_slices(self) -> dict[str, tuple[int, int]]:
+        return {m: (s.start, s.stop) for m, s in self.slices.items()}
 
     def torch_modules(self) -> list[Any]:
         return [self.video_model, self.audio_model, self.text_model, self.fusion]

@@ -2,7 +2,9 @@
 
 The backbone is frozen, so training the head never needs to run it again. Layout::
 
-    ROOT/<backbone_id>/manifest.json             {"backbone_id", "width", "format": 1}
+    ROOT/<backbone_id>/manifest.json             {"backbone_id", "width", "format": 1}, plus
+                                                 "modality_slices" {name: [start, stop]} for a
+                                                 backbone whose features have them (TRIBE v2)
     ROOT/<backbone_id>/shard-00000.safetensors   "features" (N, width) float32; metadata "neon" =
                                                  JSON {"backbone_id", "ids": [sample ids, row order]}
     ROOT/<backbone_id>/shard-00001.safetensors   ...
@@ -29,6 +31,7 @@ Reading (training):
     cache = FeatureCache.open("features/", bb.backbone_id)   # or FeatureCache.open_dir(path)
     cache.has("ep3/t120"); cache.get("ep3/t120")             # (width,) float32
     cache.ids()                                              # list[str], shard order
+    cache.modality_slices                                    # {} or {"video": (0, 1024), ...}
     ids, feats = cache.load_all()                            # list[str], (N, width) float32
 
 Sample ids are any non-empty strings, unique within one backbone's cache.
@@ -89,10 +92,13 @@ def safe_dirname(backbone_id: str) -> str:
 class FeatureCache:
     """Reader/writer of one backbone's cached features (see the module docstring)."""
 
-    def __init__(self, directory: Path, backbone_id: str, width: int) -> None:
+    def __init__(self, directory: Path, backbone_id: str, width: int,
+                 modality_slices: dict[str, tuple[int, int]] | None = None) -> None:
         self.directory = Path(directory)
         self.backbone_id = backbone_id
         self.width = int(width)
+        # the backbone's modality -> [start, stop) (Backbone.modality_slices); {} = one undivided vector
+        self.modality_slices = {m: (int(a), int(b)) for m, (a, b) in (modality_slices or {}).items()}
         self._index: dict[str, tuple[Path, int]] = {}
         self._order: list[str] = []
         self._loaded: dict[Path, np.ndarray] = {}
@@ -100,23 +106,25 @@ class FeatureCache:
 
     # -- opening ---------------------------------------------------------------
     @classmethod
-    def create(cls, root: str | Path, backbone_id: str, width: int) -> FeatureCache:
+    def create(cls, root: str | Path, backbone_id: str, width: int,
+               modality_slices: dict[str, tuple[int, int]] | None = None) -> FeatureCache:
         directory = Path(root) / safe_dirname(backbone_id)
         directory.mkdir(parents=True, exist_ok=True)
         manifest = directory / MANIFEST
-        if manifest.exists():
-            data = json.loads(manifest.read_text())
-            if data.get("backbone_id") != backbone_id or int(data.get("width", -1)) != int(width):
-                raise ValueError(
-                    f"feature cache {directory} holds {data.get('backbone_id')} width {data.get('width')}, "
-                    f"not {backbone_id} width {width}; use another --out folder"
-                )
-        else:
-            _atomic_write_bytes(
-                manifest,
-                json.dumps({"backbone_id": backbone_id, "width": int(width), "format": FORMAT_VERSION}).encode(),
+        slices = {m: [int(a), int(b)] for m, (a, b) in (modality_slices or {}).items()}
+        data = json.loads(manifest.read_text()) if manifest.exists() else {}
+        if data and (data.get("backbone_id") != backbone_id or int(data.get("width", -1)) != int(width)):
+            raise ValueError(
+                f"feature cache {directory} holds {data.get('backbone_id')} width {data.get('width')}, "
+                f"not {backbone_id} width {width}; use another --out folder"
             )
-        return cls(directory, backbone_id, width)
+        if data and data.get("modality_slices", slices) != slices:
+            raise ValueError(f"feature cache {directory} has modality slices {data['modality_slices']}, the backbone "
+                             f"{slices}; use another --out folder")
+        if not data or (slices and "modality_slices" not in data):  # new, or written before slices were recorded
+            entry = {"backbone_id": backbone_id, "width": int(width), "format": FORMAT_VERSION}
+            _atomic_write_bytes(manifest, json.dumps({**entry, **({"modality_slices": slices} if slices else {})}).encode())
+        return cls(directory, backbone_id, width, modality_slices)
 
     @classmethod
     def open(cls, root: str | Path, backbone_id: str) -> FeatureCache:
@@ -130,7 +138,7 @@ class FeatureCache:
                 f"no feature cache in {directory} (missing {MANIFEST}); build one with `neon-ros features`"
             )
         data = json.loads(manifest.read_text())
-        return cls(Path(directory), str(data["backbone_id"]), int(data["width"]))
+        return cls(Path(directory), str(data["backbone_id"]), int(data["width"]), data.get("modality_slices"))
 
     # -- reading ---------------------------------------------------------------
     def shard_paths(self) -> list[Path]:
@@ -239,7 +247,8 @@ def build_cache(
     if shard_size < 1 or batch_size < 1:
         raise ValueError("shard_size and batch_size must be >= 1")
     t0 = time.perf_counter()
-    cache = FeatureCache.create(root, backbone.backbone_id, backbone.width)
+    # duck-typed backbones (tests, wrappers) without slices are one undivided vector
+    cache = FeatureCache.create(root, backbone.backbone_id, backbone.width, getattr(backbone, "modality_slices", None))
     for stale in cache.directory.glob(".shard-*.tmp*"):  # a kill mid-write leaves these
         stale.unlink(missing_ok=True)
     pending: list[Sample] = []

@@ -86,8 +86,10 @@ def make_split(labels: LabelSet, features: np.ndarray, stats: NormStats) -> Spli
 
 
 def load_training_data(data_dir: Path, backbone_id: str | None, held_out: float,
-                       stats: NormStats | None = None) -> tuple[Split, Split, NormStats, str, int]:
-    """(train, held-out, stats, backbone id, feature width) from a `neon-ros features` folder."""
+                       stats: NormStats | None = None
+                       ) -> tuple[Split, Split, NormStats, str, int, dict[str, tuple[int, int]]]:
+    """(train, held-out, stats, backbone id, feature width, modality slices) from a `neon-ros features`
+    folder; the slices ({} for an undivided vector) are the ones the feature cache recorded."""
     from neon_ros.data.cache import MANIFEST, FeatureCache
 
     data_dir = Path(data_dir)
@@ -117,4 +119,5 @@ def load_training_data(data_dir: Path, backbone_id: str | None, held_out: float,
         raise ValueError(f"{data_dir}: every episode is held out; lower held_out")
     stats = stats or compute_stats(labels.take(train_rows))
     return (make_split(labels.take(train_rows), features[train_rows], stats),
-            make_split(labels.take(eval_rows), features[eval_rows], stats), stats, cache.backbone_id, cache.width)
+            make_split(labels.take(eval_rows), features[eval_rows], stats), stats, cache.backbone_id, cache.width,
+            cache.modality_slices)

@@ -10,9 +10,18 @@ command, all in normalised units (``actions.NormStats`` maps them back).
     h = block(h) x layers, block(h) = MLP(RMSNorm(h)) + alpha * h,  MLP = W2 relu(W1 x)^2
     RMSNorm(h) --> one linear readout per component --> c * tanh(x / c) soft-cap
 
-No attention: the whole chunk is read out of one token, which keeps a batch-1 step at
-~12 MFLOP (the head runs at 20 Hz on a robot CPU). Input checks (NaN/inf -> ValueError)
-live in ``forward``; ``forward_unchecked`` is the traceable graph the exporter uses.
+With ``modality_slices`` (features made of per-modality slices, e.g. TRIBE v2's
+[video | audio | text]) a small trainable fusion replaces the first line:
+
+    slice m (B, w_m) --RMSNorm--> Linear --> token m (B, Df)     present_m = slice not all zero
+    [fusion token, token 1..M] (B, 1+M, Df) --FusionBlock x fusion_layers--> RMSNorm(x[:, 0]) --> Linear --> (B, D)
+    FusionBlock(x) = x + Attn(RMSNorm(x)) attending only to present tokens, then x + MLP(RMSNorm(x))
+
+so a dropped or missing modality (a zero slice) is masked out rather than read as a zero
+vector. The main stream has no attention: the whole chunk is read out of one token, which
+keeps a batch-1 step at ~12 MFLOP (the head runs at 20 Hz on a robot CPU). Input checks
+(NaN/inf -> ValueError) live in ``forward``; ``forward_unchecked`` is the traceable graph
+the exporter uses.
 """
 
 from __future__ import annotations
@@ -48,10 +57,17 @@ class HeadConfig:
     input_clip: float = 1e4  # |inputs| clamped to this before any square (keeps fp32 finite)
     norm_eps: float = 1e-6  # RMSNorm epsilon
     residual_init: float = 1.0  # initial value of the learnable residual scales alpha
+    # modality name -> [start, stop) of its slice of the features (from the feature cache, e.g. TRIBE v2's
+    # [video | audio | text]); at least two, disjoint, inside feature_dim. Empty = no fusion: the features
+    # are one vector (in_proj + feat), as in every head trained before the fusion existed.
+    modality_slices: dict[str, tuple[int, int]] = field(default_factory=dict)
+    fusion_dim: int = 128  # width Df of the modality tokens (only with modality_slices)
+    fusion_layers: int = 1  # attention + MLP steps across the modality tokens
+    fusion_heads: int = 4  # attention heads; fusion_dim must divide by it
 
     def __post_init__(self) -> None:
         for name in ("feature_dim", "d_model", "layers", "mlp_ratio", "chunk", "joints", "proprio_dim",
-                     "arms", "loco_dim", "num_embodiments"):
+                     "arms", "loco_dim", "num_embodiments", "fusion_dim", "fusion_layers", "fusion_heads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"HeadConfig.{name} must be a positive integer, got {value!r}")
@@ -64,6 +80,9 @@ class HeadConfig:
                 raise ValueError(f"HeadConfig.{name} must be a finite number > 0, got {value!r}")
         if not 0 < self.residual_init <= 2:
             raise ValueError(f"HeadConfig.residual_init must be in (0, 2], got {self.residual_init!r}")
+        if self.fusion_dim % self.fusion_heads:
+            raise ValueError(f"HeadConfig.fusion_dim={self.fusion_dim} must divide by fusion_heads={self.fusion_heads}")
+        self.modality_slices = _checked_slices(self.modality_slices, self.feature_dim)
 
     @property
     def input_dim(self) -> int:
@@ -85,6 +104,29 @@ class HeadConfig:
         if unknown:
             raise ValueError(f"unknown HeadConfig fields {sorted(unknown)}; known: {sorted(known)}")
         return cls(**d)
+
+
+def _checked_slices(slices: dict, feature_dim: int) -> dict[str, tuple[int, int]]:
+    """``modality_slices`` as {name: (start, stop)} ordered by start (JSON gives lists); ValueError if unusable."""
+    if not isinstance(slices, dict):
+        raise ValueError(f"HeadConfig.modality_slices must map modality names to [start, stop), got {slices!r}")
+    out: dict[str, tuple[int, int]] = {}
+    for name, bounds in slices.items():
+        ok = isinstance(bounds, (list, tuple)) and len(bounds) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in bounds)
+        if not (isinstance(name, str) and name and ok and 0 <= bounds[0] < bounds[1] <= feature_dim):
+            raise ValueError(f"HeadConfig.modality_slices: {name!r} -> {bounds!r} must be a non-empty name -> "
+                             f"[start, stop) with 0 <= start < stop <= feature_dim ({feature_dim})")
+        out[name] = (int(bounds[0]), int(bounds[1]))
+    out = dict(sorted(out.items(), key=lambda kv: kv[1]))
+    if len(out) == 1:
+        raise ValueError(f"HeadConfig.modality_slices names one modality ({next(iter(out))}); a fusion needs at "
+                         "least two (leave it empty for one undivided feature vector)")
+    spans = list(out.items())
+    for (a, (_, stop)), (b, (start, _)) in zip(spans[:-1], spans[1:], strict=True):
+        if start < stop:
+            raise ValueError(f"HeadConfig.modality_slices: {a!r} and {b!r} overlap")
+    return out
 
 
 def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -116,15 +158,79 @@ class Block(nn.Module):
         return self.proj(x) + self.alpha * h  # (B, D)
 
 
+class FusionBlock(nn.Module):
+    """x' = x + Attn(RMSNorm(x)) over the present tokens, then x' + MLP(RMSNorm(x')) (pre-norm transformer)."""
+
+    def __init__(self, cfg: HeadConfig):
+        super().__init__()
+        d, hidden = cfg.fusion_dim, cfg.mlp_ratio * cfg.fusion_dim
+        self.heads, self.eps = cfg.fusion_heads, cfg.norm_eps
+        self.qkv = nn.Linear(d, 3 * d)  # (B, T, Df) -> (B, T, 3Df)
+        self.attn_proj = nn.Linear(d, d)  # (B, T, Df) -> (B, T, Df)
+        self.fc = nn.Linear(d, hidden)  # (B, T, Df) -> (B, T, 4Df)
+        self.proj = nn.Linear(hidden, d)  # (B, T, 4Df) -> (B, T, Df)
+        for lin in (self.attn_proj, self.proj):
+            nn.init.zeros_(lin.weight)  # zero-init each residual branch's output (modded-nanogpt)
+            nn.init.zeros_(lin.bias)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape  # keep (B, T) bool: the tokens that may be attended to
+        q, k, v = self.qkv(rms_norm(x, self.eps)).split(d, -1)  # 3 x (B, T, Df)
+        q, k, v = (y.reshape(b, t, self.heads, d // self.heads).transpose(1, 2) for y in (q, k, v))  # (B, H, T, Dh)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])  # absent tokens get no weight
+        x = x + self.attn_proj(y.transpose(1, 2).reshape(b, t, d))  # (B, T, Df)
+        return x + self.proj(F.relu(self.fc(rms_norm(x, self.eps))).square())  # ReLU^2 MLP as in Block
+
+
+class ModalityFusion(nn.Module):
+    """(B, F) features with modality slices -> (B, D): one token per modality, mixed by attention,
+    read out at a learned fusion token (the [CLS] token of BERT / ViT); absent modalities are masked."""
+
+    def __init__(self, cfg: HeadConfig):
+        super().__init__()
+        self.slices = cfg.modality_slices  # name -> (start, stop), ordered by start
+        self.eps = cfg.norm_eps
+        self.embed = nn.ModuleDict({m: nn.Linear(b - a, cfg.fusion_dim) for m, (a, b) in self.slices.items()})
+        self.token = nn.Parameter(torch.empty(1, 1, cfg.fusion_dim))  # the fusion token, always present
+        nn.init.normal_(self.token, std=0.02)
+        self.blocks = nn.ModuleList(FusionBlock(cfg) for _ in range(cfg.fusion_layers))
+        self.out = nn.Linear(cfg.fusion_dim, cfg.d_model)  # (B, Df) -> (B, D)
+
+    def flops_per_step(self) -> int:
+        """Multiply-adds x 2 of one batch-1 forward: embeddings, T = 1 + M tokens through each block, readout."""
+        d, t = self.token.shape[-1], 1 + len(self.slices)
+        per_token = sum(m.in_features * m.out_features for blk in self.blocks for m in blk.modules()
+                        if isinstance(m, nn.Linear))
+        attention = len(self.blocks) * 2 * t * t * d  # scores + weighted sum
+        embed = sum(m.in_features * m.out_features for m in self.embed.values())
+        return 2 * (embed + t * per_token + attention + self.out.in_features * self.out.out_features)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        parts = [(m, f[:, a:b]) for m, (a, b) in self.slices.items()]  # M x (B, w_m)
+        present = torch.stack([p.abs().amax(-1) > 0 for _, p in parts], 1)  # (B, M): a zero slice = absent modality
+        tokens = torch.stack([self.embed[m](rms_norm(p, self.eps)) for m, p in parts], 1)  # (B, M, Df)
+        x = torch.cat([self.token.expand(f.shape[0], -1, -1), tokens], 1)  # (B, 1+M, Df)
+        keep = torch.cat([torch.ones_like(present[:, :1]), present], 1)  # (B, 1+M): nothing present -> token alone
+        for block in self.blocks:
+            x = block(x, keep)  # (B, 1+M, Df)
+        return self.out(rms_norm(x[:, 0], self.eps))  # (B, D)
+
+
 class ActionHead(nn.Module):
-    """~5.7M parameters at the default config (feature_dim 2048, d_model 512, 2 layers)."""
+    """~5.7M parameters at the default config (feature_dim 2048, d_model 512, 2 layers); with TRIBE v2
+    modality slices the fusion (~0.53M) replaces the 1.05M-parameter feature projection."""
 
     def __init__(self, cfg: HeadConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or HeadConfig()
-        # Per-backbone projection to the 2048-wide head input (DESIGN.md section 5), trainable side.
-        self.in_proj = nn.Linear(cfg.feature_dim, cfg.input_dim) if cfg.feature_dim != cfg.input_dim else None
-        self.feat = nn.Linear(cfg.input_dim, cfg.d_model)  # (B, 2048) -> (B, D)
+        if cfg.modality_slices:
+            self.fusion = ModalityFusion(cfg)  # (B, F) -> (B, D)
+            self.in_proj = self.feat = None
+        else:
+            self.fusion = None
+            # Per-backbone projection to the 2048-wide head input (DESIGN.md section 5), trainable side.
+            self.in_proj = nn.Linear(cfg.feature_dim, cfg.input_dim) if cfg.feature_dim != cfg.input_dim else None
+            self.feat = nn.Linear(cfg.input_dim, cfg.d_model)  # (B, 2048) -> (B, D)
         self.proprio = nn.Linear(2 * cfg.proprio_dim, cfg.d_model)  # [proprio * mask, mask] (B, 116) -> (B, D)
         self.embodiment = nn.Embedding(cfg.num_embodiments, cfg.d_model)  # (B,) -> (B, D)
         nn.init.normal_(self.embodiment.weight, std=0.02)
@@ -140,7 +246,10 @@ class ActionHead(nn.Module):
 
     def flops_per_step(self) -> int:
         """Multiply-adds x 2 of one batch-1 forward (linear layers; norms/activations are O(D))."""
-        return 2 * sum(m.in_features * m.out_features for m in self.modules() if isinstance(m, nn.Linear))
+        fusion = set(self.fusion.modules()) if self.fusion is not None else set()
+        own = 2 * sum(m.in_features * m.out_features for m in self.modules()
+                      if isinstance(m, nn.Linear) and m not in fusion)
+        return own + (self.fusion.flops_per_step() if self.fusion is not None else 0)
 
     def forward(self, features: torch.Tensor, proprio: torch.Tensor, proprio_mask: torch.Tensor,
                 embodiment: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -155,10 +264,14 @@ class ActionHead(nn.Module):
                           embodiment: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         f = features.clamp(-cfg.input_clip, cfg.input_clip)  # (B, F) squares stay finite in fp32
-        if self.in_proj is not None:
-            f = self.in_proj(f)  # (B, 2048)
+        if self.fusion is not None:
+            f = self.fusion(f)  # (B, D)
+        else:
+            if self.in_proj is not None:
+                f = self.in_proj(f)  # (B, 2048)
+            f = self.feat(rms_norm(f, cfg.norm_eps))  # (B, D)
         p = torch.cat([proprio.clamp(-cfg.input_clip, cfg.input_clip) * proprio_mask, proprio_mask], -1)  # (B, 116)
-        h = self.feat(rms_norm(f, cfg.norm_eps)) + self.proprio(p) + self.embodiment(embodiment)  # (B, D)
+        h = f + self.proprio(p) + self.embodiment(embodiment)  # (B, D)
         for block in self.blocks:
             h = block(h)  # (B, D)
         h = rms_norm(h, cfg.norm_eps)  # final norm (nanoGPT ln_f)

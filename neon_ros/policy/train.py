@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from neon_ros import g1
+from neon_ros.backbones.tribe import modality_dropout
 from neon_ros.data.training import Split, load_training_data
 from neon_ros.errors import NeonError
 from neon_ros.policy import actions, embodiment
@@ -44,6 +45,7 @@ from neon_ros.runtime import checkpoint
 
 LOG_FIELDS = ["step", "samples", "lr", "loss", *COMPONENTS, "consistency", "samples_per_s"]
 EVAL_FIELDS = ["step", "component", "head_error", "hold_still_error", "ratio", "unit", "samples"]
+MODALITY_DROPOUT_STREAM = 1 << 32  # per-step seed offset: modality dropout draws apart from joint noise
 
 
 def _doc(text: str, default=MISSING, *, option: bool = True, **kw):
@@ -66,6 +68,8 @@ class TrainConfig:
     grad_clip: float = _doc("max global gradient norm (0 = off)", 1.0, option=False)
     aux_weight: float = _doc("weight of the consistency loss on paired samples (stereo views, spoken/written)", 0.1)
     feature_dropout: float = _doc("element dropout on the cached features during training (regulariser)", 0.1)
+    modality_dropout: float = _doc("probability of zeroing each modality slice of a training sample's features, "
+                                   "never all at once (features with modality slices, e.g. TRIBE v2; 0 = off)", 0.15)
     joint_noise: float = _doc("rad: noise on half the G1 samples' arm joint inputs, their joint labels kept "
                               "aimed at the same targets (0 = off)", 0.0)
     seed: int = _doc("sampler + init seed (a --soup sets it unless given)", 0)
@@ -89,6 +93,8 @@ class TrainConfig:
             raise ValueError("TrainConfig: lr > 0, min_lr_ratio in [0, 1], weight_decay >= 0, aux_weight >= 0")
         if not 0 <= self.feature_dropout < 1:
             raise ValueError(f"TrainConfig: feature_dropout must be in [0, 1), got {self.feature_dropout}")
+        if not 0 <= self.modality_dropout < 1:
+            raise ValueError(f"TrainConfig: modality_dropout must be in [0, 1), got {self.modality_dropout}")
         if not 0 <= self.joint_noise <= 0.5:
             raise ValueError(f"TrainConfig: joint_noise must be in [0, 0.5] rad, got {self.joint_noise}")
         if not 0 <= self.held_out < 1:
@@ -216,12 +222,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     rank, world = _dist()
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} must divide by the {world} DDP ranks")
-    train_split, eval_split, stats, backbone_id, width = load_training_data(cfg.data, cfg.backbone, cfg.held_out)
+    train_split, eval_split, stats, backbone_id, width, slices = load_training_data(cfg.data, cfg.backbone,
+                                                                                    cfg.held_out)
+    # whole-modality dropout where the cache records modality slices (TRIBE v2): modality -> slice
+    dropped = {m: slice(a, b) for m, (a, b) in slices.items()} if cfg.modality_dropout > 0 else {}
     noise_tables = joint_noise_tables(stats) if cfg.joint_noise > 0 else None
     groups = {s: np.flatnonzero(train_split.source == s) for s in np.unique(train_split.source)}
     sampler = SoupSampler(groups, {s: cfg.weights.get(s, 1.0) for s in groups}, cfg.seed)
     torch.manual_seed(cfg.seed)
-    head_cfg = head_model.HeadConfig(feature_dim=width, d_model=cfg.d_model, layers=cfg.layers)
+    head_cfg = head_model.HeadConfig(feature_dim=width, d_model=cfg.d_model, layers=cfg.layers, modality_slices=slices)
     model = head_model.ActionHead(head_cfg)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -240,8 +249,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     if rank == 0:
         _trim_csv(log_path, LOG_FIELDS, start)
         _trim_csv(eval_path, EVAL_FIELDS, start)
+        fusion = (f" (fusion of {', '.join(slices)}, modality dropout {cfg.modality_dropout:g})" if slices else "")
         print(f"train: {len(train_split)} samples, held-out {len(eval_split)}, backbone {backbone_id}, "
-              f"head {model.num_params() / 1e6:.2f}M params, steps {start}->{cfg.steps}, {world} DDP ranks")
+              f"head {model.num_params() / 1e6:.2f}M params{fusion}, steps {start}->{cfg.steps}, {world} DDP ranks")
         print("mixture:\n" + sampler.report(min(50, cfg.steps), cfg.batch_size))
     per_rank = cfg.batch_size // world
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", unit="step",
@@ -255,6 +265,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         for g in opt.param_groups:
             g["lr"] = lr
         batch = train_split.batch(rows)
+        if dropped:  # the head learns to act on what is left (a missing modality arrives as a zero slice)
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step + MODALITY_DROPOUT_STREAM)
+            batch["features"] = modality_dropout(batch["features"], dropped,
+                                                 dict.fromkeys(dropped, cfg.modality_dropout), gen)
         if cfg.feature_dropout > 0:
             batch["features"] = torch.nn.functional.dropout(batch["features"], cfg.feature_dropout)
         if cfg.joint_noise > 0:

@@ -111,7 +111,7 @@ def _implied_fields(state: dict[str, torch.Tensor], cfg: HeadConfig) -> dict[str
         out["feature_dim"] = s[1]
     elif (s := shape("feat.weight")) is not None:
         out["feature_dim"] = s[1]
-    if (s := shape("feat.weight")) is not None:
+    if (s := shape("feat.weight") or shape("fusion.out.weight")) is not None:
         out["d_model"] = s[0]
     if (s := shape("proprio.weight")) is not None:
         out["proprio_dim"] = s[1] // 2
