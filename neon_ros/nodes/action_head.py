@@ -5,7 +5,9 @@ drifting with step time; overruns skip deadlines instead of bunching them) and r
 the period error. Each step acts only on fresh, compatible input (perception.gate):
 stale features, another backbone, the wrong width, non-finite values or a missing
 joint state publish nothing and say why in /diagnostics. A chunk carries the camera
-stamp of the features it came from. Hand paths (FK of the targets) go to /neon/markers,
+stamp of the features it came from. With ``ee_mode`` blend or replace, the head's predicted
+hand displacements become arm joint targets by IK before the clamp (runtime.ee_targets).
+Hand paths (FK of the targets) go to /neon/markers,
 and a short sentence goes to /neon/narration when the instruction or the phase changes.
 """
 
@@ -47,6 +49,10 @@ PARAMETERS: ParamTable = {
     "chunk_time_base": Param("now", "a chunk's point 0 is meant for: now (this step; how heads are trained) | "
                                     "camera (its camera stamp)"),
     "clamp_margin": Param(0.0, "rad kept away from every joint limit", (0.0, 0.5)),
+    "ee_mode": Param("off", "the head's predicted hand displacements (gripper frame) move the arms by IK: off "
+                            "(joint deltas only) | blend (arm joints mix joint_delta and IK targets by ee_weight) | "
+                            "replace (arm joints from IK; a failed IK step keeps joint_delta's)"),
+    "ee_weight": Param(0.5, "share of the IK targets in the arm joints when ee_mode is blend", (0.0, 1.0)),
     "marker_rate": Param(10.0, "Hz of /neon/markers, published off the control thread (0 = off)", (0.0, 50.0)),
     "narration": Param(True, "publish /neon/narration when the instruction or the phase changes"),
     "frame_id": Param("pelvis", "frame of /neon/action_chunk and /neon/markers"),
@@ -80,10 +86,10 @@ class ActionHeadNode(Node):
         cfg = gate.GateConfig(backbone_id=backbone_id or head.backbone_id, feature_dim=head.feature_dim,
                               max_feature_age=max_age, max_joint_state_age=max_js_age)
         self.core = HeadStep(head, cfg, kinematics=G1Kinematics(), clamp_margin=margin,
-                             time_base=p["chunk_time_base"])
+                             time_base=p["chunk_time_base"], ee_mode=p["ee_mode"], ee_weight=p["ee_weight"])
         self.narrator = narration.Narrator()
         self.get_logger().info(f"head {ckpt} ({runtime}) for {cfg.backbone_id} width {cfg.feature_dim}; "
-                               f"{self.rate:g} Hz, max feature age {max_age * 1e3:.0f} ms")
+                               f"{self.rate:g} Hz, max feature age {max_age * 1e3:.0f} ms, ee_mode {p['ee_mode']}")
 
         self.lock = threading.Lock()
         self.features: gate.Features | None = None
@@ -97,6 +103,7 @@ class ActionHeadNode(Node):
         self.lateness = Window(1000)
         self.step_s = Window(1000)
         self.fk_s = Window(200)
+        self.ik_s = Window(200)
         self.age_s = Window(1000)
         self.chunks_out = RateMeter()
         self._refused_seen = 0
@@ -180,6 +187,8 @@ class ActionHeadNode(Node):
                                                        times=res.times))
         self.step_s.add(time.perf_counter() - t0 - res.timings.get("fk", 0.0))
         self.fk_s.add(res.timings.get("fk", 0.0))
+        if "ik" in res.timings:
+            self.ik_s.add(res.timings["ik"])
         self.chunks_out.tick()
         if res.hand_paths is not None:
             with self.lock:
@@ -218,6 +227,8 @@ class ActionHeadNode(Node):
             "bad_joint_state_msgs": self.bad_joint_states,
             "last_input_error": self.last_input_error,
             "clamped_targets": self.core.clamped_total,
+            "ee_mode": self.core.ee_mode,
+            "ee_fallbacks": self.core.ee_fallbacks_total,
             "narrations": self.narrator.spoken,
             "phase": self.narrator.phase,
             "backbone_id": self.core.gate.config.backbone_id,
@@ -226,6 +237,7 @@ class ActionHeadNode(Node):
             **flatten("lateness_ms", self.lateness.summary(1e3, 3)),
             **flatten("step_ms", self.step_s.summary(1e3, 3)),
             **flatten("fk_ms", self.fk_s.summary(1e3, 3)),
+            **flatten("ik_ms", self.ik_s.summary(1e3, 3)),
             **flatten("feature_age_ms", self.age_s.summary(1e3, 1)),
         }
         status = msgs.diagnostic_status("action_head", level, message, values)

@@ -105,14 +105,15 @@ class G1Kinematics:
         mujoco.mju_quat2Vel(rotvec, quat, 1.0)
         return target[:3, 3] - current[:3, 3], rotvec
 
-    def solve_ik(self, q_start: np.ndarray, arm: str, target: np.ndarray) -> IKResult:
-        """Arm joints that put the palm of ``arm`` at ``target`` (4, 4, pelvis frame), from q_start."""
+    def solve_ik(self, q_start: np.ndarray, arm: str, target: np.ndarray, config: IKConfig | None = None) -> IKResult:
+        """Arm joints that put the palm of ``arm`` at ``target`` (4, 4, pelvis frame), from q_start
+        (``config``: this solve's IKConfig, default the instance's)."""
         if arm not in ARMS:
             raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
         target = np.asarray(target, dtype=np.float64)
         if target.shape != (4, 4) or not np.isfinite(target).all():
             raise ValueError("solve_ik: target must be a finite 4x4 transform")
-        cfg = self.ik_config
+        cfg = config or self.ik_config
         idx = list(g1.ARM_INDICES[arm])
         lo, hi = g1.LOWER_LIMITS[idx], g1.UPPER_LIMITS[idx]
         q = np.clip(np.asarray(q_start, dtype=np.float64).copy(), g1.LOWER_LIMITS, g1.UPPER_LIMITS)

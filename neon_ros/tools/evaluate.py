@@ -24,6 +24,7 @@ import numpy as np
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from neon_ros.data.sim_expert import TASKS
+    from neon_ros.runtime.control import EE_MODES
 
     parser.add_argument("--checkpoint", required=True, type=Path, help="head checkpoint (folder, stem or .json)")
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated tasks (known: {', '.join(TASKS)})")
@@ -38,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "1 / feature delay), as one backbone process encodes them)")
     parser.add_argument("--time-base", choices=("camera", "now"), default="now",
                         help="a chunk's point 0 is meant for the control step's time (now) or the camera stamp")
+    parser.add_argument("--ee-mode", choices=EE_MODES, default="off",
+                        help="the head's predicted hand displacements move the arms by IK: off | blend (arm "
+                        "joints mix joint_delta and IK targets by --ee-weight) | replace (arm joints from IK)")
+    parser.add_argument("--ee-weight", type=float, default=0.5, help="share of the IK targets when --ee-mode blend")
     parser.add_argument("--backbone", default=None, help="backbone preset (default: the checkpoint's)")
     parser.add_argument("--camera-size", type=int, nargs=2, default=(128, 128), metavar=("W", "H"),
                         help="head camera image size (the training data's)")
@@ -98,9 +103,10 @@ def final_error(plan, palms: np.ndarray) -> float | None:
 def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: float = 4.0, camera_fps: float = 10.0,
              feature_delay: float | str | None = None, time_base: str = "now", backbone_preset: str | None = None,
              camera_size=(128, 128), seed: int = 1000, progress: bool = True, baseline: bool = False,
-             clip_rate: float | None = None) -> dict:
+             clip_rate: float | None = None, ee_mode: str = "off", ee_weight: float = 0.5) -> dict:
     """Closed-loop episodes of the head (``baseline``: of ``HoldStill``) per task; see the module doc.
-    ``clip_rate`` None: one clip at a time, min(camera_fps, 1 / feature_delay) per second."""
+    ``clip_rate`` None: one clip at a time, min(camera_fps, 1 / feature_delay) per second.
+    ``ee_mode``/``ee_weight``: how the predicted hand displacements move the arms (``HeadStep``)."""
     from tqdm import tqdm
 
     from neon_ros.sim.g1_sim import G1Sim  # first: it selects the off-screen GL before mujoco loads
@@ -142,7 +148,8 @@ def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: flo
                          disable=not progress):
             q0, plan = sim_expert.episode_setup(task, kin, rng)
             loop = SimulatedDeployment(sim, cfg, backbone, sim_expert.TASKS[task])
-            policy = HoldStill() if baseline else HeadPolicy(HeadStep(head, gate_cfg, time_base=time_base))
+            step = HeadStep(head, gate_cfg, kinematics=kin, time_base=time_base, ee_mode=ee_mode, ee_weight=ee_weight)
+            policy = HoldStill() if baseline else HeadPolicy(step)
             ep = loop.run(policy, q0, cup_position=plan.cup_position)
             palms = np.stack(ep.palms)
             ok = sim_expert.success(task, plan, palms)
@@ -151,22 +158,23 @@ def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: flo
                 "success": bool(ok), "time_to_success_s": None if first is None else float(ep.t[first]),
                 "reason": "" if ok else failure_reason(task, plan, palms, ep), "chunks": ep.chunks,
                 "final_error_m": final_error(plan, palms),
-                "refused": ep.refused,
+                "refused": ep.refused, "ee_fallbacks": step.ee_fallbacks_total,
                 "feature_age_p50_s": float(np.median(ep.feature_ages)) if ep.feature_ages else None})
     success = {t: float(np.mean([e["success"] for e in v])) for t, v in per_task.items()}
     return {"success": success, "mean_success": float(np.mean(list(success.values()))),
             "episodes_per_task": episodes, "checkpoint": str(checkpoint), "feature_delay_s": feature_delay,
             "policy": "hold still" if baseline else "head", "seed": seed,
-            "time_base": time_base, "camera_fps": camera_fps, "clip_rate": clip_rate, "episodes": per_task}
+            "time_base": time_base, "camera_fps": camera_fps, "clip_rate": clip_rate,
+            "ee_mode": ee_mode, "ee_weight": ee_weight, "episodes": per_task}
 
 
 def run(args: argparse.Namespace) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     res = evaluate(args.checkpoint, tasks, args.episodes, args.seconds, args.camera_fps, args.feature_delay,
                    args.time_base, args.backbone, tuple(args.camera_size), args.seed, baseline=args.baseline,
-                   clip_rate=args.clip_rate)
+                   clip_rate=args.clip_rate, ee_mode=args.ee_mode, ee_weight=args.ee_weight)
     print(f"closed-loop success per task, {res['policy']} (feature delay {res['feature_delay_s'] * 1e3:.0f} ms, "
-          f"{res['clip_rate']:.3g} clips/s, time base {res['time_base']}):")
+          f"{res['clip_rate']:.3g} clips/s, time base {res['time_base']}, ee_mode {res['ee_mode']}):")
     for task, rate in res["success"].items():
         times = [e["time_to_success_s"] for e in res["episodes"][task] if e["success"]]
         when = f"  time to success p50 {np.median(times):.2f} s" if times else ""
