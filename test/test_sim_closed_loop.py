@@ -168,3 +168,31 @@ def test_expert_chunks_are_the_labels(tmp_path, sim_and_kin):
     with pytest.raises(ValueError):
         write_lerobot_v3(tmp_path / "bad", [EpisodeRecord(frames, state, action, "x", action_chunk=chunks[:, :3, :5])],
                          fps=10, robot_type="unitree_g1", state_names=list(g1.JOINT_NAMES), codec="libx264rgb")
+
+
+def test_clip_lag_range_trains_for_slow_backbones(tmp_path, sim_and_kin):
+    """clip_lag_max: each sample's clip ends a lag drawn in [clip_lag, clip_lag_max] before its
+    state (a head for backbones of 0.2-1 s), the same lags on every pass; labels unchanged."""
+    from neon_ros.data import sim_expert
+    from neon_ros.data.lerobot_writer import EpisodeRecord, write_lerobot_v3
+    from neon_ros.data.registry import SourceConfig, open_source
+
+    sim, kin = sim_and_kin
+    frames, state, action, chunks, _ = sim_expert.run_episode(sim, kin, "point_cup", np.random.default_rng(3),
+                                                              2.5, 10)
+    root = write_lerobot_v3(tmp_path / "ds", [EpisodeRecord(frames, state, action, "point at the red cup",
+                                                            action_chunk=chunks)], fps=10,
+                            robot_type="unitree_g1", state_names=list(g1.JOINT_NAMES), codec="libx264rgb")
+    cfg = SourceConfig("sim", "lerobot", root, stride=0.1, clip_seconds=0.8, clip_lag=0.2, clip_lag_max=1.0)
+    samples, again = list(open_source(cfg).samples()), list(open_source(cfg).samples())
+    lags = []
+    for k, s in enumerate(samples):
+        np.testing.assert_allclose(s.targets["joint_delta"], chunks[k] - state[k], atol=1e-5)
+        newest = [j for j in range(k + 1) if np.array_equal(s.frames[-1], frames[j])]
+        assert newest, k
+        if k >= 10:  # the lag fits inside the episode: it shows as frames back (10 Hz)
+            lags.append(k - newest[-1])
+        np.testing.assert_array_equal(s.frames, again[k].frames)  # seeded per episode
+    assert all(2 <= d <= 10 for d in lags) and len(set(lags)) >= 4, lags
+    with pytest.raises(ValueError, match="clip_lag_max"):
+        SourceConfig("sim", "lerobot", root, clip_lag=0.5, clip_lag_max=0.3)

@@ -11,6 +11,7 @@ Image-sequence sources decode their files with :func:`load_image` / :func:`image
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -165,22 +166,30 @@ def select_clip(buffer: deque, t: float, clip_frames: int, clip_seconds: float) 
 
 
 def episode_samples(ep: EpisodeData, stride: float = 0.25, clip_frames: int = 8,
-                    clip_seconds: float = 1.0, max_side: int = 256, clip_lag: float = 0.0) -> Iterator[Sample]:
+                    clip_seconds: float = 1.0, max_side: int = 256, clip_lag: float = 0.0,
+                    clip_lag_max: float = 0.0) -> Iterator[Sample]:
     """Samples at anchors every ``stride`` s from the first stamp to one control step before
     the last, streaming the video once (past the end, targets hold the last state). Each
-    anchor's clip ends ``clip_lag`` s before it (features are that old when the robot uses them)."""
+    anchor's clip ends ``clip_lag`` s before it (features are that old when the robot uses them);
+    with ``clip_lag_max``, a lag drawn uniformly from [clip_lag, clip_lag_max] per anchor (the
+    same for the same episode every time). Before the first frame, a clip repeats it."""
     if stride <= 0 or clip_frames < 1:
         raise ValueError("stride must be > 0 and clip_frames >= 1")
     anchors = np.arange(ep.times[0], ep.times[-1] - CONTROL_DT + 1e-9, stride)
+    lags = np.full(len(anchors), clip_lag)
+    if clip_lag_max > clip_lag:
+        seed = int.from_bytes(hashlib.blake2b(f"{ep.source}/{ep.episode}".encode(), digest_size=8).digest(), "little")
+        lags = np.random.default_rng(seed).uniform(clip_lag, clip_lag_max, len(anchors))
+    keep = max(clip_lag, clip_lag_max) + clip_seconds + 0.2  # s of video the oldest clip reaches back
     buffer: deque = deque()
     a = 0
     for stamp, frame in ep.frames:
         frame = downscale(frame, max_side)
         buffer.append((stamp, frame))
-        while buffer and buffer[0][0] < stamp - clip_lag - clip_seconds - 0.2:
+        while buffer and buffer[0][0] < stamp - keep:
             buffer.popleft()
         while a < len(anchors) and anchors[a] <= stamp + 1e-6:
-            clip = select_clip(buffer, anchors[a] - clip_lag, clip_frames, clip_seconds)
+            clip = select_clip(buffer, anchors[a] - lags[a], clip_frames, clip_seconds)
             yield _make_sample(ep, anchors[a], clip)
             a += 1
     if a == 0 and len(anchors):

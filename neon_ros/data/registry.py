@@ -46,6 +46,9 @@ class SourceConfig:
         frames at the camera rate: 8 frames at 10 Hz span 0.8 s).
     clip_lag: s from a clip's end to the anchor its joints and labels are taken at: the age
         features have when the head uses them on the robot (backbone latency and waiting).
+    clip_lag_max: 0 = every clip lags by clip_lag; else each anchor's lag is drawn uniformly
+        from [clip_lag, clip_lag_max] (seeded per episode): a head for backbones of any speed
+        in that range (a slow preset's features are 1-2 s old; see `expected_latency_s`).
     max_side: frames are downscaled (integer stride) so the longer side is <= this.
     max_episodes: read at most this many episodes (0 = all).
     options: adapter-specific settings (documented in each adapter's module).
@@ -59,6 +62,7 @@ class SourceConfig:
     clip_frames: int = 8
     clip_seconds: float = 1.0
     clip_lag: float = 0.0
+    clip_lag_max: float = 0.0
     max_side: int = 256
     max_episodes: int = 0
     options: dict[str, Any] = field(default_factory=dict)
@@ -76,6 +80,9 @@ class SourceConfig:
         if not (0 < self.clip_seconds <= 10 and 0 <= self.clip_lag <= 5):
             raise ValueError(f"source {self.name}: need clip_seconds in (0, 10] and clip_lag in [0, 5] s, got "
                              f"{self.clip_seconds}, {self.clip_lag}")
+        if self.clip_lag_max and not self.clip_lag <= self.clip_lag_max <= 5:
+            raise ValueError(f"source {self.name}: clip_lag_max must be 0 or in [clip_lag, 5] s, got "
+                             f"{self.clip_lag_max}")
         self.path = Path(self.path)
 
 
@@ -133,7 +140,7 @@ class Source(abc.ABC):
     def episode_kwargs(self) -> dict[str, Any]:
         c = self.config
         return {"stride": c.stride, "clip_frames": c.clip_frames, "clip_seconds": c.clip_seconds,
-                "clip_lag": c.clip_lag, "max_side": c.max_side}
+                "clip_lag": c.clip_lag, "clip_lag_max": c.clip_lag_max, "max_side": c.max_side}
 
 
 def open_source(config: SourceConfig) -> Source:

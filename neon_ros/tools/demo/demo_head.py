@@ -44,9 +44,11 @@ class DemoRecipe:
     perturb_scale: float = 0.25
     joint_noise: float = 0.1
     seed: int = 0
+    clip_lag_max: float = 0.0  # > clip_lag: each sample's lag drawn in [clip_lag, clip_lag_max] (slow backbones)
 
     def key(self) -> str:
-        blob = json.dumps({"v": RECIPE_VERSION, **self.__dict__}, sort_keys=True, default=list)
+        fields = {k: v for k, v in self.__dict__.items() if k != "clip_lag_max" or v}  # keys made before it stay
+        blob = json.dumps({"v": RECIPE_VERSION, **fields}, sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -97,7 +99,8 @@ def build(r: DemoRecipe, work: Path, progress: bool = True) -> dict:
                                  r.camera_size, seed=r.seed, progress=progress, perturbed=r.perturbed,
                                  perturb_scale=r.perturb_scale)
     soup = Soup("sim", [SourceConfig("sim_g1", "lerobot", work / "sim_g1", stride=r.stride,
-                                     clip_seconds=r.clip_seconds, clip_lag=r.clip_lag)], seed=r.seed,
+                                     clip_seconds=r.clip_seconds, clip_lag=r.clip_lag,
+                                     clip_lag_max=r.clip_lag_max)], seed=r.seed,
                 held_out=r.held_out)
     feats = extract(soup, work / "cache", backbone, progress=progress)
     result = train(TrainConfig(data=work / "cache", out=work / "run", steps=r.steps, batch_size=r.batch_size,
