@@ -16,6 +16,7 @@ CONSOLE_SCRIPTS = [
     "speech_out = neon_ros.nodes.speech_out:main",
     "g1_bridge = neon_ros.nodes.g1_bridge:main",
     "bridge_watchdog = neon_ros.nodes.bridge_watchdog:main",
+    "body_bridge = neon_ros.nodes.body_bridge:main",
     "sim_g1 = neon_ros.nodes.sim_g1:main",
     "recorder = neon_ros.nodes.recorder:main",
 ]

@@ -7,6 +7,8 @@ The bridge starts in ``arm_sdk`` mode (waist + arms; Unitree's controller keeps 
 and DISABLED: nothing reaches the motors until /g1_bridge/enable is called (the table's
 robot overrides are the defaults of the bridge arguments). bridge_watchdog runs beside
 it on the same mode, interface and domain: if the bridge dies it damps the robot.
+body_bridge (the head's base velocity to Unitree's loco service in arm_sdk mode, and the Dex3
+hands) shares them too and starts disabled as well: /body_bridge/enable.
 sim.launch.py includes this file with the table's simulation overrides (bridge_mode:=lowcmd
 autostart:=true).
 Access: ROS 2 discovery stays on this machine (``discovery_range`` LOCALHOST; SUBNET lets
@@ -76,6 +78,13 @@ def generate_launch_description() -> LaunchDescription:
             "network_interface": arg("network_interface"),
             "dds_domain_id": ParameterValue(arg("dds_domain_id"), value_type=int),
             "gravity_compensation": ParameterValue(arg("gravity_compensation"), value_type=bool),
+        },
+        # the head's base velocity and hands: the bridge's mode (arm_sdk: loco allowed), enable, interface, domain
+        "body_bridge": {
+            "mode": arg("bridge_mode"),
+            "autostart": ParameterValue(arg("autostart"), value_type=bool),
+            "network_interface": arg("network_interface"),
+            "dds_domain_id": ParameterValue(arg("dds_domain_id"), value_type=int),
         },
         # the watchdog listens to the bridge's commands: same mode (topic), interface and domain
         "bridge_watchdog": {

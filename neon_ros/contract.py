@@ -28,9 +28,15 @@ TOPIC_NARRATION = "/neon/narration"
 TOPIC_MARKERS = "/neon/markers"
 TOPIC_DIAGNOSTICS = "/diagnostics"
 TOPIC_UTTERANCE_AUDIO = "/neon/utterance_audio"
+TOPIC_LOCO_CMD = "/neon/loco_cmd"  # geometry_msgs/TwistStamped: the head's base velocity command
+TOPIC_GRIP_CMD = "/neon/grip_cmd"  # sensor_msgs/JointState: hand closure 0..1 per hand (GRIP_NAMES)
 
 SERVICE_ENABLE = "/g1_bridge/enable"
 SERVICE_DAMP = "/g1_bridge/damp"
+SERVICE_BODY_ENABLE = "/body_bridge/enable"
+
+# /neon/grip_cmd: JointState names, one per hand; position = closure (0 open .. 1 closed).
+GRIP_NAMES = ("left_hand", "right_hand")
 
 # Topics a training recording needs (record.launch.py and the recorder use this list).
 TRAINING_TOPICS = (
@@ -47,6 +53,8 @@ TRAINING_TOPICS = (
 DDS_LOWCMD = "rt/lowcmd"
 DDS_LOWSTATE = "rt/lowstate"
 DDS_ARM_SDK = "rt/arm_sdk"
+# Dex3-1 hands (unitree_hg HandCmd_), one topic per hand, in GRIP_NAMES order.
+DDS_DEX3_CMD = ("rt/dex3/left/cmd", "rt/dex3/right/cmd")
 
 # Feature image encoding on /neon/features.
 FEATURE_ENCODING = "32FC1"

@@ -134,3 +134,25 @@ def joint(name: str) -> Joint:
         return JOINTS[JOINT_INDEX[name]]
     except KeyError:
         raise KeyError(f"unknown G1 joint {name!r}; valid names: {', '.join(JOINT_NAMES)}") from None
+
+
+# Dex3-1 hands (an option of the G1; none in the simulated model): 7 motors per hand, the
+# unitree_hg HandCmd_ motor_cmd[0..6] in motor order (thumb 0-2, then two per finger), position
+# ranges in rad as in Unitree's G1 Dex3 example. The open hand is all zeros (inside every range);
+# closing bends the thumb's third motor and the fingers towards the range end away from zero
+# (DEX3_CLOSED); joints 0-1 (thumb rotation) stay at zero.
+DEX3_MOTORS = 7
+DEX3_LOWER: dict[str, np.ndarray] = {"left": np.array([-1.05, -0.724, 0.0, -1.57, -1.75, -1.57, -1.75]),
+                                     "right": np.array([-1.05, -1.05, -1.75, 0.0, 0.0, 0.0, 0.0])}
+DEX3_UPPER: dict[str, np.ndarray] = {"left": np.array([1.05, 1.05, 1.75, 0.0, 0.0, 0.0, 0.0]),
+                                     "right": np.array([1.05, 0.742, 0.0, 1.57, 1.75, 1.57, 1.75])}
+_BENDS = np.array([False, False, True, True, True, True, True])
+DEX3_CLOSED: dict[str, np.ndarray] = {
+    side: np.where(_BENDS, np.where(np.abs(DEX3_LOWER[side]) > np.abs(DEX3_UPPER[side]),
+                                    DEX3_LOWER[side], DEX3_UPPER[side]), 0.0)
+    for side in ("left", "right")}
+
+
+def dex3_pose(side: str, closure: float) -> np.ndarray:
+    """The 7 motor positions of hand ``side`` at ``closure`` (0 open .. 1 closed), unclamped."""
+    return float(closure) * DEX3_CLOSED[side]

@@ -2,7 +2,8 @@
 
 unitree_hg LowCmd_/LowState_ building, CRC, and DDS channels on rt/lowcmd, rt/lowstate,
 rt/arm_sdk; the MotionSwitcher service (which of Unitree's motion modes owns the motors)
-as a client and, for the simulator, as a server. Everything that can be plain arrays
+and the G1 loco service (base velocity, FSM) as clients and, for the simulator, as
+servers; the Dex3-1 hands' HandCmd_. Everything that can be plain arrays
 stays plain arrays; only this module touches SDK types, so the bridge and the simulator
 share one implementation.
 """
@@ -178,3 +179,95 @@ def serve_motion_switcher(check: Callable[[], dict[str, str]], select: Callable[
     server.Init()
     server.Start(False)
     return server
+
+
+# --- the G1 loco service (LocoClient, service "sport": rt/api/sport/request|response) -------------
+
+LOCO_FSM_DAMP = 1  # LocoClient.Damp(): SetFsmId(1), every leg and arm motor in damping
+
+
+def loco_client(timeout: float) -> Any:
+    """The SDK's G1 LocoClient (needs ``init_channels`` first); ``timeout`` s per call.
+
+    ``SetVelocity(vx, vy, omega, duration)`` -> code: walk at (vx m/s, vy m/s, omega rad/s) for
+    ``duration`` s, then stop; ``SetFsmId(id)`` -> code (LOCO_FSM_DAMP damps). Code 0 is success,
+    else an SDK RPC error code (3104: no answer within ``timeout``).
+    """
+    client = sdk("g1.loco.g1_loco_client").LocoClient()
+    client.SetTimeout(float(timeout))
+    client.Init()
+    return client
+
+
+def serve_loco(set_velocity: Callable[[float, float, float, float], None], set_fsm: Callable[[int], None]) -> Any:
+    """Serve the G1 loco RPCs SetVelocity and SetFsmId over the Unitree DDS (for the simulator).
+
+    ``set_velocity(vx, vy, omega, duration)`` and ``set_fsm(fsm_id)`` raise ValueError for a
+    request they refuse (answered with the SDK's parameter error). Returns the running server.
+    """
+    api = sdk("g1.loco.g1_loco_api")
+    rpc = sdk("rpc.server")
+    bad_parameter = sdk("rpc.internal").RPC_ERR_SERVER_API_PARAMETER
+
+    def on_velocity(parameter: str) -> tuple[int, str]:
+        try:
+            p = json.loads(parameter)
+            vx, vy, omega = (float(v) for v in p["velocity"])
+            set_velocity(vx, vy, omega, float(p["duration"]))
+        except (ValueError, KeyError, TypeError):
+            return bad_parameter, ""
+        return 0, ""
+
+    def on_fsm(parameter: str) -> tuple[int, str]:
+        try:
+            set_fsm(int(json.loads(parameter)["data"]))
+        except (ValueError, KeyError, TypeError):
+            return bad_parameter, ""
+        return 0, ""
+
+    class LocoServer(rpc.Server):
+        def Init(self) -> None:  # noqa: N802 (the SDK's name)
+            self._SetApiVersion(api.LOCO_API_VERSION)
+            self._RegistHandler(api.ROBOT_API_ID_LOCO_SET_VELOCITY, on_velocity, False)
+            self._RegistHandler(api.ROBOT_API_ID_LOCO_SET_FSM_ID, on_fsm, False)
+
+    server = LocoServer(api.LOCO_SERVICE_NAME)
+    server.Init()
+    server.Start(False)
+    return server
+
+
+# --- Dex3-1 hands (unitree_hg HandCmd_ on rt/dex3/<side>/cmd; the message has no CRC) -------------
+
+def hand_cmd_type() -> type:
+    return sdk("idl.unitree_hg.msg.dds_").HandCmd_
+
+
+def new_hand_cmd() -> Any:
+    """A HandCmd_ with the Dex3's 7 motor slots."""
+    cmd = sdk("idl.default").unitree_hg_msg_dds__HandCmd_()
+    if len(cmd.motor_cmd) != g1.DEX3_MOTORS:
+        raise RuntimeError(f"the SDK's HandCmd_ has {len(cmd.motor_cmd)} motors, the Dex3-1 {g1.DEX3_MOTORS}")
+    return cmd
+
+
+def dex3_mode(motor: int, enabled: bool = True) -> int:
+    """A Dex3 motor's mode byte: motor id (bits 0-3), status (bits 4-6: 1 = enabled), timeout bit 7 clear."""
+    return (int(motor) & 0x0F) | ((1 if enabled else 0) << 4)
+
+
+def fill_hand_cmd(cmd: Any, q: np.ndarray, kp: float, kd: float) -> Any:
+    """Write 7 position targets (rad) with gains kp, kd into a HandCmd_ (dq = tau = 0)."""
+    for i in range(g1.DEX3_MOTORS):
+        m = cmd.motor_cmd[i]
+        m.mode = dex3_mode(i)
+        m.q, m.dq, m.tau, m.kp, m.kd = float(q[i]), 0.0, 0.0, float(kp), float(kd)
+    return cmd
+
+
+def hand_cmd_arrays(cmd: Any) -> dict[str, np.ndarray]:
+    """The motor fields of a HandCmd_ as arrays (for checks and the simulator)."""
+    mc = cmd.motor_cmd
+    out = {f: np.array([getattr(m, f) for m in mc], dtype=np.float64) for f in ("q", "dq", "kp", "kd", "tau")}
+    out["mode"] = np.array([m.mode for m in mc], dtype=np.int64)
+    return out

@@ -29,11 +29,13 @@ def default_state_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "neon"
 
 
-def latch_path(state_dir: str | Path | None, network_interface: str, domain_id: int) -> Path:
-    """The latch file of the robot on ``network_interface`` / Unitree DDS ``domain_id``."""
+def latch_path(state_dir: str | Path | None, network_interface: str, domain_id: int,
+               owner: str = "g1_bridge") -> Path:
+    """The latch file of ``owner`` (a bridge node: g1_bridge, body_bridge) for the robot on
+    ``network_interface`` / Unitree DDS ``domain_id``."""
     root = Path(state_dir) if state_dir else default_state_dir()
     iface = re.sub(r"[^A-Za-z0-9_.-]", "_", network_interface or "auto")
-    return root / f"g1_bridge_estop_{iface}_{int(domain_id)}.latch"
+    return root / f"{owner}_estop_{iface}_{int(domain_id)}.latch"
 
 
 class EstopLatchFile:

@@ -7,7 +7,9 @@ stale features, another backbone, the wrong width, non-finite values or a missin
 joint state publish nothing and say why in /diagnostics. A chunk carries the camera
 stamp of the features it came from. With ``ee_mode`` blend or replace, the head's predicted
 hand displacements become arm joint targets by IK before the clamp (runtime.ee_targets).
-Hand paths (FK of the targets) go to /neon/markers,
+The same prediction's locomotion and grip outputs, at the chunk point meant for now, go to
+/neon/loco_cmd (TwistStamped: vx, vy, yaw rate) and /neon/grip_cmd (JointState: closure per hand)
+for body_bridge. Hand paths (FK of the targets) go to /neon/markers,
 and a short sentence goes to /neon/narration when the instruction or the phase changes.
 """
 
@@ -17,8 +19,10 @@ import sys
 import threading
 import time
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
@@ -110,6 +114,8 @@ class ActionHeadNode(Node):
         self.ticker: AbsoluteTicker | None = None
 
         self.chunk_pub = self.create_publisher(JointTrajectory, contract.TOPIC_ACTION_CHUNK, rosutil.COMMAND_QOS)
+        self.loco_pub = self.create_publisher(TwistStamped, contract.TOPIC_LOCO_CMD, rosutil.COMMAND_QOS)
+        self.grip_pub = self.create_publisher(JointState, contract.TOPIC_GRIP_CMD, rosutil.COMMAND_QOS)
         self.marker_pub = self.create_publisher(MarkerArray, contract.TOPIC_MARKERS, rosutil.COMMAND_QOS)
         self.narration_pub = self.create_publisher(String, contract.TOPIC_NARRATION, rosutil.COMMAND_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
@@ -185,6 +191,7 @@ class ActionHeadNode(Node):
             return
         self.chunk_pub.publish(msgs.chunk_to_trajectory(res.positions, res.stamp_ns, frame_id=self.frame_id,
                                                        times=res.times))
+        self.publish_body(res)
         self.step_s.add(time.perf_counter() - t0 - res.timings.get("fk", 0.0))
         self.fk_s.add(res.timings.get("fk", 0.0))
         if "ik" in res.timings:
@@ -197,6 +204,14 @@ class ActionHeadNode(Node):
             text = self.narrator.update(instruction, res.phase, time.monotonic())
             if text:
                 self.narration_pub.publish(String(data=text))
+
+    def publish_body(self, res) -> None:
+        """The prediction's loco and grip outputs at the chunk point meant for now (the last one not after it)."""
+        now = rosutil.now_ns(self)
+        k = int(np.clip(np.searchsorted(res.times, (now - res.stamp_ns) / 1e9, side="right") - 1, 0, len(res.times) - 1))
+        pred = res.prediction
+        self.loco_pub.publish(msgs.loco_to_twist(pred.loco[k], res.stamp_ns, frame_id=self.frame_id))
+        self.grip_pub.publish(msgs.grip_to_joint_state(pred.grip[k], res.stamp_ns))
 
     def publish_markers(self) -> None:
         with self.lock:

@@ -7,7 +7,10 @@ run in the simulator's own physics thread (``neon_ros.sim.robot_dds``), beside a
 Unitree motion service and its MotionSwitcher RPCs: with ``motion_mode`` "" (the default, a
 lowcmd simulation) rt/lowcmd drives the motors; with a mode name (e.g. ``ai``, the robot's
 default) the motion service holds the standing pose and blends rt/arm_sdk into the waist
-and arms by its weight, as the robot does for g1_bridge's default arm_sdk mode. The head
+and arms by its weight, as the robot does for g1_bridge's default arm_sdk mode. It also serves Unitree's loco
+service (SetVelocity walks the pinned base kinematically, SetFsmId damp stops it; status
+"sim_g1: base" on /diagnostics: pose, velocity, calls) and records the Dex3 hand commands on
+rt/dex3/<side>/cmd (the model has no hands; status "sim_g1: hands"). The head
 camera renders in a second thread to /camera/image_raw; the rclpy executor only serves
 /diagnostics.
 """
@@ -134,7 +137,7 @@ class SimG1(Node):
                                       f"rt/arm_sdk {s.arm_sdk.bad_crc} bad CRC, {s.arm_sdk.invalid} invalid in total")
         elif ignoring:
             level, message = "warn", "; ".join(ignoring)
-        statuses = [msgs.diagnostic_status("sim_g1: physics", level, message, values)]
+        statuses = [msgs.diagnostic_status("sim_g1: physics", level, message, values), *self._body_statuses()]
         if self.camera is not None:
             cam = self.camera
             if cam.error is not None and not self._camera_error_logged:
@@ -146,6 +149,26 @@ class SimG1(Node):
                 {"rate_hz": self.camera_rate, "frames": cam.frames, "skipped": cam.skipped,
                  "mean_render_ms": f"{1e3 * cam.render_seconds / max(1, cam.frames):.1f}"}))
         self.diag_pub.publish(msgs.diagnostic_array(rosutil.now_ns(self), statuses))
+
+    def _body_statuses(self) -> list:
+        """The loco service's base and the Dex3 command monitor, as diagnostic statuses."""
+        lo = self.robot.loco.stats()
+        moving = any(lo.command)
+        base = msgs.diagnostic_status(
+            "sim_g1: base", "ok", "walking" if moving else "standing",
+            {"base_x": f"{lo.pose[0]:.4f}", "base_y": f"{lo.pose[1]:.4f}", "base_yaw": f"{lo.pose[2]:.4f}",
+             "distance_m": f"{lo.distance:.4f}", "cmd_vx": f"{lo.command[0]:.4f}", "cmd_vy": f"{lo.command[1]:.4f}",
+             "cmd_yaw_rate": f"{lo.command[2]:.4f}", "velocity_calls": lo.velocity_calls,
+             "velocity_ignored": lo.ignored, "fsm_id": lo.fsm_id})
+        values = {}
+        for side, r in self.robot.hands.snapshot().items():
+            values |= {f"{side}_received": r.received, f"{side}_invalid": r.invalid,
+                       f"{side}_q": " ".join(f"{v:.4f}" for v in r.q), f"{side}_kp": " ".join(f"{v:g}" for v in r.kp),
+                       f"{side}_kd": " ".join(f"{v:g}" for v in r.kd), f"{side}_mode": " ".join(map(str, r.mode))}
+        bad = values["left_invalid"] or values["right_invalid"]
+        hands = msgs.diagnostic_status("sim_g1: hands", "warn" if bad else "ok",
+                                       "invalid hand commands received" if bad else "recording Dex3 commands", values)
+        return [base, hands]
 
     def _log_drops(self, topic: str, bad_crc: int, invalid: int) -> int:
         """Log new drops of ``topic`` (bad CRC, invalid values); returns how many are new."""

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import TwistStamped
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -116,6 +117,35 @@ def joint_state_to_g1(msg: JointState) -> tuple[np.ndarray, np.ndarray]:
     dq = (np.asarray(msg.velocity, dtype=np.float64)[order]
           if len(msg.velocity) == len(msg.name) else np.zeros(g1.NUM_JOINTS))
     return q, dq
+
+
+# --- the head's loco and grip commands (/neon/loco_cmd, /neon/grip_cmd) -----------------
+
+def loco_to_twist(velocity: Sequence[float], stamp_ns: int, frame_id: str = "pelvis") -> TwistStamped:
+    """(vx m/s, vy m/s, yaw rate rad/s) in the base frame -> TwistStamped (linear.x, linear.y, angular.z)."""
+    vx, vy, wz = (float(v) for v in velocity)
+    msg = TwistStamped()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.twist.linear.x, msg.twist.linear.y, msg.twist.angular.z = vx, vy, wz
+    return msg
+
+
+def twist_to_loco(msg: TwistStamped) -> np.ndarray:
+    """TwistStamped -> (vx, vy, yaw rate); MessageError if it asks for a motion the G1's base has not
+    (linear.z, angular.x, angular.y must be 0)."""
+    t = msg.twist
+    extra = (t.linear.z, t.angular.x, t.angular.y)
+    if any(v != 0.0 for v in extra):
+        raise MessageError(f"a G1 base command has linear.x, linear.y and angular.z only; got linear.z, angular.x, "
+                           f"angular.y = {extra}")
+    return np.array([t.linear.x, t.linear.y, t.angular.z], dtype=np.float64)
+
+
+def grip_to_joint_state(closure: Sequence[float], stamp_ns: int,
+                        names: Sequence[str] = contract.GRIP_NAMES) -> JointState:
+    """Hand closures (0 open .. 1 closed), one per name -> JointState with position = closure."""
+    return joint_state(stamp_ns, np.asarray(closure, dtype=np.float64), names=names)
 
 
 # --- clips (T frames stacked vertically, rgb8) -------------------------------------------

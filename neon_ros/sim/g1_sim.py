@@ -15,6 +15,7 @@ so it works whatever MUJOCO_GL was when mujoco was first imported.
 
 from __future__ import annotations
 
+import math
 import threading
 
 import mujoco
@@ -147,6 +148,15 @@ class G1Sim:
     def pelvis_position(self) -> np.ndarray:
         with self._lock:
             return self.data.xpos[self._pelvis].copy()
+
+    def set_base_pose(self, x: float, y: float, yaw: float) -> None:
+        """Move the pinned pelvis (fixed_base only) to (x, y) m in the world, heading ``yaw`` rad,
+        at standing height: a base that walks kinematically (the simulated loco service)."""
+        if self._free_qadr is not None:
+            raise RuntimeError("set_base_pose needs fixed_base: a free base moves by physics")
+        with self._lock:
+            self.model.body_pos[self._pelvis, :2] = (x, y)
+            self.model.body_quat[self._pelvis] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
 
     # --- commands and stepping -----------------------------------------------------------------
     def set_command(self, q, dq, kp, kd, tau, enabled=None) -> None:

@@ -11,7 +11,9 @@ accepted rt/lowcmd, and before the first one damping (kp = 0, kd > 0), like the 
 one active (e.g. "ai", the robot's default), the motion service's standing hold with the
 newest rt/arm_sdk blended into the waist and arms by its weight (rt/lowcmd is ignored and
 counted). A MotionSwitcher ReleaseMode hands the motors to rt/lowcmd (damping until one
-arrives); SelectMode gives them back to the motion service.
+arrives); SelectMode gives them back to the motion service. Beside it, the loco service
+(``sim.body.LocoService``: SetVelocity moves the pinned base kinematically, each step it moves)
+and a monitor of the Dex3 hand commands (``sim.body.HandMonitor``: the model has no hands).
 
 ``realtime_factor`` scales the pace: 1.0 is real time, 2.0 twice as fast, 0 as fast as
 the machine allows. No rclpy here: the node wraps this and publishes /diagnostics.
@@ -27,6 +29,7 @@ import numpy as np
 
 from neon_ros import contract, hg_wire, unitree
 from neon_ros.runtime.timing import AbsoluteTicker, percentiles, set_fifo
+from neon_ros.sim.body import HandMonitor, LocoService
 from neon_ros.sim.firmware import (
     G1_29DOF_MODE_MACHINE,
     MAX_MODE_NAME,
@@ -122,6 +125,10 @@ class SimRobot:
         self.inbox = LowCmdInbox(config.mode_machine)
         self.arm_inbox = LowCmdInbox(config.mode_machine, arm_sdk=True)
         self.motion = MotionService(config.motion_mode)
+        self.loco = LocoService(lambda: self.motion.active)
+        self.hands = HandMonitor()
+        self._loco_server = None
+        self._hand_subs: list = []
         self._service_active = self.motion.active
         # what drives the motors (read by LowState_ and tests; replaced, never mutated)
         self.applied = self.motion.command if self._service_active else MotorCommand.damping()
@@ -152,6 +159,11 @@ class SimRobot:
                          (hg_wire.NewestReader(contract.DDS_ARM_SDK, lowcmd_type, domain), self.arm_inbox)]
         m = self.motion
         self._switcher = unitree.serve_motion_switcher(m.check, m.select, m.release)
+        self._loco_server = unitree.serve_loco(self.loco.set_velocity, self.loco.set_fsm)
+        hand_type = unitree.hand_cmd_type()
+        self._hand_subs = [unitree.subscriber(topic, hand_type, lambda msg, s=side: self.hands.record(
+                               s, unitree.hand_cmd_arrays(msg)), queue_len=10)
+                           for side, topic in zip(("left", "right"), contract.DDS_DEX3_CMD, strict=True)]
 
     # --- the loop --------------------------------------------------------------------------------
     def start(self, open_dds: bool = True) -> None:
@@ -179,6 +191,10 @@ class SimRobot:
         if cmd is not None:
             self.sim.set_command(**_as_sim_command(cmd))
             self.applied = cmd
+        if self.loco.moving:  # one attribute read per step while the base stands still
+            pose = self.loco.advance(self.sim.timestep)
+            if pose is not None:
+                self.sim.set_base_pose(*pose)
         self.sim.step(1)
         if self._pub is not None:
             sim = self.sim

@@ -77,10 +77,13 @@ DEFAULT_DISCOVERY_RANGE = "LOCALHOST"
 # Writes that move or stop the robot -> the one enclave allowed to make them (DDS topic names).
 PROTECTED_WRITES = {
     "rt" + contract.TOPIC_ACTION_CHUNK: "action_head",
+    "rt" + contract.TOPIC_LOCO_CMD: "action_head",
+    "rt" + contract.TOPIC_GRIP_CMD: "action_head",
     "rt" + contract.TOPIC_TELEOP: TELEOP,
     "rt" + contract.TOPIC_ESTOP: TELEOP,
     f"rq{contract.SERVICE_ENABLE}Request": TELEOP,
     f"rq{contract.SERVICE_DAMP}Request": TELEOP,
+    f"rq{contract.SERVICE_BODY_ENABLE}Request": TELEOP,
 }
 
 
@@ -150,12 +153,15 @@ def policies(camera_topic: str = contract.TOPIC_CAMERA, camera_node: str = "came
                       subscribe=(c.TOPIC_ACTION_CHUNK, c.TOPIC_TELEOP, c.TOPIC_ESTOP),
                       serve=(c.SERVICE_ENABLE, c.SERVICE_DAMP)),
         EnclavePolicy("bridge_watchdog", ("bridge_watchdog",), publish=(diag,)),
+        EnclavePolicy("body_bridge", ("body_bridge",), publish=(diag,),
+                      subscribe=(c.TOPIC_LOCO_CMD, c.TOPIC_GRIP_CMD, c.TOPIC_ESTOP), serve=(c.SERVICE_BODY_ENABLE,)),
         EnclavePolicy("sim_g1", ("sim_g1",), publish=(camera_topic, diag)),
         EnclavePolicy("camera_buffer", ("camera_buffer",), publish=(c.TOPIC_CLIP, diag), subscribe=(camera_topic,)),
         EnclavePolicy("backbone", ("backbone",), publish=(c.TOPIC_FEATURES, diag),
                       subscribe=(c.TOPIC_CLIP, c.TOPIC_INSTRUCTION, c.TOPIC_UTTERANCE_AUDIO)),
         EnclavePolicy("action_head", ("action_head",),
-                      publish=(c.TOPIC_ACTION_CHUNK, c.TOPIC_MARKERS, c.TOPIC_NARRATION, diag),
+                      publish=(c.TOPIC_ACTION_CHUNK, c.TOPIC_LOCO_CMD, c.TOPIC_GRIP_CMD, c.TOPIC_MARKERS,
+                               c.TOPIC_NARRATION, diag),
                       subscribe=(c.TOPIC_FEATURES, c.TOPIC_JOINT_STATES, c.TOPIC_INSTRUCTION)),
         EnclavePolicy("speech_in", ("speech_in",), publish=(c.TOPIC_INSTRUCTION, c.TOPIC_UTTERANCE_AUDIO, diag)),
         EnclavePolicy("speech_out", ("speech_out",), publish=(diag,),
@@ -166,7 +172,7 @@ def policies(camera_topic: str = contract.TOPIC_CAMERA, camera_node: str = "came
         # the operator: `neon-ros teleop` (node neon_teleop) and `ros2` commands (nodes _ros2cli_*)
         EnclavePolicy(TELEOP, ("neon_teleop", "_ros2cli_*"),
                       publish=(c.TOPIC_TELEOP, c.TOPIC_ESTOP, c.TOPIC_INSTRUCTION), subscribe=(c.TOPIC_JOINT_STATES,),
-                      call=(c.SERVICE_ENABLE, c.SERVICE_DAMP)),
+                      call=(c.SERVICE_ENABLE, c.SERVICE_DAMP, c.SERVICE_BODY_ENABLE)),
         EnclavePolicy(CAMERA, (camera_node,),
                       publish=tuple(dict.fromkeys((camera_topic, camera_info, "/tf", "/tf_static", *camera_publish)))),
         EnclavePolicy(OBSERVER, ("_ros2cli_*",), subscribe=("/*",)),

@@ -43,6 +43,12 @@ STACK: tuple[StackNode, ...] = (
               sim={"mode": "lowcmd", "network_interface": "lo", "rt_priority": 0},
               robot={"mode": "arm_sdk", "network_interface": "eth0", "dds_domain_id": 0, "rt_priority": 60},
               ready="bridge_watchdog: watching"),
+    # The head's base velocity (Unitree's loco service, arm_sdk mode only) and Dex3 hands, through
+    # their own safety layer; the bridge's mode, interface and domain, disabled on the robot.
+    StackNode("body_bridge",
+              sim={"mode": "lowcmd", "autostart": True, "network_interface": "lo"},
+              robot={"mode": "arm_sdk", "autostart": False, "network_interface": "eth0", "dds_domain_id": 0},
+              ready="body_bridge: mode="),
     StackNode("sim_g1", sim={"network_interface": "lo", "fixed_base": True}, robot=None),
     StackNode("camera_buffer"),
     StackNode("backbone"),
