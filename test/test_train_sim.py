@@ -75,7 +75,7 @@ def _eval(ckpt, out, *extra: str) -> dict:
     from support import ros_env, script
 
     cmd = script("neon-ros") + ["eval", "--checkpoint", str(ckpt), "--tasks", ",".join(CLOSED_LOOP_TASKS),
-                                "--episodes", str(CLOSED_LOOP_EPISODES), "--seed", "2024", "--feature-delay", "0.15",
+                                "--episodes", str(CLOSED_LOOP_EPISODES), "--seed", "2024", "--feature-delay", "0.15", "--clip-rate", "10",
                                 "--out", str(out), *extra]
     done = subprocess.run(cmd, env=ros_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
