@@ -1,5 +1,7 @@
 """action_head as a real rclpy process: staleness, malformed input, resume (scripted features)."""
 
+import math
+
 import pytest
 from support import ros_env
 
@@ -78,7 +80,8 @@ def test_a_slow_backbones_old_features_drive_the_head(tmp_path_factory, tmp_path
 
 @pytest.mark.timeout(180)
 def test_the_int8_runtime_drives_the_node(tmp_path, head_ckpt):
-    """runtime onnxruntime_int8: the node quantises the head once and publishes valid chunks."""
+    """runtime onnxruntime_int8: the node quantises the head once and publishes valid chunks, and
+    with each the prediction's loco and grip commands."""
     env = ros_env()
     with start_node("action_head", env, tmp_path, _head_params(head_ckpt, runtime="onnxruntime_int8")) as head:
         wait_ready(head, "action_head", timeout=150)
@@ -90,6 +93,14 @@ def test_the_int8_runtime_drives_the_node(tmp_path, head_ckpt):
     assert chunks, log
     _check_chunks(chunks)
     assert "(onnxruntime_int8)" in log, log
+    # the same prediction's base velocity and hand closures, for body_bridge, stamped like the chunks
+    loco, grip = of(evs, "loco"), of(evs, "grip")
+    assert loco and grip, log
+    stamps = {c["stamp"] for c in chunks}
+    assert {m["stamp"] for m in loco} <= stamps and {m["stamp"] for m in grip} <= stamps
+    assert all(len(m["velocity"]) == 3 and all(math.isfinite(v) for v in m["velocity"]) for m in loco)
+    assert all(m["names"] == ["left_hand", "right_hand"] and all(0.0 <= c <= 1.0 for c in m["closure"])
+               for m in grip)
 
 
 @pytest.mark.timeout(150)

@@ -2,7 +2,7 @@
 
 Publishes (each optional) a synthetic moving camera image, scripted features, joint
 states and an instruction; prints one ``EVENT {json}`` line per received output message
-(clip, features, chunk, diagnostics, narration, markers) and per published camera or
+(clip, features, chunk, loco, grip, diagnostics, narration, markers) and per published camera or
 feature message, then ``DONE`` after --duration seconds.
 
 Feature script: comma-separated ``kind:seconds`` with kind in fresh, stale, nan, wide,
@@ -19,6 +19,7 @@ import time
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import TwistStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
@@ -86,6 +87,8 @@ class Driver(Node):
         if not self.script:
             self.create_subscription(Image, contract.TOPIC_FEATURES, self.on_feat, rosutil.COMMAND_QOS)
         self.create_subscription(JointTrajectory, contract.TOPIC_ACTION_CHUNK, self.on_chunk, rosutil.COMMAND_QOS)
+        self.create_subscription(TwistStamped, contract.TOPIC_LOCO_CMD, self.on_loco, rosutil.COMMAND_QOS)
+        self.create_subscription(JointState, contract.TOPIC_GRIP_CMD, self.on_grip, rosutil.COMMAND_QOS)
         self.create_subscription(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, self.on_diag, rosutil.STATE_QOS)
         self.create_subscription(String, contract.TOPIC_NARRATION, self.on_narration, rosutil.COMMAND_QOS)
         self.create_subscription(MarkerArray, contract.TOPIC_MARKERS, self.on_markers, rosutil.COMMAND_QOS)
@@ -168,6 +171,12 @@ class Driver(Node):
              within_limits=inside, times_ok=chunk_times_ok(times, msgs.stamp_to_ns(m.header.stamp),
                                                            rosutil.now_ns(self)),
              received=rosutil.now_ns(self))
+
+    def on_loco(self, m: TwistStamped) -> None:
+        emit("loco", stamp=msgs.stamp_to_ns(m.header.stamp), velocity=msgs.twist_to_loco(m).tolist())
+
+    def on_grip(self, m: JointState) -> None:
+        emit("grip", stamp=msgs.stamp_to_ns(m.header.stamp), names=list(m.name), closure=list(m.position))
 
     def on_diag(self, m: DiagnosticArray) -> None:
         for st in m.status:
