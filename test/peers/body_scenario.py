@@ -117,6 +117,8 @@ def arm_sdk(node: BodyScenario) -> dict:
     # stale: no more loco commands -> zero velocity, the base stops
     node.set(loco=None, grip=(1.0, 0.0))
     r["stale_stops"] = node.wait("sim_g1: base", lambda v: float(v["cmd_vx"]) == 0.0 and v.get("fsm_id") == "-1", 10)
+    # the bridge's own report of it (its /diagnostics come at 10 Hz: the next one, not the last)
+    node.wait("body_bridge", lambda v: v.get("velocity") == "[0.0, 0.0, 0.0]", 5)
     r["stale_body"] = body(node).get("velocity")
     time.sleep(1.0)
     b0 = base(node)
