@@ -150,7 +150,6 @@ def serve_motion_switcher(check: Callable[[], dict[str, str]], select: Callable[
     refuses (answered with the SDK's parameter error). Returns the running SDK server.
     """
     api = sdk("comm.motion_switcher.motion_switcher_api")
-    rpc = sdk("rpc.server")
     bad_parameter = sdk("rpc.internal").RPC_ERR_SERVER_API_PARAMETER
 
     def on_check(_parameter: str) -> tuple[int, str]:
@@ -167,15 +166,23 @@ def serve_motion_switcher(check: Callable[[], dict[str, str]], select: Callable[
         release()
         return 0, ""
 
-    class MotionSwitcherServer(rpc.Server):
+    return _serve_rpc(api.MOTION_SWITCHER_SERVICE_NAME, api.MOTION_SWITCHER_API_VERSION,
+                      {api.MOTION_SWITCHER_API_ID_CHECK_MODE: on_check,
+                       api.MOTION_SWITCHER_API_ID_SELECT_MODE: on_select,
+                       api.MOTION_SWITCHER_API_ID_RELEASE_MODE: on_release})
+
+
+def _serve_rpc(service: str, version: str, handlers: dict[int, Callable[[str], tuple[int, str]]]) -> Any:
+    """A running SDK RPC server for ``service``: API id -> handler(parameter JSON) -> (code, data JSON)."""
+    rpc = sdk("rpc.server")
+
+    class Server(rpc.Server):
         def Init(self) -> None:  # noqa: N802 (the SDK's name)
-            self._SetApiVersion(api.MOTION_SWITCHER_API_VERSION)
-            for api_id, handler in ((api.MOTION_SWITCHER_API_ID_CHECK_MODE, on_check),
-                                    (api.MOTION_SWITCHER_API_ID_SELECT_MODE, on_select),
-                                    (api.MOTION_SWITCHER_API_ID_RELEASE_MODE, on_release)):
+            self._SetApiVersion(version)
+            for api_id, handler in handlers.items():
                 self._RegistHandler(api_id, handler, False)
 
-    server = MotionSwitcherServer(api.MOTION_SWITCHER_SERVICE_NAME)
+    server = Server(service)
     server.Init()
     server.Start(False)
     return server
@@ -206,7 +213,6 @@ def serve_loco(set_velocity: Callable[[float, float, float, float], None], set_f
     request they refuse (answered with the SDK's parameter error). Returns the running server.
     """
     api = sdk("g1.loco.g1_loco_api")
-    rpc = sdk("rpc.server")
     bad_parameter = sdk("rpc.internal").RPC_ERR_SERVER_API_PARAMETER
 
     def on_velocity(parameter: str) -> tuple[int, str]:
@@ -225,16 +231,8 @@ def serve_loco(set_velocity: Callable[[float, float, float, float], None], set_f
             return bad_parameter, ""
         return 0, ""
 
-    class LocoServer(rpc.Server):
-        def Init(self) -> None:  # noqa: N802 (the SDK's name)
-            self._SetApiVersion(api.LOCO_API_VERSION)
-            self._RegistHandler(api.ROBOT_API_ID_LOCO_SET_VELOCITY, on_velocity, False)
-            self._RegistHandler(api.ROBOT_API_ID_LOCO_SET_FSM_ID, on_fsm, False)
-
-    server = LocoServer(api.LOCO_SERVICE_NAME)
-    server.Init()
-    server.Start(False)
-    return server
+    return _serve_rpc(api.LOCO_SERVICE_NAME, api.LOCO_API_VERSION,
+                      {api.ROBOT_API_ID_LOCO_SET_VELOCITY: on_velocity, api.ROBOT_API_ID_LOCO_SET_FSM_ID: on_fsm})
 
 
 # --- Dex3-1 hands (unitree_hg HandCmd_ on rt/dex3/<side>/cmd; the message has no CRC) -------------
