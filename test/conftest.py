@@ -19,3 +19,15 @@ def normal_scheduling():
     restore_normal_scheduling()
     yield
     restore_normal_scheduling()
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Tiny models: one torch thread avoids oversubscription spin-waits on a loaded 2-core machine
+    (a module asks for it with ``pytestmark = pytest.mark.usefixtures("torch_one_thread")``)."""
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)

@@ -21,12 +21,7 @@ from neon_ros.tools.bench import head as bench
 CFG = HeadConfig(d_model=64, layers=2, feature_dim=96)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def make_stats(cfg: HeadConfig) -> actions.NormStats:

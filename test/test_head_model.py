@@ -9,13 +9,7 @@ from neon_ros.policy.model import COMPONENTS, ActionHead, HeadConfig, loss
 SMALL = HeadConfig(d_model=64, layers=2, feature_dim=96)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread avoids oversubscription spin-waits on a loaded 2-core machine."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def inputs(cfg: HeadConfig, batch: int, seed: int = 0):

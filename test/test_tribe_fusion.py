@@ -25,12 +25,7 @@ WIDTH = 40
 VIDEO_JOINTS, TEXT_JOINTS = slice(0, 14), slice(14, 29)  # the synthetic targets: which modality drives which joints
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def make_data(root, episodes: int = 8, per_episode: int = 40, seed: int = 0):
