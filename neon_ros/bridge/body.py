@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neon_ros import contract, g1
-from neon_ros.errors import NeonError
+from neon_ros.bridge.safety import RejectedError
 
 NS = 1_000_000_000
 MODES = ("arm_sdk", "lowcmd")
@@ -38,14 +38,10 @@ LOCO_REFUSED_IN_LOWCMD = ("mode lowcmd: g1_bridge drives the legs itself and Uni
                           "loco commands need mode arm_sdk")
 
 
-class CommandRejectedError(NeonError, ValueError):
+class CommandRejectedError(RejectedError):
     """A whole loco or grip message refused; ``reason`` is one of ``REASONS``."""
 
-    def __init__(self, reason: str, detail: str):
-        assert reason in REASONS, reason
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+    reasons = REASONS
 
 
 @dataclass(frozen=True)

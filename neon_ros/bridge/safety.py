@@ -45,14 +45,22 @@ KINDS = ("chunk", "teleop")
 MAX_VELOCITY_FRACTION = 0.25
 
 
-class InputRejectedError(NeonError, ValueError):
-    """A whole message refused by the safety layer; ``reason`` is one of ``REASONS``."""
+class RejectedError(NeonError, ValueError):
+    """A whole message refused; ``reason`` is one of the subclass's ``reasons`` (counted per reason)."""
+
+    reasons: tuple[str, ...] = ()
 
     def __init__(self, reason: str, detail: str):
-        assert reason in REASONS, reason
+        assert reason in self.reasons, reason
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class InputRejectedError(RejectedError):
+    """A whole chunk or teleop message refused by the safety layer; ``reason`` is one of ``REASONS``."""
+
+    reasons = REASONS
 
 
 @dataclass
