@@ -213,9 +213,16 @@ class FasterWhisperAsr(_WhisperAsr):
         super().__init__(config, path)
         self.model = faster_whisper.WhisperModel(str(path), device="cpu", compute_type=config.compute_type,
                                                  cpu_threads=config.threads, num_workers=1)
-        self._prompt: list[int] | None = None  # the decoder's prompt, built once (window_s decoding)
-        self._tokenizer: Any = None
-        self._suppress: list[int] = []
+        # the windowed decode's tokenizer, prompt and suppressed tokens, as transcribe builds them
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        self._tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe",
+                                    language=config.language or "en")
+        primer = config.initial_prompt.strip()
+        self._prompt = self.model.get_prompt(self._tokenizer, self._tokenizer.encode(" " + primer) if primer else [],
+                                             without_timestamps=True)
+        self._suppress = get_suppressed_tokens(self._tokenizer, [-1])
 
     @staticmethod
     def _preset_model(faster_whisper, name: str) -> Path:
@@ -244,22 +251,12 @@ class FasterWhisperAsr(_WhisperAsr):
         text = " ".join(s.text.strip() for s in segments).strip()
         return text, [s.no_speech_prob for s in segments], [s.avg_logprob for s in segments]
 
-
     def _decode_window(self, audio: np.ndarray, samples: int) -> tuple[str, list[float], list[float]]:
         """One encoder pass over ``audio`` zero-padded to ``samples`` (not 30 s), then one decode:
-        the prompt, suppressed tokens and scores as faster_whisper's transcribe builds them."""
+        the scores as faster_whisper's transcribe computes them."""
         import ctranslate2
-        from faster_whisper.tokenizer import Tokenizer
-        from faster_whisper.transcribe import get_suppressed_tokens
 
         c, wm = self.config, self.model
-        if self._prompt is None:
-            tokenizer = Tokenizer(wm.hf_tokenizer, wm.model.is_multilingual, task="transcribe",
-                                  language=c.language or "en")
-            primer = tokenizer.encode(" " + c.initial_prompt.strip()) if c.initial_prompt.strip() else []
-            self._tokenizer = tokenizer
-            self._prompt = wm.get_prompt(tokenizer, primer, without_timestamps=True)
-            self._suppress = get_suppressed_tokens(tokenizer, [-1])
         mel = wm.feature_extractor(np.pad(audio, (0, samples - audio.size)))  # (80, frames)
         frames = samples // wm.feature_extractor.hop_length
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None, :, :frames]))
