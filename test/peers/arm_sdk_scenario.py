@@ -28,6 +28,7 @@ class ArmSdkScenario(Scenario):
     def __init__(self):
         super().__init__()
         self.sim: dict[str, str] = {}
+        self.trace: list[str] = []  # the bridge's state changes, with why: what a failure report needs
         self.create_subscription(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, self._on_sim_diag, rosutil.STATE_QOS)
 
     def _on_sim_diag(self, m: DiagnosticArray) -> None:
@@ -35,6 +36,12 @@ class ArmSdkScenario(Scenario):
             if s.name == "sim_g1: physics":
                 with self.lock:
                     self.sim = msgs.diagnostic_values(s)
+            elif s.name == "g1_bridge":
+                d = msgs.diagnostic_values(s)
+                entry = f"{d.get('state')}/{d.get('source')}/{d.get('damp_reason')}"
+                with self.lock:
+                    if not self.trace or not self.trace[-1].startswith(entry):
+                        self.trace.append(f"{entry} w={d.get('arm_sdk_weight')} lowstate_age={d.get('lowstate_age_s')}")
 
     def sim_values(self) -> dict[str, str]:
         with self.lock:
@@ -60,10 +67,21 @@ def scenario(node: ArmSdkScenario) -> dict:
     pose = g1.STANDING_POSE.copy()
     pose[ELBOW] = ELBOW_TARGET
     node.chunk_pose = pose
-    r["enable"] = node.enable(True)
-    r["policy"] = node.wait(lambda q, d: d["source"] == "policy" and float(d["arm_sdk_weight"]) >= 1.0, 15)
-    r["sim_weight_full"] = node.wait_sim(lambda s: float(s["arm_sdk_weight"]) == 1.0, 10)
-    r["reached"] = node.wait(lambda q, d: abs(q[ELBOW] - ELBOW_TARGET) < TOL, 15)
+    # A bridge that damps by itself before the arm gets there (a CI machine stalling the chunks or
+    # LowState past this test's timeouts: the safe reaction, not the path under test) is enabled
+    # once more; why it damped is recorded, and the test allows one such retry.
+    r["damped_by_itself"] = []
+    for _ in range(2):
+        r["enable"] = node.enable(True)
+        r["policy"] = node.wait(lambda q, d: d["source"] == "policy" and float(d["arm_sdk_weight"]) >= 1.0, 15)
+        r["sim_weight_full"] = node.wait_sim(lambda s: float(s["arm_sdk_weight"]) == 1.0, 10)
+        r["reached"] = node.wait(lambda q, d: abs(q[ELBOW] - ELBOW_TARGET) < TOL or d["state"] == "damping", 15)
+        _, d = node.get()
+        r["reached"] = r["reached"] and d["state"] != "damping"
+        if r["reached"] or d["state"] != "damping":
+            break
+        r["damped_by_itself"].append(d.get("damp_reason", "?"))
+        node.wait(lambda q, d: float(d["arm_sdk_weight"]) == 0.0, 10)
     q1, _ = node.get()
     r["elbow_driven"] = round(float(q1[ELBOW]), 3)
     res = node.call(node.damp_cli, Trigger.Request())
@@ -77,6 +95,8 @@ def scenario(node: ArmSdkScenario) -> dict:
     r["elbow_start"], r["elbow_end"] = round(float(q0[ELBOW]), 3), round(float(q2[ELBOW]), 3)
     r["waist_max_dev"] = round(float(np.max(np.abs(q2 - q0)[WAIST])), 4)
     r["sim"] = node.sim_values()
+    with node.lock:
+        r["bridge_trace"] = list(node.trace)
     return r
 
 
