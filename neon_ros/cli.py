@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("neon_ros.tools.demo.cli", "run the whole loop on a simulated G1 and write a report"),
     "train": ("neon_ros.tools.train", "train the action head on cached features of a data soup"),
     "eval": ("neon_ros.tools.evaluate", "run a trained head closed-loop in sim_g1 and report success per task"),
+    "xembody": ("neon_ros.tools.cross_embodiment", "measure what another robot's demonstrations do for the G1 "
+                "(relative vs absolute actions), closed-loop in simulation"),
     "features": ("neon_ros.tools.features", "run a frozen backbone once over a dataset and cache its features"),
     "export": ("neon_ros.tools.export", "export the head (or a backbone's vision tower) to ONNX / TensorRT"),
     "bag2dataset": ("neon_ros.tools.bag2dataset", "turn a recorded rosbag2 session into G1 teleop episodes"),

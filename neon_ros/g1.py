@@ -126,6 +126,26 @@ PELVIS_STANDING_HEIGHT = 0.783675  # m, pelvis height of the standing pose (mjla
 # MJCF sites at the palms: the end-effector frames of the relative arm actions.
 HAND_SITES: dict[str, str] = {"left": "left_palm", "right": "right_palm"}
 IMU_SITE = "imu_in_pelvis"
+# The bodies past each shoulder's roll joint (their offsets make up the arm's length in the MJCF);
+# scaling them and the palm site gives an arm of another geometry on the same joints.
+ARM_LENGTH_BODIES: dict[str, tuple[str, ...]] = {
+    arm: tuple(f"{arm}_{link}_link" for link in ("shoulder_yaw", "elbow", "wrist_roll", "wrist_pitch", "wrist_yaw"))
+    for arm in HAND_SITES}
+
+
+def stretch_arms(spec, scale: float) -> None:
+    """Make both arms of a G1 ``mujoco.MjSpec`` ``scale`` times as long: every offset from the
+    shoulder roll joint to the palm site (the meshes keep their size), so the palm's position in
+    that joint's frame scales by exactly ``scale`` in every pose. A robot of another arm geometry
+    on the same joints, for cross-embodiment experiments in simulation."""
+    if not 0.5 <= scale <= 2.0:
+        raise ValueError(f"arm scale must be in [0.5, 2], got {scale}")
+    for arm, bodies in ARM_LENGTH_BODIES.items():
+        for name in bodies:
+            body = spec.body(name)
+            body.pos = [float(v) * scale for v in body.pos]
+        site = spec.site(HAND_SITES[arm])
+        site.pos = [float(v) * scale for v in site.pos]
 
 
 def joint(name: str) -> Joint:

@@ -13,6 +13,7 @@ No timing assertions.
 
 import json
 import os
+import re
 import signal
 import time
 
@@ -132,6 +133,19 @@ def test_estop_and_commands_are_served_without_the_nodes_executor(tmp_path):
     assert 1 <= r["flood_taken"] <= r["rate"] * r["flood_window_s"] + 5 + 2, r
 
 
+def _thread_nices(pid: int) -> list[tuple[str, int]]:
+    """(thread name, nice) of every thread of ``pid`` (field 19 of /proc/PID/task/TID/stat)."""
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            comm = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
+            nice = int(open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()[16])
+        except OSError:
+            continue
+        out.append((comm, nice))
+    return out
+
+
 def bridge_command(domain: int, state_dir) -> list[str]:
     # the stack's simulation settings (autostart true); a stale LowState tolerated for 1 s on a loaded machine
     params = {**stack.node("g1_bridge").sim, "dds_domain_id": domain, "autostart_delay": 0.2,
@@ -155,6 +169,8 @@ def test_an_estop_survives_kill_9_and_a_restart_with_autostart(tmp_path):
             assert wait_for(lambda m=mark: m in scen.output() or not scen.alive(), 150), scen.output()
             assert scen.alive(), scen.output() + bridges[-1].output()[-3000:]
             latched_on_disk.append(latch.is_set())
+            if mark == "KILL_NOW":
+                niced = _thread_nices(bridges[-1].popen.pid)
             os.kill(bridges[-1].popen.pid, signal.SIGKILL)
             bridges[-1].popen.wait(10)
             bridges.append(Proc(bridge_command(domain, state), env, tmp_path / f"bridge{len(bridges) + 1}.log"))
@@ -165,6 +181,14 @@ def test_an_estop_survives_kill_9_and_a_restart_with_autostart(tmp_path):
             p.stop()
     print("\ne-stop across restarts:", json.dumps(r), "latch file at the kills:", latched_on_disk)
     assert r["active"] and r["damped"] and r["released"] and r["latch_on_disk"] == "True", r
+    # the command intake's DDS threads (its own participant's, native) at command_dds_nice 10, every
+    # other thread (the 500 Hz loop, the e-stop's and the main participant's DDS threads) at nice 0
+    count = int(re.fullmatch(r"(\d+) threads, nice 10", r["command_dds"]).group(1))
+    assert count >= 5 and sum(n == 10 for _, n in niced) == count, (r["command_dds"], niced)
+    assert sum(n == 0 and c.startswith("dds.") for c, n in niced) >= 5 and {n for _, n in niced} == {0, 10}, niced
+    # normal priority (the simulation's rt_priority 0) with slice_us from config/neon.yaml
+    if tuple(map(int, os.uname().release.split(".")[:2])) >= (6, 12):
+        assert r["rt_status"] == "normal priority, slice 100 us", r
     assert r["restarted"], (r, bridges[1].output()[-3000:])
     # the restarted bridge read the latch before anything could enable: disabled, latched, never enabled
     assert r["after_restart"] == ["disabled", "latched", "0", "True"], (r, bridges[1].output()[-3000:])

@@ -296,6 +296,7 @@ def test_sigkill_of_the_bridge_damps_the_robot_within_100_ms(tmp_path):
     assert r["kill_to_damping_ms"] <= 100.0, r  # the safety bound
     # after the kill: only damping, every command with a good CRC, at about the bridge's rate
     assert r["after_kill"]["damping"] > 100 and r["after_kill"]["powered"] == r["after_kill"]["off"] == 0, r
+    assert r["in_flight"] <= 25, r  # the dead bridge's last commands (written before the kill, 2 ms apart)
     assert r["crc_bad"] == 0, r
     # the restarted bridge commanded the robot again (the watchdog yielded: "heartbeat is back")
     assert r["powered_after_restart"] > 100, r

@@ -12,7 +12,6 @@ from neon_ros.data.robots import FRANKA, g1_hand_poses
 from neon_ros.policy import actions
 
 FRANKA_NAMES = [f"panda_joint{i}" for i in range(1, 8)] + ["gripper"]
-POSE_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw"]
 
 
 def quat_xyzw(rot: np.ndarray) -> np.ndarray:
@@ -27,7 +26,10 @@ def test_franka_dh_matches_the_published_zero_pose():
     np.testing.assert_allclose(pose[:3, 2], [0, 0, -1], atol=1e-9)  # the flange points down
 
 
-def test_same_hand_motion_same_actions_franka_and_g1(tmp_path):
+@pytest.mark.parametrize("ee_frame", ["hand", "base"])
+def test_same_hand_motion_same_actions_franka_and_g1(tmp_path, ee_frame):
+    """Relative actions (ee_frame hand) of one hand motion are the same whichever robot made it and
+    wherever its base stands; absolute ones (base) are not: the premise of `neon-ros xembody`."""
     n = 30
     q = np.tile(g1.STANDING_POSE, (n, 1))
     arm = list(g1.ARM_INDICES["right"])
@@ -45,33 +47,22 @@ def test_same_hand_motion_same_actions_franka_and_g1(tmp_path):
     ee = np.concatenate([in_franka[:, :3, 3], np.stack([quat_xyzw(p[:3, :3]) for p in in_franka])], axis=1)
     state = np.concatenate([np.zeros((n, 7)), np.full((n, 1), 0.04)], axis=1)
     fr_root = write_lerobot_v3(tmp_path / "franka", [EpisodeRecord(np.zeros((n, 16, 16, 3), np.uint8), state,
-                                                                   state, "move")], 10, "franka", FRANKA_NAMES,
-                               codec="mpeg4")
-    _add_column(fr_root, "observation.ee_pose", ee, POSE_NAMES)
-    g1_samples = list(open_source(SourceConfig("g1", "lerobot", g1_root, stride=0.3)).samples())
-    fr_samples = list(open_source(SourceConfig("fr", "lerobot", fr_root, stride=0.3,
-                                               options={"ee_state_key": "observation.ee_pose"})).samples())
+                                                                   state, "move", ee_pose=ee)], 10, "franka",
+                               FRANKA_NAMES, codec="mpeg4")  # the pose column is read without being named
+    g1_samples = list(open_source(SourceConfig("g1", "lerobot", g1_root, stride=0.3, ee_frame=ee_frame)).samples())
+    fr_samples = list(open_source(SourceConfig("fr", "lerobot", fr_root, stride=0.3, ee_frame=ee_frame)).samples())
     assert len(g1_samples) == len(fr_samples) > 3
+    gaps = []
     for a, b in zip(g1_samples, fr_samples, strict=True):
         assert a.embodiment == "g1" and b.embodiment == "franka"
         assert b.masks["ee"].tolist() == [0.0, 1.0]
-        np.testing.assert_allclose(a.targets["ee"][:, 1], b.targets["ee"][:, 1], atol=2e-5)
-    assert np.abs(g1_samples[0].targets["ee"][-1, 1, :3]).max() > 0.02  # a real motion, not two zeros
-
-
-def _add_column(root, name: str, values: np.ndarray, names: list[str]) -> None:
-    import json
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    path = root / "data/chunk-000/file-000.parquet"
-    table = pq.read_table(path)
-    table = table.append_column(name, pa.array(values.astype(np.float32).tolist(), type=pa.list_(pa.float32(), 7)))
-    pq.write_table(table, path)
-    info = json.loads((root / "meta/info.json").read_text())
-    info["features"][name] = {"dtype": "float32", "shape": [7], "names": names}
-    (root / "meta/info.json").write_text(json.dumps(info))
+        gaps.append(np.abs(a.targets["ee"][:, 1] - b.targets["ee"][:, 1]).max())
+    if ee_frame == "hand":
+        assert max(gaps) < 2e-5
+        assert np.abs(g1_samples[0].targets["ee"][-1, 1, :3]).max() > 0.02  # a real motion, not two zeros
+    else:
+        assert min(gaps) > 0.3  # each robot's own base: the same motion, labels apart
+        np.testing.assert_allclose(g1_samples[0].targets["ee"][0, 1], actions.pose9_from_transform(hand[0]), atol=1e-5)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

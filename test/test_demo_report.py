@@ -2,7 +2,9 @@
 
 import io
 import json
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -89,7 +91,8 @@ def test_report_files(tmp_path, kinematics):
     (tmp_path / "narration").mkdir()
     (tmp_path / "narration" / "0001.wav").write_bytes(b"RIFF" + bytes(2000))
     info = RunInfo(task=known_tasks()["reach_cup"], seconds=10, started="now", checkpoint="head.json",
-                   live_s=9.5, startup_s=3.0, children={"sim_g1": {"returncode": 0, "stop_signal": "SIGINT"}})
+                   live_s=9.5, startup_s=3.0, children={"sim_g1": {"returncode": 0, "stop_signal": "SIGINT"}},
+                   cpu={"sim_g1": {"percent": 48.5, "threads": {"sim_g1": 40.0, "dds.shm.1": 8.5}}})
     t, q = rec.joint_arrays()
     summary = write_report(tmp_path, rec, info, evaluate(info.task, t, q, kinematics))
     for name in ("report.md", "report.html", "summary.json", "data.npz", "joints.png", "latency.png",
@@ -104,6 +107,30 @@ def test_report_files(tmp_path, kinematics):
     data = np.load(tmp_path / "data.npz")
     assert data["joint_q"].shape == (200, 29) and data["teleop_t"].size == 5
     assert '<audio controls src="narration/0001.wav">' in (tmp_path / "report.html").read_text()
+    assert "| sim_g1 | 48.5 | sim_g1 40.0, dds.shm.1 8.5 |" in md  # the live period's CPU profile
+    assert data["chunk_latency_ms"].size == data["chunk_t"].size == len(rec.chunk_latency_ms)
+
+
+def test_cpu_profile_of_a_busy_and_an_idle_process():
+    """processes.thread_cpu_ns / cpu_profile, as the demo profiles its nodes' live period."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.5)
+        before = {"busy": processes.thread_cpu_ns(busy.pid), "idle": processes.thread_cpu_ns(idle.pid)}
+        t0 = time.monotonic()
+        time.sleep(1.0)
+        after = {"busy": processes.thread_cpu_ns(busy.pid), "idle": processes.thread_cpu_ns(idle.pid)}
+        prof = processes.cpu_profile(before, after, time.monotonic() - t0)
+    finally:
+        busy.kill()
+        idle.kill()
+        busy.wait()
+        idle.wait()
+    assert 30.0 < prof["busy"]["percent"] <= 105.0, prof  # a spinning thread: most of a core (2 shared cores)
+    assert prof["idle"]["percent"] < 5.0, prof
+    assert sum(prof["busy"]["threads"].values()) == pytest.approx(prof["busy"]["percent"], abs=0.5), prof
+    assert processes.thread_cpu_ns(busy.pid) == {}  # gone
 
 
 def test_status_lines_and_printer(kinematics):

@@ -1,5 +1,7 @@
 """The head's gripper-frame output moves the arms: ee displacements -> IK -> chunk (runtime.ee_targets)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -57,6 +59,33 @@ def test_left_palm_moves_along_its_own_axis_right_arm_stays(kin, knots):
     # Every step (solved or interpolated between knots) advances the palm along the axis.
     along = [(kin.hand_poses(t)[0, :3, 3] - start[0, :3, 3]) @ start[0, :3, 2] for t in out.targets]
     assert np.all(np.diff(along) > 0) and along[0] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_the_hands_go_where_ee_says_the_arms_keep_the_joint_delta_posture(kin):
+    """Each step's solve starts from the joint_delta chunk's posture: when the displacements agree
+    with the joint deltas, replace mode gives back the joint-delta chunk itself; where they differ,
+    the palm goes where ee says from that posture. (Started from the previous step's solution, the
+    7-joint arm settled elsewhere in its null space.)"""
+    q = g1.STANDING_POSE.copy()
+    delta = np.zeros((STEPS, g1.NUM_JOINTS))
+    ramp = np.linspace(0.0, 1.0, STEPS)
+    delta[:, LEFT[0]], delta[:, LEFT[2]], delta[:, LEFT[3]] = -0.5 * ramp, 0.4 * ramp, -0.3 * ramp
+    start = kin.hand_poses(q)
+    fut = np.stack([kin.hand_poses(q + d) for d in delta])  # (16, 2, 4, 4)
+    ee = actions.relative_pose9(start[None], fut)
+    out = EETargets(kin, EEConfig(weight=1.0)).chunk(q, delta, ee)
+    assert out.fallbacks == 0
+    np.testing.assert_allclose(out.targets, q + delta, atol=1e-9)
+    moved = fut.copy()
+    moved[:, 0, :3, 3] += 0.02 * start[0, :3, 2]  # the left palm 2 cm further along its axis than the deltas put it
+    out = EETargets(kin, EEConfig(weight=1.0)).chunk(q, delta, actions.relative_pose9(start[None], moved))
+    assert out.fallbacks == 0
+    np.testing.assert_allclose(kin.hand_poses(out.targets[-1])[0, :3, 3], moved[-1, 0, :3, 3], atol=1.5e-3)
+    unseeded, _ = EETargets(kin, EEConfig(weight=1.0)).ik_targets(q, actions.relative_pose9(start[None], moved))
+    def off_posture(chunk):
+        return np.abs(chunk[:, LEFT] - (q + delta)[:, LEFT]).max()
+
+    assert off_posture(out.targets) < off_posture(unseeded)
 
 
 def test_off_is_exactly_the_joint_delta_chunk(kin):
@@ -137,6 +166,32 @@ def test_replace_mode_closed_loop_with_the_random_head(kin, tmp_path):
         assert np.all(res.positions <= g1.UPPER_LIMITS - 0.01 + 1e-12)
         q = res.positions[2]  # as if the robot followed the chunk for 100 ms
     assert step.chunks == 5 and step.ee_fallbacks_total <= 5 * STEPS * 2
+
+
+def test_a_head_on_absolute_actions_sends_the_palms_to_its_poses(kin, tmp_path):
+    """A head trained with ee_frame "base" (its checkpoint says so) predicts palm poses in the pelvis
+    frame: the IK goes to them as they are; read as displacements, the same numbers go elsewhere."""
+    from neon_ros.runtime.head import HeadRuntime
+    from neon_ros.tools.random_head import save_random_checkpoint
+
+    q = g1.STANDING_POSE.copy()
+    goal = kin.hand_poses(q)
+    goal[0, :3, 3] += FORWARD * goal[0, :3, 2]  # the left palm 5 cm along its axis, the right one where it is
+    ee = np.broadcast_to(actions.pose9_from_transform(goal), (STEPS, 2, 9)).copy()
+    zeros = np.zeros((STEPS, g1.NUM_JOINTS))
+    out = EETargets(kin, EEConfig(frame="base")).chunk(q, zeros, ee)
+    assert out.fallbacks == 0
+    np.testing.assert_allclose(kin.hand_poses(out.targets[-1])[:, :3, 3], goal[:, :3, 3], atol=2e-3)
+    as_rel = EETargets(kin, EEConfig(frame="hand")).chunk(q, zeros, ee)
+    assert as_rel.fallbacks > 0 or np.linalg.norm(kin.hand_poses(as_rel.targets[-1])[0, :3, 3] - goal[0, :3, 3]) > 0.05
+    with pytest.raises(ValueError, match="frame"):
+        EEConfig(frame="world")
+    path = save_random_checkpoint(tmp_path / "head", feature_dim=16, backbone_id="bb", d_model=32, layers=1)
+    meta = json.loads(path.read_text())
+    meta["extra"]["ee_frame"] = "base"
+    path.write_text(json.dumps(meta))
+    step = HeadStep(HeadRuntime(path), gate.GateConfig("bb", 16), kinematics=kin, ee_mode="replace")
+    assert step.ee.config.frame == "base"
 
 
 class StubRuntime:

@@ -22,6 +22,7 @@ import yaml
 from support import REPO
 
 from neon_ros import contract
+from neon_ros.ros import params
 from neon_ros.tools import stack
 
 LAUNCH_FILES = ("neon.launch.py", "sim.launch.py", "record.launch.py")
@@ -54,6 +55,10 @@ def declared_params(module: str) -> set[str]:
         target = n.target if isinstance(n, ast.AnnAssign) else (n.targets[0] if isinstance(n, ast.Assign) else None)
         if getattr(target, "id", "") == "PARAMETERS" and isinstance(n.value, ast.Dict) and table_declared:
             names.update(const(k) for k in n.value.keys if const(k))
+            # **scheduling_params(...): the shared table's names (neon_ros.ros.params, no rclpy)
+            names.update(name for k, v in zip(n.value.keys, n.value.values, strict=True)
+                         if k is None and isinstance(v, ast.Call) and getattr(v.func, "id", "") == "scheduling_params"
+                         for name in params.scheduling_params())
     return names
 
 

@@ -291,7 +291,7 @@ def test_window_and_rate():
 # --- incremental clip encoder (a fake backbone: a single-unit test) ----------------------------
 
 class _FrameBackbone:
-    num_frames, width = 3, 2
+    num_frames, width, frame_size = 3, 2, (2, 2)
 
     def __init__(self):
         self.calls = 0
@@ -333,6 +333,21 @@ def test_clip_encoder_reuses_frames_and_matches_full_encode():
 
     whole = ClipEncoder(WholeClipOnly())
     assert not whole.incremental and whole.encode(np.stack(frames[:3])).shape == (2,)
+
+
+def test_clip_encoder_warm_up_runs_both_paths_and_leaves_nothing_behind():
+    """backbone's warm-up at start: a whole clip and an incremental step on synthetic frames, then an
+    empty cache (a real first clip is encoded in full, as without the warm-up)."""
+    from neon_ros.runtime.encoder import ClipEncoder
+
+    bb = _FrameBackbone()
+    enc = ClipEncoder(bb)
+    assert enc.warm_up() >= 0.0
+    assert bb.calls == 4  # 3 frames, then 1 new one
+    assert enc.frames_encoded == enc.frames_reused == 0 and not enc._cache
+    frames = np.stack([np.full((2, 2, 3), v, np.uint8) for v in (10, 20, 30)])
+    assert np.allclose(enc.encode(frames, "hi"), _FrameBackbone().encode(frames, "hi"))
+    assert enc.frames_encoded == 3
 
 
 # --- one control step on a real (random-weight) head ---------------------------------------------

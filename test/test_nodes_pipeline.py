@@ -30,7 +30,9 @@ def test_camera_to_chunk(tmp_path, preset, tiny):
         assert m, bb.output()
         backbone_id, width = m.group(1), int(m.group(2))
         if tiny:  # malformed clips: a clear diagnostic, no features, the node keeps running
-            bad = run_driver(env, "--bad-clips", "--duration", "3")
+            # 6 s: the backbone reports at 1 Hz, and its /diagnostics reach the driver only once that
+            # direction is discovered too (3 s once saw none on a loaded machine)
+            bad = run_driver(env, "--bad-clips", "--duration", "6")
             assert not of(bad, "features") and bb.alive()
             d = last_diag(bad, "backbone")
             assert d is not None and int(d["values"]["malformed"]) > 0 and "stacked frames" in d["message"], d

@@ -131,3 +131,64 @@ def test_child_policies_reads_a_process_tree():
         proc.kill()
         proc.wait()
     assert set_fifo(0) == "normal priority"
+
+
+def _slice_ns(tid: int) -> int | None:
+    for line in open(f"/proc/self/task/{tid}/sched"):
+        if line.startswith("se.slice"):
+            return int(line.split(":")[1])
+    return None  # a kernel without the field
+
+
+@pytest.mark.skipif(tuple(map(int, os.uname().release.split(".")[:2])) < (6, 12),
+                    reason="custom fair-scheduler slices need Linux >= 6.12 (EEVDF)")
+def test_set_slice_keeps_normal_priority_and_threads_inherit_it():
+    """g1_bridge's slice_us: a shorter fair-scheduler slice for this thread and the threads it starts,
+    still SCHED_OTHER at nice 0 (no privilege), and 0 gives the kernel's default back."""
+    from neon_ros.runtime.timing import set_slice
+
+    seen: list[tuple[int, int | None, int]] = []
+
+    def probe():
+        tid = threading.get_native_id()
+        seen.append((os.sched_getscheduler(0), _slice_ns(tid), os.getpriority(os.PRIO_PROCESS, tid)))
+
+    def in_thread():  # not pytest's own thread: the setting must not outlive the test
+        default = _slice_ns(threading.get_native_id())
+        assert set_slice(150, whole_process=False) == "normal priority, slice 150 us"
+        later = threading.Thread(target=probe)
+        later.start()
+        later.join()
+        assert _slice_ns(threading.get_native_id()) == 150_000
+        assert set_slice(0, whole_process=False).startswith("normal priority")
+        seen.append((default, _slice_ns(threading.get_native_id()), 0))
+
+    t = threading.Thread(target=in_thread)
+    t.start()
+    t.join()
+    assert seen[0] == (os.SCHED_OTHER, 150_000, 0), seen
+    assert seen[1][1] == seen[1][0], seen  # back to the default
+
+
+@pytest.mark.skipif(tuple(map(int, os.uname().release.split(".")[:2])) < (6, 12),
+                    reason="custom fair-scheduler slices need Linux >= 6.12 (EEVDF)")
+def test_a_nodes_nice_and_slice_reach_the_threads_it_starts_later():
+    """rosutil.apply_scheduling, as every node calls it first: speech_in's nice 10 (Whisper's own
+    threads, started later, inherit it), action_head's slice; in a thread of its own (a raised nice
+    cannot be undone without privilege)."""
+    from neon_ros.ros import rosutil
+
+    seen: list = []
+
+    def node_thread():
+        seen.append(rosutil.apply_scheduling({"nice": 7, "slice_us": 300.0}, whole_process=False))
+        worker = threading.Thread(target=lambda: seen.append(
+            (os.getpriority(os.PRIO_PROCESS, 0), _slice_ns(threading.get_native_id()), os.sched_getscheduler(0))))
+        worker.start()
+        worker.join()
+
+    t = threading.Thread(target=node_thread)
+    t.start()
+    t.join()
+    assert seen == ["normal priority, nice 7, slice 300 us", (7, 300_000, os.SCHED_OTHER)], seen
+    assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # pytest's own thread untouched

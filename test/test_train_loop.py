@@ -160,27 +160,46 @@ def test_ddp_two_cpu_processes_on_gloo_match_one_process(tmp_path):
 
 
 def test_joint_noise_keeps_the_labels_aimed_at_the_same_targets():
-    """Displaced arm joints come with labels for the same absolute targets; legs, non-G1 rows and
-    the undisplaced half are untouched; hand labels of the displaced rows are unsupervised."""
+    """Displaced arm joints come with labels for the same absolute targets: joint deltas minus the
+    noise, and hand displacements that reach the same future palm poses from the displaced palms
+    (before, hand labels of displaced rows went unsupervised and the ee output never learnt to
+    correct). Legs, non-G1 rows and the undisplaced half are untouched."""
+    import numpy as np
     import torch
 
     from neon_ros import g1
-    from neon_ros.policy import embodiment
-    from neon_ros.policy.train import jitter_joints
+    from neon_ros.data.robots import g1_hand_poses
+    from neon_ros.policy import actions, embodiment
+    from neon_ros.policy.train import JointNoiseTables, jitter_joints
 
     n, arms = 64, list(g1.ARM_INDICES["left"]) + list(g1.ARM_INDICES["right"])
-    p_std, d_std = torch.full((29,), 0.5), torch.full((16, 29), 0.1)
+    p_mean, p_std = torch.as_tensor(g1.STANDING_POSE, dtype=torch.float32), torch.full((29,), 0.5)
+    d_std = torch.full((16, 29), 0.1)
+    ee_mean, ee_std = np.zeros((16, 2, 9)), np.full((16, 2, 9), 0.5)
     g1_id = embodiment.get("g1").id
+    tables = JointNoiseTables(p_mean, p_std, d_std, ee_mean, ee_std, g1_id, arms, g1_hand_poses)
     emb = torch.full((n,), g1_id)
     emb[:8] = embodiment.get("franka").id
+    step = np.eye(4)
+    step[:3, 3] = (0.05, -0.02, 0.03)  # every label: the palm moves 5 cm forward (its own frame)
+    ee = torch.as_tensor(actions.pose9_from_transform(step) / 0.5, dtype=torch.float32).expand(n, 16, 2, 9)
     batch = {"proprio": torch.zeros(n, 58), "embodiment": emb,
-             "targets": {"joint_delta": torch.zeros(n, 16, 29), "ee": torch.zeros(n, 16, 2, 9)},
+             "targets": {"joint_delta": torch.zeros(n, 16, 29), "ee": ee.clone()},
              "masks": {"joint_delta": torch.ones(n, 29), "ee": torch.ones(n, 2)}}
-    out = jitter_joints(batch, 0.1, (p_std, d_std, g1_id, arms), torch.Generator().manual_seed(0))
+    out = jitter_joints(batch, 0.1, tables, torch.Generator().manual_seed(0))
     moved = (out["proprio"][:, :29] != 0).any(1)
     assert 0 < int(moved.sum()) < n - 8 and not moved[:8].any()
     eps = out["proprio"][:, :29] * p_std  # rad
     assert torch.all(eps[:, [j for j in range(29) if j not in arms]] == 0)
     torch.testing.assert_close(out["targets"]["joint_delta"] * d_std, -eps[:, None, :].expand(n, 16, 29))
-    assert torch.all(out["masks"]["ee"][moved] == 0) and torch.all(out["masks"]["ee"][~moved] == 1)
+    assert torch.all(out["masks"]["ee"] == 1)  # displaced rows keep their hand labels, corrected
+    torch.testing.assert_close(out["targets"]["ee"][~moved], ee[~moved])
+    q_clean = g1.STANDING_POSE[None]
+    want = g1_hand_poses(q_clean)[0] @ step  # (2, 4, 4): where the labels send the palms
+    for r in torch.nonzero(moved).ravel()[:5].tolist():
+        q_noisy = q_clean + eps[r].double().numpy()
+        rel = actions.transform_from_pose9(out["targets"]["ee"][r].double().numpy() * 0.5)  # (16, 2, 4, 4)
+        np.testing.assert_allclose(g1_hand_poses(q_noisy)[0][None] @ rel, np.broadcast_to(want, rel.shape),
+                                   atol=1e-5)
+        assert not np.allclose(rel[0, :, :3, 3], step[:3, 3], atol=1e-3)  # really re-expressed
     assert torch.all(batch["proprio"] == 0)  # the cached batch itself is not changed

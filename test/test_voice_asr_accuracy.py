@@ -6,8 +6,11 @@ The phrases below were written after the vocabulary and the prompt were fixed (o
 espeak-ng voices at 130-170 wpm; nothing is timed (latency: `neon-ros bench voice`).
 
 Issue 13's target is 9 in 10 exact; Whisper tiny.en primed with the vocabulary reaches 19/24
-here (14/24 without the prompt), so the floor asserted is what the pipeline
-really does, and it fails if the prompt or the guards stop working.
+here (14/24 without the prompt), and still 19/24 with the near-miss correction of unknown words
+(neon_ros/voice/correction.py, developed on its own set of 44 other commands in six voices, where
+it lifted 61/88 to 70/88): here it corrected one first-pass word, to another miss, and the other
+misses are vocabulary words heard as other vocabulary words, which it does not touch. So the floor
+asserted is what the pipeline really does, and it fails if the prompt or the guards stop working.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ HELD_OUT = (
     "hand me the remote", "walk backward three steps", "pull the drawer open", "wait here",
     "pour the water into the glass",
 )
-MIN_EXACT = 18  # of 24; measured 19 with the vocabulary prompt (issue 13 asks for 22, not reached by tiny.en)
+MIN_EXACT = 18  # of 24; measured 19 with the vocabulary prompt and the correction (issue 13 asks for 22, not reached by tiny.en)
 VOICES = (("en-us", 150), ("en-gb", 130), ("en+f3", 160), ("en+m3", 170))
 NOT_COMMANDS = (
     "the weather in paris is lovely this time of year",  # fluent English, not for the robot
@@ -52,7 +55,7 @@ def _speak(text: str, i: int, directory) -> np.ndarray:
 def listener() -> SpeechListener:
     vocabulary = load_vocabulary()
     cfg = AsrConfig(initial_prompt=vocabulary.prompt)
-    asr = make_asr(cfg)
+    asr = make_asr(cfg, vocabulary)
     asr.warm_up()
     return SpeechListener(asr, Segmenter(VadConfig(min_silence_ms=300)), cfg, lambda _h: None,
                           vocabulary=vocabulary)

@@ -19,6 +19,9 @@ from neon_ros.voice.personaplex import PersonaPlexClient, PersonaPlexConfig, Per
 
 FLOOD = 100 << 20  # what the server tries to make the client hold
 LIMITS = {"max_message_bytes": 256 << 10, "max_session_bytes": 2 << 20}
+# a test's patience, not a figure under test: a loaded clean-clone run twice took > 5 s (the default)
+# to open the wss:// connection right after a refused one
+CONNECT_TIMEOUT = 30.0
 
 
 @contextlib.contextmanager
@@ -107,11 +110,13 @@ def test_self_signed_server_is_refused_unless_trusted(tmp_path):
     with flood_server(tmp_path, "--mode", "flood", "--size", str(FLOOD), *tls) as (_, port):
         url = f"wss://127.0.0.1:{port}"
         with pytest.raises(PersonaPlexError, match="TLS certificate is not trusted.*tls_ca_file"):
-            PersonaPlexClient(PersonaPlexConfig(url=url, max_s=3.0, **LIMITS)).speak("hello")
+            PersonaPlexClient(PersonaPlexConfig(url=url, max_s=3.0, connect_timeout=CONNECT_TIMEOUT,
+                                                **LIMITS)).speak("hello")
         # trusted through its certificate, or with verification explicitly off: past TLS, on to the flood limit
         for trust in ({"tls_ca_file": str(cert)}, {"insecure_skip_tls_verify": True}):
             with pytest.raises(PersonaPlexError, match="max_session_bytes"):
-                PersonaPlexClient(PersonaPlexConfig(url=url, max_s=3.0, **LIMITS, **trust)).speak("hello")
+                PersonaPlexClient(PersonaPlexConfig(url=url, max_s=3.0, connect_timeout=CONNECT_TIMEOUT, **LIMITS,
+                                                    **trust)).speak("hello")
 
 
 @pytest.mark.timeout(90)
@@ -127,6 +132,7 @@ def test_speech_out_settings_reach_the_tls_check(tmp_path):
             tts = PersonaPlexTts(TtsConfig(backend="personaplex", personaplex_url=f"wss://127.0.0.1:{port}",
                                            timeout_s=3.0, **tls))
             tts.client.config.max_session_bytes = LIMITS["max_session_bytes"]  # a quick end to the flood
+            tts.client.config.connect_timeout = CONNECT_TIMEOUT
             with pytest.raises(RuntimeError) as err:
                 tts.synthesize("hello")
             return str(err.value)

@@ -22,7 +22,14 @@ import numpy as np
 from neon_ros.contract import CHUNK_STEPS, CONTROL_DT
 from neon_ros.data.robots import g1_hand_poses
 from neon_ros.g1 import NUM_JOINTS
-from neon_ros.policy.schema import PROPRIO_DIM, CorruptEpisodeError, Sample, empty_masks, empty_targets
+from neon_ros.policy.schema import (
+    EE_FRAMES,
+    PROPRIO_DIM,
+    CorruptEpisodeError,
+    Sample,
+    empty_masks,
+    empty_targets,
+)
 
 
 @dataclass
@@ -108,8 +115,10 @@ def interp_poses(times: np.ndarray, poses: np.ndarray, query: np.ndarray) -> np.
     return out
 
 
-def chunk_targets(ep: EpisodeData, t: float) -> tuple[dict, dict, np.ndarray, np.ndarray]:
-    """Targets, masks, proprio and proprio mask for an anchor at time ``t``."""
+def chunk_targets(ep: EpisodeData, t: float, ee_frame: str = "hand") -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    """Targets, masks, proprio and proprio mask for an anchor at time ``t``. ``ee_frame`` "base":
+    hand labels are the future poses in the frame the episode records them in (absolute actions,
+    for comparing with the relative representation; the head then needs the same at run time)."""
     from neon_ros.policy import actions
 
     targets, masks = empty_targets(), empty_masks()
@@ -146,7 +155,10 @@ def chunk_targets(ep: EpisodeData, t: float) -> tuple[dict, dict, np.ndarray, np
             p_now, p_fut = g1_hand_poses(q_now[None])[0], g1_hand_poses(chunk)  # FK of the labelled chunk
         else:
             p_fut = interp_poses(ep.times, ep.ee_pose, future)  # (S, 2, 4, 4)
-        targets["ee"][:] = actions.relative_pose9(p_now[None], p_fut)  # T_now^-1 T_future per hand
+        if ee_frame == "base":
+            targets["ee"][:] = actions.pose9_from_transform(p_fut)  # T_future per hand, absolute
+        else:
+            targets["ee"][:] = actions.relative_pose9(p_now[None], p_fut)  # T_now^-1 T_future per hand
         masks["ee"][:] = np.asarray(ep.ee_valid, np.float32)
     if ep.grip is not None:
         targets["grip"][:] = np.clip(interp_rows(ep.times, ep.grip, future), 0.0, 1.0)
@@ -167,14 +179,15 @@ def select_clip(buffer: deque, t: float, clip_frames: int, clip_seconds: float) 
 
 def episode_samples(ep: EpisodeData, stride: float = 0.25, clip_frames: int = 8,
                     clip_seconds: float = 1.0, max_side: int = 256, clip_lag: float = 0.0,
-                    clip_lag_max: float = 0.0) -> Iterator[Sample]:
+                    clip_lag_max: float = 0.0, ee_frame: str = "hand") -> Iterator[Sample]:
     """Samples at anchors every ``stride`` s from the first stamp to one control step before
     the last, streaming the video once (past the end, targets hold the last state). Each
     anchor's clip ends ``clip_lag`` s before it (features are that old when the robot uses them);
     with ``clip_lag_max``, a lag drawn uniformly from [clip_lag, clip_lag_max] per anchor (the
-    same for the same episode every time). Before the first frame, a clip repeats it."""
-    if stride <= 0 or clip_frames < 1:
-        raise ValueError("stride must be > 0 and clip_frames >= 1")
+    same for the same episode every time). Before the first frame, a clip repeats it. ``ee_frame``:
+    see ``chunk_targets``."""
+    if stride <= 0 or clip_frames < 1 or ee_frame not in EE_FRAMES:
+        raise ValueError(f"stride must be > 0, clip_frames >= 1 and ee_frame one of {EE_FRAMES}")
     anchors = np.arange(ep.times[0], ep.times[-1] - CONTROL_DT + 1e-9, stride)
     lags = np.full(len(anchors), clip_lag)
     if clip_lag_max > clip_lag:
@@ -190,14 +203,14 @@ def episode_samples(ep: EpisodeData, stride: float = 0.25, clip_frames: int = 8,
             buffer.popleft()
         while a < len(anchors) and anchors[a] <= stamp + 1e-6:
             clip = select_clip(buffer, anchors[a] - lags[a], clip_frames, clip_seconds)
-            yield _make_sample(ep, anchors[a], clip)
+            yield _make_sample(ep, anchors[a], clip, ee_frame)
             a += 1
     if a == 0 and len(anchors):
         raise ValueError(f"{ep.source}/{ep.episode}: no video frames")
 
 
-def _make_sample(ep: EpisodeData, t: float, clip: np.ndarray) -> Sample:
-    targets, masks, proprio, pmask = chunk_targets(ep, t)
+def _make_sample(ep: EpisodeData, t: float, clip: np.ndarray, ee_frame: str) -> Sample:
+    targets, masks, proprio, pmask = chunk_targets(ep, t, ee_frame)
     instruction = ep.instruction(t) if callable(ep.instruction) else ep.instruction
     frame_no = int(round((t - ep.times[0]) * 1000))
     return Sample(sample_id=f"{ep.source}/{ep.episode}/{frame_no:08d}", source=ep.source,

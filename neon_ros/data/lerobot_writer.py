@@ -20,17 +20,24 @@ DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 
 
+EE_POSE = "observation.ee_pose"  # the hand pose column, when written
+EE_POSE_NAMES = ("x", "y", "z", "qx", "qy", "qz", "qw")
+
+
 @dataclass
 class EpisodeRecord:
     """One episode to write: frames (N, H, W, 3) uint8, state/action (N, D), the task text;
     optionally ``action_chunk`` (N, S, D): the whole chunk a scripted expert would send from
-    each frame's state (column ``action.chunk``)."""
+    each frame's state (column ``action.chunk``); optionally ``ee_pose`` (N, 7): the hand pose
+    x, y, z, qx, qy, qz, qw in the robot's base frame (column ``observation.ee_pose``, read with
+    the LeRobot source's ``ee_state_key``)."""
 
     frames: np.ndarray
     state: np.ndarray
     action: np.ndarray
     task: str
     action_chunk: np.ndarray | None = None
+    ee_pose: np.ndarray | None = None
 
 
 def _stats(x: np.ndarray) -> dict:
@@ -52,12 +59,15 @@ def write_lerobot_v3(root: Path, episodes: list[EpisodeRecord], fps: int, robot_
     dim = len(state_names)
     h, w = episodes[0].frames.shape[1:3]
     tasks = list(dict.fromkeys(e.task for e in episodes))
-    cols: dict[str, list] = {k: [] for k in ("observation.state", "action", "action.chunk", "timestamp",
+    cols: dict[str, list] = {k: [] for k in ("observation.state", "action", "action.chunk", EE_POSE, "timestamp",
                                             "frame_index", "episode_index", "index", "task_index")}
     with_chunks = {e.action_chunk is not None for e in episodes}
     if len(with_chunks) != 1:
         raise ValueError("write_lerobot_v3: either every episode has an action_chunk or none has")
     chunk_shape = None if episodes[0].action_chunk is None else episodes[0].action_chunk.shape[1:]
+    if len({e.ee_pose is not None for e in episodes}) != 1:
+        raise ValueError("write_lerobot_v3: either every episode has an ee_pose or none has")
+    with_ee = episodes[0].ee_pose is not None
     ep_rows = []
     start = 0
     all_frames = []
@@ -72,6 +82,10 @@ def write_lerobot_v3(root: Path, episodes: list[EpisodeRecord], fps: int, robot_
             if ep.action_chunk.shape != (n, *chunk_shape) or chunk_shape[1] != dim:
                 raise ValueError(f"episode {e_idx}: action_chunk is {ep.action_chunk.shape}, want ({n}, S, {dim})")
             cols["action.chunk"] += ep.action_chunk.reshape(n, -1).astype(np.float32).tolist()
+        if with_ee:
+            if ep.ee_pose.shape != (n, 7):
+                raise ValueError(f"episode {e_idx}: ee_pose is {ep.ee_pose.shape}, want ({n}, 7)")
+            cols[EE_POSE] += ep.ee_pose.astype(np.float32).tolist()
         cols["timestamp"] += (np.arange(n, dtype=np.float32) / fps).tolist()
         cols["frame_index"] += list(range(n))
         cols["episode_index"] += [e_idx] * n
@@ -94,6 +108,7 @@ def write_lerobot_v3(root: Path, episodes: list[EpisodeRecord], fps: int, robot_
         "observation.state": pa.array(cols["observation.state"], type=vec),
         "action": pa.array(cols["action"], type=vec),
         **chunk_col,
+        **({EE_POSE: pa.array(cols[EE_POSE], type=pa.list_(pa.float32(), 7))} if with_ee else {}),
         "timestamp": pa.array(cols["timestamp"], type=pa.float32()),
         "frame_index": pa.array(cols["frame_index"], type=pa.int64()),
         "episode_index": pa.array(cols["episode_index"], type=pa.int64()),
@@ -129,6 +144,7 @@ def write_lerobot_v3(root: Path, episodes: list[EpisodeRecord], fps: int, robot_
             "action": {"dtype": "float32", "shape": [dim], "names": list(state_names)},
             **({} if chunk_shape is None else {"action.chunk": {
                 "dtype": "float32", "shape": [int(chunk_shape[0]), dim], "names": list(state_names)}}),
+            **({EE_POSE: {"dtype": "float32", "shape": [7], "names": list(EE_POSE_NAMES)}} if with_ee else {}),
             "timestamp": scalar, "frame_index": index, "episode_index": index, "index": index,
             "task_index": index,
         },

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neon_ros.policy.schema import CorruptEpisodeError, Sample
+from neon_ros.policy.schema import EE_FRAMES, CorruptEpisodeError, Sample
 
 log = logging.getLogger("neon_ros.data")
 
@@ -50,6 +50,9 @@ class SourceConfig:
         from [clip_lag, clip_lag_max] (seeded per episode): a head for backbones of any speed
         in that range (a slow preset's features are 1-2 s old; see `expected_latency_s`).
     max_side: frames are downscaled (integer stride) so the longer side is <= this.
+    ee_frame: "hand" (relative actions, DESIGN.md section 4: what lets any robot's data teach the
+        G1) or "base" (absolute hand poses in the robot's base frame: only for measuring what the
+        relative representation buys; every source of a soup must agree).
     max_episodes: read at most this many episodes (0 = all).
     options: adapter-specific settings (documented in each adapter's module).
     """
@@ -64,6 +67,7 @@ class SourceConfig:
     clip_lag: float = 0.0
     clip_lag_max: float = 0.0
     max_side: int = 256
+    ee_frame: str = "hand"
     max_episodes: int = 0
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -83,6 +87,8 @@ class SourceConfig:
         if self.clip_lag_max and not self.clip_lag <= self.clip_lag_max <= 5:
             raise ValueError(f"source {self.name}: clip_lag_max must be 0 or in [clip_lag, 5] s, got "
                              f"{self.clip_lag_max}")
+        if self.ee_frame not in EE_FRAMES:
+            raise ValueError(f"source {self.name}: ee_frame must be one of {EE_FRAMES}, got {self.ee_frame!r}")
         self.path = Path(self.path)
 
 
@@ -140,7 +146,8 @@ class Source(abc.ABC):
     def episode_kwargs(self) -> dict[str, Any]:
         c = self.config
         return {"stride": c.stride, "clip_frames": c.clip_frames, "clip_seconds": c.clip_seconds,
-                "clip_lag": c.clip_lag, "clip_lag_max": c.clip_lag_max, "max_side": c.max_side}
+                "clip_lag": c.clip_lag, "clip_lag_max": c.clip_lag_max, "max_side": c.max_side,
+                "ee_frame": c.ee_frame}
 
 
 def open_source(config: SourceConfig) -> Source:

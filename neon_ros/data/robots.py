@@ -82,7 +82,7 @@ ROBOT_FK: dict[str, DHChain] = {"franka": FRANKA, "so100": SO100}
 ROBOT_TYPE_ALIASES: dict[str, str] = {
     "so100": "so100", "so101": "so100", "so100_follower": "so100", "so101_follower": "so100",
     "koch": "so100", "franka": "franka", "panda": "franka", "fr3": "franka",
-    "unitree_g1": "g1", "g1": "g1", "unitree_g1_29dof": "g1",
+    "unitree_g1": "g1", "g1": "g1", "unitree_g1_29dof": "g1", "neon_shortarm": "shortarm",
 }
 
 

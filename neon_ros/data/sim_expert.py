@@ -28,6 +28,8 @@ REACH_POINT = np.array([0.28, 0.14, 0.06])  # left palm beside the cup
 POINT_POINT = np.array([0.30, -0.12, 0.12])  # right palm pointing at the cup
 CUP_JITTER = 0.03  # m: each episode's cup stands uniformly within +-this (x and y) of CUP_POSITION
 WAVE_HEIGHT = 0.25  # m above the pelvis: the left palm must wave above this (shoulder line)
+SHORTARM_SCALE = 0.85  # the short-armed robot's arms are this long relative to the G1's (1.15 and 1.3 sweep the table)
+SHORTARM_BASE = "right_shoulder_pitch_link"  # the frame its dataset records hand poses in
 WAVE_STEPS = int(round(1.5 / CONTROL_DT))  # control steps at the end of an episode a wave is judged on
 
 
@@ -232,11 +234,31 @@ def run_episode(sim, kin, task: str, rng: np.random.Generator, seconds: float, f
     return frames, state, action, chunks, success(task, plan, np.stack(ep.palms))
 
 
+def shortarm_record(kin, frames: np.ndarray, state: np.ndarray, action: np.ndarray, task: str):
+    """One episode of the short-armed robot as its own dataset would hold it: its right arm's 7
+    joints and its right palm's pose in its shoulder frame (an arm's base, as a table-mounted
+    arm's dataset records it); no chunks, no G1 joint labels."""
+    import mujoco
+
+    from neon_ros.data.lerobot_writer import EpisodeRecord
+
+    arm = list(g1.ARM_INDICES["right"])
+    poses = np.empty((len(state), 7))
+    for i, q in enumerate(state):
+        palm = np.linalg.inv(kin.body_pose(q, SHORTARM_BASE)) @ kin.hand_pose(q, "right")
+        quat = np.empty(4)  # w, x, y, z
+        mujoco.mju_mat2Quat(quat, palm[:3, :3].ravel())
+        poses[i] = (*palm[:3, 3], *quat[1:], quat[0])
+    return EpisodeRecord(frames, state[:, arm], action[:, arm], task, ee_pose=poses)
+
+
 def generate(out: Path, tasks: list[str], episodes_per_task: int, seconds: float = 3.0, fps: int = 10,
              camera_size: tuple[int, int] = (128, 128), seed: int = 0, progress: bool = True,
-             perturbed: float = 0.0, perturb_scale: float = 0.25) -> dict:
+             perturbed: float = 0.0, perturb_scale: float = 0.25, arm_scale: float = 1.0) -> dict:
     """Write ``episodes_per_task`` demonstrations of each task as a LeRobot v3 dataset at ``out``;
-    a ``perturbed`` fraction of them (every k-th) with DART noise of ``perturb_scale`` rad."""
+    a ``perturbed`` fraction of them (every k-th) with DART noise of ``perturb_scale`` rad.
+    ``arm_scale`` != 1: the same demonstrations by a robot with arms that many times as long
+    (another embodiment, ``shortarm``: ``shortarm_record``), for cross-embodiment experiments."""
     from tqdm import tqdm
 
     from neon_ros.sim.g1_sim import G1Sim  # first: it selects the off-screen GL before mujoco loads
@@ -248,11 +270,11 @@ def generate(out: Path, tasks: list[str], episodes_per_task: int, seconds: float
     rng = np.random.default_rng(seed)
     records, ok = [], dict.fromkeys(tasks, 0)
     order = [t for _ in range(episodes_per_task) for t in tasks]
-    with G1Sim(fixed_base=True, camera_size=camera_size) as sim:
+    with G1Sim(fixed_base=True, camera_size=camera_size, arm_scale=arm_scale) as sim:
         from neon_ros.data.lerobot_writer import EpisodeRecord, write_lerobot_v3
         from neon_ros.runtime.kinematics import G1Kinematics, IKConfig
 
-        kin = G1Kinematics(ik=IKConfig(rotation_weight=0.02, max_iterations=300))
+        kin = G1Kinematics(ik=IKConfig(rotation_weight=0.02, max_iterations=300), arm_scale=arm_scale)
         noisy = 0.0
         for task in tqdm(order, desc="sim expert", unit="episode", disable=not progress):
             noisy += perturbed  # spreads the perturbed episodes evenly over tasks and time
@@ -260,9 +282,14 @@ def generate(out: Path, tasks: list[str], episodes_per_task: int, seconds: float
             noisy -= float(noisy >= 1.0)
             frames, state, action, chunks, good = run_episode(sim, kin, task, rng, seconds, fps, scale)
             ok[task] += int(good)
-            records.append(EpisodeRecord(frames, state, action, TASKS[task], action_chunk=chunks))
+            records.append(EpisodeRecord(frames, state, action, TASKS[task], action_chunk=chunks) if arm_scale == 1.0
+                           else shortarm_record(kin, frames, state, action, TASKS[task]))
     # lossless: training must see the pixels the live camera gives (an AV1 round trip moved the
     # frozen encoder's features by ~3x the change between two consecutive frames)
-    write_lerobot_v3(Path(out), records, fps=fps, robot_type="unitree_g1", state_names=list(g1.JOINT_NAMES),
-                     codec="libx264rgb")
+    if arm_scale == 1.0:
+        write_lerobot_v3(Path(out), records, fps=fps, robot_type="unitree_g1", state_names=list(g1.JOINT_NAMES),
+                         codec="libx264rgb")
+    else:
+        write_lerobot_v3(Path(out), records, fps=fps, robot_type="neon_shortarm",
+                         state_names=[g1.JOINT_NAMES[i] for i in g1.ARM_INDICES["right"]], codec="libx264rgb")
     return {t: ok[t] / episodes_per_task for t in tasks}

@@ -8,6 +8,7 @@ array normalised and ready to index (a batch is one fancy-index per tensor).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,16 @@ def make_split(labels: LabelSet, features: np.ndarray, stats: NormStats) -> Spli
         embodiment=torch.from_numpy(emb_ids), targets={c: torch.from_numpy(v.astype(np.float32)) for c, v in targets.items()},
         masks={c: torch.from_numpy(labels.masks[c]) for c in COMPONENTS}, raw_targets=dict(labels.targets),
         partner=torch.from_numpy(partner if n else np.zeros(0, np.int64)))
+
+
+REPORT = "soup_report.json"  # what `neon-ros features` writes next to the cache (tools.features.extract)
+
+
+def ee_frame_of(data_dir: Path) -> str:
+    """The hand-label frame of a `neon-ros features` folder (``SourceConfig.ee_frame``; "hand" when
+    its report predates the field or is missing)."""
+    path = Path(data_dir) / REPORT
+    return str(json.loads(path.read_text()).get("ee_frame", "hand")) if path.exists() else "hand"
 
 
 def load_training_data(data_dir: Path, backbone_id: str | None, held_out: float,

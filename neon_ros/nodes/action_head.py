@@ -31,7 +31,7 @@ from visualization_msgs.msg import MarkerArray
 
 from neon_ros import contract
 from neon_ros.ros import markers, msgs, rosutil
-from neon_ros.ros.params import Param, ParamTable
+from neon_ros.ros.params import Param, ParamTable, scheduling_params
 from neon_ros.runtime import gate, narration
 from neon_ros.runtime.control import HeadStep
 from neon_ros.runtime.timing import AbsoluteTicker, RateMeter, Window, flatten, set_fifo
@@ -62,6 +62,7 @@ PARAMETERS: ParamTable = {
     "frame_id": Param("pelvis", "frame of /neon/action_chunk and /neon/markers"),
     "rt_priority": Param(0, "SCHED_FIFO priority of the whole node process (0 = normal; needs CAP_SYS_NICE)", (0, 99)),
     "diagnostics_period": Param(1.0, "s between /diagnostics messages", (0.1, 60.0)),
+    **scheduling_params(),
 }
 
 
@@ -69,6 +70,7 @@ class ActionHeadNode(Node):
     def __init__(self) -> None:
         super().__init__("action_head")
         p = rosutil.declare_parameters(self, PARAMETERS)
+        self.scheduling = rosutil.apply_scheduling(p)  # before the node starts threads: they inherit it
         ckpt, runtime, threads, backbone_id = p["checkpoint"], p["runtime"], p["threads"], p["backbone_id"]
         max_age, max_js_age, margin = p["max_feature_age"], p["max_joint_state_age"], p["clamp_margin"]
         self.rate, self.narrate = p["rate"], p["narration"]
@@ -78,7 +80,7 @@ class ActionHeadNode(Node):
 
         if runtime not in RUNTIMES:
             raise ValueError(f"action_head: runtime must be one of {' | '.join(RUNTIMES)}, got {runtime!r}")
-        self.rt_status = "normal priority"
+        self.rt_status = self.scheduling
         if not ckpt:
             raise ValueError("action_head: set the 'checkpoint' parameter to a head checkpoint (neon-ros train)")
 
@@ -131,7 +133,8 @@ class ActionHeadNode(Node):
         sys.setswitchinterval(SWITCH_INTERVAL)
         self.thread = threading.Thread(target=self.control_loop, name="control_20hz", daemon=True)
         self.thread.start()
-        self.rt_status = set_fifo(self.rt_priority)  # after the thread exists: new threads would not inherit it
+        if self.rt_priority > 0:  # after the thread exists: new threads would not inherit it
+            self.rt_status = set_fifo(self.rt_priority)
 
     # --- inputs (executor thread): parse, store the newest ------------------------------------
     def on_features(self, msg: Image) -> None:

@@ -33,7 +33,7 @@ from neon_ros import contract
 from neon_ros.backbones import load_backbone
 from neon_ros.backbones.base import AUDIO_SAMPLE_RATE
 from neon_ros.ros import msgs, rosutil
-from neon_ros.ros.params import Param, ParamTable
+from neon_ros.ros.params import Param, ParamTable, scheduling_params
 from neon_ros.runtime.encoder import ClipEncoder
 from neon_ros.runtime.hearing import UtteranceTracker, clip_span
 from neon_ros.runtime.timing import RateMeter, Window, flatten
@@ -51,6 +51,7 @@ PARAMETERS: ParamTable = {
     "audio_hold": Param(3.0, "s after an utterance ended during which clips still hear its audio "
                         "(backbones with an audio path; neon_ros/runtime/hearing.py)", (0.0, 60.0)),
     "diagnostics_period": Param(1.0, "s between /diagnostics messages", (0.1, 60.0)),
+    **scheduling_params(),
 }
 
 
@@ -58,6 +59,7 @@ class BackboneNode(Node):
     def __init__(self) -> None:
         super().__init__("backbone")
         p = rosutil.declare_parameters(self, PARAMETERS)
+        self.scheduling = rosutil.apply_scheduling(p)  # before the node starts threads: they inherit it
         preset, tiny, weights_dir, threads = p["preset"], p["tiny"], p["weights_dir"], p["threads"]
         self.runtime = runtime = p["runtime"]
         from neon_ros.backbones import tower_trt  # torch + the exporter: only once the node starts
@@ -77,7 +79,9 @@ class BackboneNode(Node):
             engine = tower_trt.use_tensorrt(self.backbone)
             self.get_logger().info(f"vision tower runs on TensorRT: {engine.path}")
         self.encoder = ClipEncoder(self.backbone, incremental=self.incremental)
-        self.get_logger().info(f"loaded {self.backbone!r} in {time.perf_counter() - t0:.1f} s "
+        loaded = time.perf_counter() - t0
+        warm = self.encoder.warm_up()  # before any subscription: the first real clip is not the slow one
+        self.get_logger().info(f"loaded {self.backbone!r} in {loaded:.1f} s, warmed up in {warm:.2f} s "
                                f"(runtime={runtime}, incremental={self.encoder.incremental})")
 
         self.cond = threading.Condition()
@@ -228,6 +232,7 @@ class BackboneNode(Node):
             **flatten("clip_age_at_receive_ms", self.in_age_s.summary(1e3)),
             **flatten("age_at_publish_ms", self.age_s.summary(1e3)),
         }
+        values = {**values, "scheduling": self.scheduling}
         status = msgs.diagnostic_status("backbone", level, message, values, hardware_id=self.backbone.backbone_id)
         self.diag_pub.publish(msgs.diagnostic_array(rosutil.now_ns(self), [status]))
 

@@ -66,7 +66,7 @@ from neon_ros.bridge.loop import BridgeLoop
 from neon_ros.bridge.motion_switcher import CHECK_TIMEOUT, motion_mode_refusal
 from neon_ros.bridge.safety import REASONS, InputRejectedError, SafetyConfig, validate_trajectory
 from neon_ros.ros import msgs, rosutil
-from neon_ros.ros.params import Param, ParamTable
+from neon_ros.ros.params import Param, ParamTable, scheduling_params
 from neon_ros.runtime.timing import set_fifo
 
 DISCOVERY_WAITS = 3  # autostart_delays from start before "no e-stop publisher" is believed
@@ -103,6 +103,10 @@ PARAMETERS: ParamTable = {
     "rt_priority": Param(0, "SCHED_FIFO priority of the bridge's threads (0 = normal; needs CAP_SYS_NICE)", (0, 99)),
     "state_dir": Param("", "directory of the e-stop latch that survives restarts "
                            "('' = $XDG_STATE_HOME/neon or ~/.local/state/neon)"),
+    "command_dds_nice": Param(10, "nice value of the DDS threads receiving chunks and teleop (their own participant): "
+                                  "a flood on those topics yields the CPU to the 500 Hz loop and the e-stop "
+                                  "(0 = as the rest of the bridge)", (0, 19)),
+    **scheduling_params(slice_us=100.0),  # at rt_priority 0: a waking cycle preempts a busy process
 }
 
 
@@ -133,7 +137,10 @@ class G1Bridge(Node):
         self.rejects = dict.fromkeys(REASONS, 0)
         self.accepted = {"chunk": 0, "teleop": 0}
         # Real-time before the DDS endpoints and executor threads exist, so they inherit it.
-        rt_status = set_fifo(rt_priority, whole_process=False, inherit=True)
+        if rt_priority > 0:
+            rt_status = set_fifo(rt_priority, whole_process=False, inherit=True)
+        else:  # every thread (the DDS ones of the main participant too); those created later inherit it
+            rt_status = rosutil.apply_scheduling(p)
         # The e-stop first: autostart waits until every e-stop publisher is matched, and a
         # participant that joins late can take 1-2 s (Fast DDS, measured) to discover one, so
         # it joins before the slow DDS and RPC set-up below. On a node of its own, spun by its
@@ -154,6 +161,8 @@ class G1Bridge(Node):
                                rt_priority=rt_priority,
                                gravity=GravityModel() if p["gravity_compensation"] else None)
         self.loop.open()
+        if rt_priority <= 0:
+            self.loop.rt_status = rt_status
         # lowcmd: Unitree's MotionSwitcher must report no motion mode before every enable
         self.motion_switcher = unitree.motion_switcher_client(CHECK_TIMEOUT) if mode == "lowcmd" else None
         enabling = MutuallyExclusiveCallbackGroup()  # the check waits for a DDS RPC: not in the timers' group
@@ -165,7 +174,7 @@ class G1Bridge(Node):
         # and never spins the main executor, so the 500 Hz loop and the e-stop keep their time.
         self._command_period = 1.0 / p["max_command_rate"]
         self._command_done = 0.0
-        self._commands = rosutil.SideNode(COMMAND_NODE, self.get_namespace())
+        self._commands = rosutil.SideNode(COMMAND_NODE, self.get_namespace(), dds_nice=p["command_dds_nice"])
         for kind, topic in (("chunk", contract.TOPIC_ACTION_CHUNK), ("teleop", contract.TOPIC_TELEOP)):
             self._commands.node.create_subscription(JointTrajectory, topic,
                                                     lambda m, k=kind: self._on_command(k, m), rosutil.COMMAND_QOS)
@@ -345,7 +354,8 @@ class G1Bridge(Node):
         values = {**status, **{f"reject_{k}": v for k, v in self.rejects.items()},
                   **{f"accepted_{k}": v for k, v in self.accepted.items()}, **self.loop.counts,
                   **{k: round(v, 4) for k, v in self.loop.timing().items()}, "lowstate_age_s": round(age, 4),
-                  "rt_status": self.loop.rt_status, "estop_latch_on_disk": on_disk, "pid": os.getpid()}
+                  "rt_status": self.loop.rt_status, "estop_latch_on_disk": on_disk, "pid": os.getpid(),
+                  "command_dds": f"{len(self._commands.dds_threads)} threads, {self._commands.dds_nice}"}
         rejected = sum(self.rejects.values())
         level = "ok"
         if status["state"] == "damping" or status["fault"] or age > self.cfg.lowstate_timeout:

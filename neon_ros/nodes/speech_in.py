@@ -7,7 +7,11 @@ Parameters (config/neon.yaml, section speech_in):
 - vocabulary: what the robot can be asked (config/voice_vocabulary.yaml) plus the task registry's
   instructions: Whisper's initial prompt (built once at start), and a guard: an utterance most of
   whose content words it does not know (`max_unknown_words`), or that repeats a phrase in a
-  loop, is rejected. A rejected utterance publishes no instruction; /diagnostics says why
+  loop, is rejected. Before the guard, near-miss words are corrected (faster_whisper): a
+  transcript with unknown words is compared with Whisper's other hypotheses and with the unknown
+  words swapped for vocabulary words that sound alike, all scored by Whisper on the same audio,
+  and replaced when a candidate scores at most `correction_margin` nats below it (the log says
+  what was first heard). A rejected utterance publishes no instruction; /diagnostics says why
   (`last_rejection`). Each instruction's confidence (0..1) is on /diagnostics
   (`last_confidence`) and in the log; /neon/instruction stays std_msgs/String.
 - The model is loaded and warmed (one transcription) at start.
@@ -30,7 +34,7 @@ from std_msgs.msg import Float32MultiArray, String
 
 from neon_ros import contract
 from neon_ros.ros import msgs, rosutil
-from neon_ros.ros.params import Param, ParamTable
+from neon_ros.ros.params import Param, ParamTable, scheduling_params
 from neon_ros.voice.asr import ASR_BACKENDS, ASR_PRESETS, AsrConfig, AsrUnavailableError, make_asr
 from neon_ros.voice.audio import AudioDeviceError, open_source
 from neon_ros.voice.audio_msg import audio_to_msg
@@ -57,6 +61,12 @@ PARAMETERS: ParamTable = {
     "max_unknown_words": Param(0.5, "reject an utterance when more than this fraction of its content words is "
                                "not in the vocabulary (1 = never)", (0.0, 1.0)),
     "initial_prompt": Param("", "extra text put before the vocabulary in Whisper's prompt"),
+    "correction_margin": Param(3.0, "faster_whisper: replace a transcript with out-of-vocabulary words by a "
+                               "candidate with fewer (Whisper's other hypotheses, sound-alike vocabulary words) "
+                               "that Whisper scores at most this many nats below it on the same audio "
+                               "(0 = no correction)", (0.0, 50.0)),
+    "correction_candidates": Param(8, "faster_whisper: the most correction candidates scored per utterance "
+                                   "(each costs a decoder pass, ~7 ms for tiny.en on 2 cores)", (1, 64)),
     "window_s": Param(15.0, "faster_whisper: utterances are padded to this many seconds, not 30, before "
                       "Whisper's encoder (its cost grows with it); 0 = Whisper's 30 s", (0.0, 30.0)),
     "no_speech_threshold": Param(0.6, "Whisper no-speech probability rule", (0.01, 1.0)),
@@ -71,6 +81,7 @@ PARAMETERS: ParamTable = {
                            "(std_msgs/Float32MultiArray, 16 kHz mono)"),
     "retry_period": Param(5.0, "s between attempts to open a missing microphone", (0.5, 600.0)),
     "diagnostics_period": Param(1.0, "s between /diagnostics messages", (0.1, 60.0)),
+    **scheduling_params(nice=10),  # Whisper yields the cores to the control path
 }
 
 
@@ -78,6 +89,7 @@ class SpeechIn(Node):
     def __init__(self) -> None:
         super().__init__("speech_in")
         p = rosutil.declare_parameters(self, PARAMETERS)
+        self.scheduling = rosutil.apply_scheduling(p)  # before the node starts threads: they inherit it
         self.source_param, self.device, self.realtime = p["audio_source"], p["device"], p["realtime"]
         vad_cfg = VadConfig(
             threshold=p["vad_threshold"], min_silence_ms=p["min_silence_ms"], min_speech_ms=p["min_speech_ms"],
@@ -104,8 +116,9 @@ class SpeechIn(Node):
                 beam_size=p["beam_size"], threads=p["threads"],
                 initial_prompt=" ".join(filter(None, (p["initial_prompt"].strip(), vocabulary.prompt))),
                 window_s=p["window_s"], no_speech_threshold=p["no_speech_threshold"],
+                correction_margin=p["correction_margin"], correction_candidates=p["correction_candidates"],
             )
-            self.asr = make_asr(asr_cfg)
+            self.asr = make_asr(asr_cfg, vocabulary)
             self.asr.warm_up()
         except (AsrUnavailableError, OSError, RuntimeError, ValueError) as exc:
             self.asr = None
@@ -161,8 +174,9 @@ class SpeechIn(Node):
             ended_ns = rosutil.now_ns(self) - round((time.monotonic() - heard.utterance.ended_at) * 1e9)
             self.audio_pub.publish(audio_to_msg(heard.utterance.audio, end_ns=ended_ns))
         self.pub.publish(String(data=heard.text))
+        heard_as = f", first heard as {t.first_pass!r}" if t.first_pass else ""
         self.get_logger().info(f"instruction: {heard.text!r} (confidence {heard.confidence:.2f}, {t.audio_s:.1f} s "
-                               f"audio, recognized in {1e3 * t.elapsed_s:.0f} ms)")
+                               f"audio, recognized in {1e3 * t.elapsed_s:.0f} ms{heard_as})")
 
     def publish_diagnostics(self) -> None:
         values: dict = {"audio_source": self.source_param, "source": self.source_desc,
@@ -186,6 +200,7 @@ class SpeechIn(Node):
                 level, message = "error", "microphone stream ended"
         if self.fault:
             level, message = "error", self.fault
+        values = {**values, "scheduling": self.scheduling}
         status = msgs.diagnostic_status("speech_in", level, message, values, hardware_id="audio")
         self.diag_pub.publish(msgs.diagnostic_array(rosutil.now_ns(self), [status]))
 

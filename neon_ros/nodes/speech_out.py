@@ -24,7 +24,7 @@ from std_msgs.msg import String
 
 from neon_ros import contract
 from neon_ros.ros import msgs, rosutil
-from neon_ros.ros.params import Param, ParamTable
+from neon_ros.ros.params import Param, ParamTable, scheduling_params
 from neon_ros.voice.audio import AudioDeviceError
 from neon_ros.voice.speech_queue import DirectorySink, SpeakerSink, SpeechQueue, SpeechQueueConfig
 from neon_ros.voice.tts import TTS_BACKENDS, FallbackTts, TtsConfig, TtsUnavailableError, make_tts
@@ -52,6 +52,7 @@ PARAMETERS: ParamTable = {
     "repeat_s": Param(5.0, "the same narration within this many s is dropped", (0.0, 600.0)),
     "max_age_s": Param(5.0, "a narration waiting longer than this is skipped", (0.1, 600.0)),
     "diagnostics_period": Param(1.0, "s between /diagnostics messages", (0.1, 60.0)),
+    **scheduling_params(nice=10),  # narration yields the cores to the control path
 }
 
 
@@ -59,6 +60,7 @@ class SpeechOut(Node):
     def __init__(self) -> None:
         super().__init__("speech_out")
         p = rosutil.declare_parameters(self, PARAMETERS)
+        self.scheduling = rosutil.apply_scheduling(p)  # before the node starts threads: they inherit it
         tts_cfg = TtsConfig(
             backend=p["backend"], voice=p["voice"], rate_wpm=p["rate_wpm"], pitch=p["pitch"],
             executable=p["executable"], piper_model=p["piper_model"], personaplex_url=p["personaplex_url"],
@@ -116,6 +118,7 @@ class SpeechOut(Node):
             values["unspoken"] = self.unspoken
         if self.fault:
             level, message = "error", self.fault
+        values = {**values, "scheduling": self.scheduling}
         status = msgs.diagnostic_status("speech_out", level, message, values, hardware_id="audio")
         self.diag_pub.publish(msgs.diagnostic_array(rosutil.now_ns(self), [status]))
 

@@ -148,5 +148,9 @@ register(Embodiment(
     "aloha", 4, 14, frozenset({"ee", "grip"}), (True, True),
     "ALOHA bimanual 6-DoF arms + grippers (joints 0-6 left, 7-13 right, as reported)"))
 register(Embodiment(
+    "shortarm", 6, 7, frozenset({"ee"}), (False, True),
+    "simulated arm of another geometry (neon_ros.data.sim_expert.generate, arm_scale): the G1's right arm "
+    "0.85x as long, hand poses in its shoulder frame; one arm, the right hand"))
+register(Embodiment(
     "generic", 5, 0, frozenset(), (False, False),
     "video-only source (human or unlabelled video): conditions the head, supervises nothing"))

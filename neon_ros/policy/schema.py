@@ -40,6 +40,9 @@ from neon_ros.policy import embodiment
 
 PROPRIO_DIM = embodiment.PROPRIO_DIM  # q then dq (58)
 EE_DIM = 9  # translation (3) + 6D rotation (6)
+# What an "ee" label is: "hand" = relative actions T_now^-1 T_future (the default, DESIGN.md section 4);
+# "base" = absolute poses T_future in the robot's base frame (only to measure what relative buys)
+EE_FRAMES = ("hand", "base")
 NUM_HANDS = len(embodiment.ARMS)  # 0 = left, 1 = right
 LOCO_DIM = 3  # vx, vy, yaw rate
 COMPONENTS = embodiment.COMPONENTS  # ("joint_delta", "ee", "grip", "loco"), the head's outputs

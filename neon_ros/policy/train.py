@@ -27,6 +27,7 @@ import os
 import pickle
 import re
 import time
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,7 @@ import torch
 
 from neon_ros import g1
 from neon_ros.backbones.tribe import modality_dropout
-from neon_ros.data.training import Split, load_training_data
+from neon_ros.data.training import Split, ee_frame_of, load_training_data
 from neon_ros.errors import NeonError
 from neon_ros.policy import actions, embodiment
 from neon_ros.policy import model as head_model
@@ -144,35 +145,72 @@ def batch_loss(model, batch: dict, aux_weight: float, train: Split) -> tuple[tor
     return total, {**{k: float(parts[k].detach()) for k in COMPONENTS}, "consistency": float(cons.detach())}
 
 
-def joint_noise_tables(stats) -> tuple[torch.Tensor, torch.Tensor, int, list[int]]:
-    """What ``jitter_joints`` needs: G1 proprio and joint-delta stds, the G1 id, the arm joints."""
-    arms = list(g1.ARM_INDICES["left"]) + list(g1.ARM_INDICES["right"])
-    p_std = torch.as_tensor(stats.mean_std("proprio", "g1")[1][:g1.NUM_JOINTS], dtype=torch.float32)
-    d_std = torch.as_tensor(stats.mean_std("joint_delta", "g1")[1], dtype=torch.float32)
-    return p_std, d_std, embodiment.get("g1").id, arms
+@dataclass(frozen=True)
+class JointNoiseTables:
+    """What ``jitter_joints`` needs: the G1's normalisation of proprio, joint deltas and hand
+    displacements, its embodiment id, the arm joints and the hand forward kinematics."""
+
+    p_mean: torch.Tensor  # (29,) joint positions
+    p_std: torch.Tensor
+    d_std: torch.Tensor  # (16, 29)
+    ee_mean: np.ndarray | None  # (16, 2, 9); None: hand labels are left as they are
+    ee_std: np.ndarray | None
+    g1_id: int
+    arms: list[int]
+    hand_poses: Callable[[np.ndarray], np.ndarray]  # (N, 29) joints -> (N, 2, 4, 4) palms, pelvis frame
 
 
-def jitter_joints(batch: dict, sigma: float, tables, gen: torch.Generator) -> dict:
+def joint_noise_tables(stats, relabel_hands: bool = True) -> JointNoiseTables:
+    """``relabel_hands`` False (or no hand labels): displaced rows keep their hand labels as they are."""
+    from neon_ros.data.robots import g1_hand_poses  # mujoco: only when joint noise is on
+
+    p_mean, p_std = stats.mean_std("proprio", "g1")
+    ee_mean, ee_std = stats.mean_std("ee", "g1") if relabel_hands and "ee" in stats.keys() else (None, None)
+    return JointNoiseTables(
+        torch.as_tensor(p_mean[:g1.NUM_JOINTS], dtype=torch.float32),
+        torch.as_tensor(p_std[:g1.NUM_JOINTS], dtype=torch.float32),
+        torch.as_tensor(stats.mean_std("joint_delta", "g1")[1], dtype=torch.float32),
+        ee_mean, ee_std, embodiment.get("g1").id,
+        list(g1.ARM_INDICES["left"]) + list(g1.ARM_INDICES["right"]), g1_hand_poses)
+
+
+def hand_labels_from(ee: torch.Tensor, q_from: np.ndarray, q_to: np.ndarray, tables: JointNoiseTables) -> torch.Tensor:
+    """Normalised hand displacements ``ee`` (R, 16, 2, 9), relative to the hands at joints ``q_to``
+    (R, 29), re-expressed relative to the hands at ``q_from``: T_from^-1 T_to T_rel (the same
+    future hand poses seen from where the displaced arm is)."""
+    rel = actions.transform_from_pose9(ee.double().numpy() * tables.ee_std + tables.ee_mean)  # (R, 16, 2, 4, 4)
+    moved = actions.relative_transform(tables.hand_poses(q_from), tables.hand_poses(q_to))[:, None] @ rel
+    return torch.as_tensor((actions.pose9_from_transform(moved) - tables.ee_mean) / tables.ee_std, dtype=ee.dtype)
+
+
+def jitter_joints(batch: dict, sigma: float, tables: JointNoiseTables, gen: torch.Generator) -> dict:
     """Joint-input noise with consistent labels: half the G1 rows see their arm joints displaced by
-    N(0, sigma) rad and are asked for the same absolute targets (joint deltas minus the noise),
-    so the head must read where the arm is rather than recognise the moment of a demonstration
-    (the input-side twin of DART noise, Laskey et al. 2017). Their hand labels, relative to the
-    undisplaced hand, are left unsupervised in that step."""
-    p_std, d_std, g1_id, arms = tables
+    N(0, sigma) rad and are asked for the same absolute targets (joint deltas minus the noise,
+    hand displacements re-expressed from the displaced hands), so the head must read where the
+    arm is rather than recognise the moment of a demonstration (the input-side twin of DART
+    noise, Laskey et al. 2017); both outputs learn to correct, the hand one included (it moves
+    the arms when ee_mode is on: left unsupervised here, it learnt to replay the demonstration's
+    motion from wherever the arm was, and overshot)."""
     n = batch["proprio"].shape[0]
-    rows = ((batch["embodiment"] == g1_id) & (batch["masks"]["joint_delta"].amin(1) > 0)
+    rows = ((batch["embodiment"] == tables.g1_id) & (batch["masks"]["joint_delta"].amin(1) > 0)
             & (torch.rand(n, generator=gen) < 0.5))
     if not bool(rows.any()):
         return batch
     eps = torch.zeros(int(rows.sum()), g1.NUM_JOINTS)
-    eps[:, arms] = torch.randn(eps.shape[0], len(arms), generator=gen) * sigma  # (R, 29) rad
+    eps[:, tables.arms] = torch.randn(eps.shape[0], len(tables.arms), generator=gen) * sigma  # (R, 29) rad
     proprio, delta = batch["proprio"].clone(), batch["targets"]["joint_delta"].clone()
-    ee_mask = batch["masks"]["ee"].clone()
-    proprio[rows, :g1.NUM_JOINTS] += eps / p_std  # normalised units
-    delta[rows] -= eps[:, None, :] / d_std  # (R, 16, 29): the same absolute targets
-    ee_mask[rows] = 0
-    return {**batch, "proprio": proprio, "targets": {**batch["targets"], "joint_delta": delta},
-            "masks": {**batch["masks"], "ee": ee_mask}}
+    q_clean = proprio[rows, :g1.NUM_JOINTS] * tables.p_std + tables.p_mean  # (R, 29) rad
+    proprio[rows, :g1.NUM_JOINTS] += eps / tables.p_std  # normalised units
+    delta[rows] -= eps[:, None, :] / tables.d_std  # (R, 16, 29): the same absolute targets
+    targets = {**batch["targets"], "joint_delta": delta}
+    ee_rows = rows & (batch["masks"]["ee"].amax(1) > 0)
+    if tables.ee_mean is not None and bool(ee_rows.any()):
+        pick = ee_rows[rows]  # of the jittered rows, those with hand labels
+        ee = batch["targets"]["ee"].clone()
+        ee[ee_rows] = hand_labels_from(ee[ee_rows], (q_clean + eps)[pick].double().numpy(),
+                                       q_clean[pick].double().numpy(), tables)
+        targets["ee"] = ee
+    return {**batch, "proprio": proprio, "targets": targets}
 
 
 class ResumeStateError(NeonError, ValueError):
@@ -226,7 +264,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                                                                                     cfg.held_out)
     # whole-modality dropout where the cache records modality slices (TRIBE v2): modality -> slice
     dropped = {m: slice(a, b) for m, (a, b) in slices.items()} if cfg.modality_dropout > 0 else {}
-    noise_tables = joint_noise_tables(stats) if cfg.joint_noise > 0 else None
+    ee_frame = ee_frame_of(cfg.data)
+    # absolute hand labels need no re-expressing for a displaced arm: its future poses are the same
+    noise_tables = joint_noise_tables(stats, relabel_hands=ee_frame == "hand") if cfg.joint_noise > 0 else None
     groups = {s: np.flatnonzero(train_split.source == s) for s in np.unique(train_split.source)}
     sampler = SoupSampler(groups, {s: cfg.weights.get(s, 1.0) for s in groups}, cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -297,7 +337,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
             _save_state(state_path, model, opt, done, cfg)
             checkpoint.save(cfg.out / "head", model, backbone_id=backbone_id, stats=stats, step=done,
-                            extra={"held_out": result, "soup_sources": sorted(groups)})
+                            extra={"held_out": result, "soup_sources": sorted(groups), "ee_frame": ee_frame})
     bar.close()
     if world > 1:
         import torch.distributed as dist

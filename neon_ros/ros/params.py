@@ -22,6 +22,18 @@ class Param(NamedTuple):
 ParamTable = dict[str, Param]
 
 
+def scheduling_params(nice: int = 0, slice_us: float = 0.0) -> ParamTable:
+    """The normal-priority scheduling parameters every node takes (``rosutil.apply_scheduling``),
+    with this node's defaults. rt_priority, where a node has it, wins over both."""
+    return {
+        "nice": Param(nice, "nice value of the node's threads: > 0 yields the CPU to the control path when the "
+                            "cores are busy (speech, never on it); < 0 needs CAP_SYS_NICE", (-20, 19)),
+        "slice_us": Param(slice_us, "time slice the node's threads ask of the fair scheduler, us (Linux >= 6.12; "
+                                    "the same CPU share, but a thread that wakes preempts a busy one at once; "
+                                    "0 = the kernel's default)", (0.0, 100000.0)),
+    }
+
+
 def wants_help(argv: list[str] | None = None) -> bool:
     """True if -h/--help is among the user's arguments (those before --ros-args)."""
     argv = sys.argv if argv is None else argv

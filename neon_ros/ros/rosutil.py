@@ -67,6 +67,20 @@ def declare_parameters(node: Node, table: ParamTable) -> dict[str, Any]:
             for name, param in table.items()}
 
 
+def apply_scheduling(p: dict[str, Any], whole_process: bool = True) -> str:
+    """A node's ``nice`` and ``slice_us`` (``params.scheduling_params``) for every thread it has
+    (or the calling one); the threads started later inherit them. Call early in ``__init__``;
+    returns a status text."""
+    from neon_ros.runtime.timing import set_nice, set_slice
+
+    status = ["normal priority"]
+    if p["nice"] != 0:
+        status.append(set_nice(p["nice"], whole_process))
+    if p["slice_us"] > 0:
+        status.append(set_slice(p["slice_us"], whole_process).removeprefix("normal priority, "))
+    return ", ".join(status)
+
+
 def now_ns(node: Node) -> int:
     return node.get_clock().now().nanoseconds
 
@@ -126,12 +140,20 @@ class SideNode:
     subscriptions on ``node``, then ``start()``; ``shutdown()`` before the main node goes.
     """
 
-    def __init__(self, name: str, namespace: str = ""):
+    def __init__(self, name: str, namespace: str = "", dds_nice: int = 0):
+        """``dds_nice`` > 0: the threads its DDS participant starts (receiving and decoding what
+        arrives, no Python) run at that nice value, so a flood on its topics takes CPU from
+        nothing of this process that matters more; the spinning thread keeps the caller's."""
+        from neon_ros.runtime.timing import set_nice_of, thread_ids
+
         self.name = name
+        before = set(thread_ids())
         self.context = rclpy.Context()
         rclpy.init(args=sys.argv, context=self.context)
         self.node = rclpy.create_node(name, namespace=namespace or None, context=self.context,
                                       use_global_arguments=False, start_parameter_services=False)
+        self.dds_threads = sorted(set(thread_ids()) - before)
+        self.dds_nice = set_nice_of(self.dds_threads, dds_nice) if dds_nice else "nice 0"
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, name=name, daemon=True)

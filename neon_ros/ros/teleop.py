@@ -67,10 +67,7 @@ class TeleopNode(Node):
 
 def _send_estop(node: TeleopNode, ex: SingleThreadedExecutor, timeout: float) -> int:
     """Publish the e-stop once a subscriber matched and wait for its acknowledgement; 1 if none matched."""
-    deadline = time.monotonic() + timeout
-    while node.estop_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-        ex.spin_once(timeout_sec=0.05)
-    matched = node.estop_pub.get_subscription_count()
+    matched = _wait_matched(node.estop_pub, ex, timeout)
     if matched == 0:
         print(f"neon-ros teleop: E-STOP NOT DELIVERED: no subscriber on {contract.TOPIC_ESTOP} within {timeout:.1f} s "
               "(is g1_bridge running, same ROS_DOMAIN_ID?)", file=sys.stderr, flush=True)
@@ -98,8 +95,24 @@ def _wait_pose(node: TeleopNode, ex: SingleThreadedExecutor, timeout: float) -> 
     return node.pose
 
 
+def _wait_matched(pub, ex: SingleThreadedExecutor, timeout: float) -> int:
+    """Spin until ``pub`` matched a subscription (or ``timeout`` s passed); the match count."""
+    end = time.monotonic() + timeout
+    while pub.get_subscription_count() == 0 and time.monotonic() < end:
+        ex.spin_once(timeout_sec=0.05)
+    return pub.get_subscription_count()
+
+
 def _run_script(node: TeleopNode, ex: SingleThreadedExecutor, script: TeleopScript, start: np.ndarray,
-                rate: float) -> None:
+                rate: float, timeout: float) -> bool:
+    """Play ``script`` from ``start``; False (nothing sent) if no bridge listens on the teleop topic.
+
+    Its clock starts once the bridge's subscription matched: on a loaded machine discovery can take
+    seconds, and messages sent before it would be lost, cutting the operator's hold short."""
+    if _wait_matched(node.pub, ex, timeout) == 0:
+        print(f"neon-ros teleop: no subscriber on {contract.TOPIC_TELEOP} within {timeout:.1f} s "
+              "(is g1_bridge running, same ROS_DOMAIN_ID?); nothing sent", file=sys.stderr, flush=True)
+        return False
     plan = script.plan(start)
     print(f"teleop: driving {', '.join(plan.joints)} for {plan.duration:.2f} s", flush=True)
     for name, a, b in zip(plan.joints, plan.at(0.0), plan.at(plan.duration), strict=True):
@@ -117,6 +130,7 @@ def _run_script(node: TeleopNode, ex: SingleThreadedExecutor, script: TeleopScri
     node.release(plan.joints)
     _spin_for(ex, 0.1)
     print(f"teleop: done ({node.sent} messages); released, control returns to the policy", flush=True)
+    return True
 
 
 def _run_keyboard(node: TeleopNode, ex: SingleThreadedExecutor, start: np.ndarray, args) -> None:
@@ -162,7 +176,7 @@ def run_teleop(args: argparse.Namespace, script: TeleopScript | None) -> int:
                   "(is g1_bridge running, same ROS_DOMAIN_ID?)", file=sys.stderr)
             return 1
         if script is not None:
-            _run_script(node, ex, script, start, args.rate)
+            return 0 if _run_script(node, ex, script, start, args.rate, args.state_timeout) else 1
         else:
             _run_keyboard(node, ex, start, args)
         return 0

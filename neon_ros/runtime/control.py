@@ -72,7 +72,8 @@ class HeadStep:
         if ee_mode != "off":
             from neon_ros.runtime.ee_targets import EEConfig, EETargets  # torch + mujoco: only when used
 
-            self.ee = EETargets(kinematics, EEConfig(weight=1.0 if ee_mode == "replace" else ee_weight))
+            self.ee = EETargets(kinematics, EEConfig(weight=1.0 if ee_mode == "replace" else ee_weight,
+                                                     frame=getattr(runtime, "ee_frame", "hand")))
         self.time_base = time_base
         self.runtime = runtime
         self.gate = gate_mod.InputGate(gate_config)

@@ -5,18 +5,22 @@ k, T_rel[k] = T_anchor^-1 @ T_future[k] in the gripper's frame at the anchor (th
 state q; ``policy.actions``, labels in ``data.episode.chunk_targets``). That is the output other
 robots' demonstrations teach. Here step k's palm target is FK(q) @ T_rel[k]; the damped
 least-squares IK of ``runtime.kinematics`` solves each arm's 7 joints at the knot steps (default:
-every step), each warm-started from the previous knot's solution; steps between knots (if fewer)
-are interpolated in joint space. The arm columns of the chunk become (1 - weight) x the
-joint_delta targets + weight x the IK targets (weight 1: replaced); legs and waist keep
+every step), each started from the joint_delta chunk's posture at that step: the hand goes where
+``ee`` says, the arm keeps the posture the joint deltas give it. (Warm-started from the previous
+solution instead, the 7-joint arm drifted in its null space, away from every posture the head
+was trained on, and the demo head's replace mode reached the cup in 0 of 10 episodes; seeded,
+in 9 of 10.) Steps between knots (if fewer) are interpolated in joint space. The arm columns of
+the chunk become (1 - weight) x the joint_delta targets + weight x the IK targets (weight 1: replaced); legs and waist keep
 joint_delta's. A step whose displacement is not a finite rigid transform keeps the joint_delta
 targets for that arm; a knot whose IK ends farther than the acceptance tolerance from its target
 (unreachable) does too, and so do the arm's later steps (they lie beyond it; no more solves, which
 bounds the cost). Each such (step, arm) is counted. The result goes through
 ``runtime.head.safe_chunk``, the one clamp, like every chunk.
 
-Cost per chunk (this machine, 2 shared cores, median): every step 4.6 ms for reachable motion,
-4-6 ms when a target is out of reach; knots=6: 1.9 ms (palm within 1.1 mm median, 5 mm worst, of
-the per-step targets on smooth motion); knots=4: 1.4 ms (2.3 mm, 13 mm).
+Cost per chunk (this machine, quiet, median, one arm's targets 2 cm off its joint-delta posture):
+every step 10.2 ms, knots=6 4.0 ms, knots=4 3.1 ms. (Warm-started from the previous knot the solves
+were cheaper, 4.6 / 1.9 / 1.4 ms, and drifted; with 6 knots the palm stayed within 1.1 mm median,
+5 mm worst, of the per-step targets on smooth motion, with 4 knots 2.3 / 13 mm.)
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 from neon_ros import contract, g1
 from neon_ros.policy import actions
 from neon_ros.policy.embodiment import ARMS
+from neon_ros.policy.schema import EE_FRAMES
 from neon_ros.runtime.head import safe_chunk
 from neon_ros.runtime.kinematics import G1Kinematics, IKConfig, IKResult
 
@@ -38,7 +43,9 @@ class EEConfig:
     knots: steps solved by IK, evenly spaced from step 0 to the last (default: all; fewer for a
     slower computer, the rest interpolated).
     ik: the solver's settings; few iterations keep a 20 Hz control step's cost bounded.
-    accept_position (m), accept_rotation (rad): an IK result farther from its target falls back."""
+    accept_position (m), accept_rotation (rad): an IK result farther from its target falls back.
+    frame: what ``ee`` holds: "hand" displacements T_rel (target FK(q) T_rel, relative actions) or
+    "base" poses in the pelvis frame (target = the pose itself, a head trained on absolute actions)."""
 
     weight: float = 1.0
     knots: int = contract.CHUNK_STEPS
@@ -46,8 +53,11 @@ class EEConfig:
                                                           rotation_tolerance=1e-2))
     accept_position: float = 0.01
     accept_rotation: float = 0.1
+    frame: str = "hand"
 
     def __post_init__(self) -> None:
+        if self.frame not in EE_FRAMES:
+            raise ValueError(f"ee frame must be one of {EE_FRAMES}, got {self.frame!r}")
         if not 0.0 <= self.weight <= 1.0:
             raise ValueError(f"ee weight must be in [0, 1], got {self.weight}")
         if not 2 <= self.knots <= contract.CHUNK_STEPS:
@@ -77,9 +87,11 @@ class EETargets:
         return bool(np.isfinite(res.q).all() and res.position_error <= cfg.accept_position
                     and (cfg.ik.rotation_weight == 0 or res.rotation_error <= cfg.accept_rotation))
 
-    def ik_targets(self, q: np.ndarray, ee: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def ik_targets(self, q: np.ndarray, ee: np.ndarray, postures: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
         """q (29,), ee (16, 2, 9) -> joint targets (16, 29) with the arms solved (other joints = q)
-        and ok (16, 2): that step's arm came from IK (False: displacement invalid or IK failed)."""
+        and ok (16, 2): that step's arm came from IK (False: displacement invalid or IK failed).
+        ``postures`` (16, 29): where each step's solve starts (default: q)."""
         q = np.asarray(q, dtype=np.float64)
         ee = np.asarray(ee, dtype=np.float64)
         steps = contract.CHUNK_STEPS
@@ -92,20 +104,19 @@ class EETargets:
         valid = finite & (np.abs(np.linalg.det(np.where(finite[..., None, None], rot, 0.0)) - 1.0) < 1e-6)
         t_now = self.kinematics.hand_poses(q)  # (2, 4, 4) palms at the anchor
         out = np.repeat(q[None], steps, axis=0)  # (16, 29)
+        postures = out if postures is None else np.clip(postures, g1.LOWER_LIMITS, g1.UPPER_LIMITS)
         ok = np.zeros((steps, len(ARMS)), dtype=bool)
         for a, arm in enumerate(ARMS):
             idx = list(g1.ARM_INDICES[arm])
-            q_prev = q
             solved: dict[int, np.ndarray] = {}  # knot step -> arm joints (7,) of an accepted solve
             for k in self.knots:
                 if not valid[k, a]:
                     continue
-                res = self.kinematics.solve_ik(q_prev, arm, actions.apply_relative(t_now[a], t_rel[k, a]),
-                                               self.config.ik)
+                target = t_rel[k, a] if self.config.frame == "base" else actions.apply_relative(t_now[a], t_rel[k, a])
+                res = self.kinematics.solve_ik(postures[k], arm, target, self.config.ik)
                 if not self._accepted(res):
                     break  # later knots lie beyond this one: this arm keeps joint_delta's from here on
                 solved[int(k)] = res.q[idx]
-                q_prev = res.q
             for k, arm_q in solved.items():
                 out[k, idx] = arm_q
                 ok[k, a] = True
@@ -120,7 +131,7 @@ class EETargets:
         """Current positions q (29,), predicted joint_delta (16, 29) and ee (16, 2, 9) -> the chunk."""
         q = np.asarray(q, dtype=np.float64)
         delta = np.array(joint_delta, dtype=np.float64)  # (16, 29), a copy: the arm columns change
-        ik, ok = self.ik_targets(q, ee)
+        ik, ok = self.ik_targets(q, ee, q + delta)
         w = self.config.weight
         for a, arm in enumerate(ARMS):
             idx = list(g1.ARM_INDICES[arm])

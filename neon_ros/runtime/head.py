@@ -78,6 +78,9 @@ class HeadRuntime:
         self.checkpoint = ckpt if isinstance(ckpt, checkpoint.Checkpoint) else checkpoint.load(ckpt)
         self.config = self.checkpoint.config
         self.backbone_id = self.checkpoint.backbone_id
+        # what the ee output means: "hand" = displacements in the hand's frame (relative actions), "base" =
+        # poses in the robot's base frame (a head trained with SourceConfig.ee_frame "base")
+        self.ee_frame = str(self.checkpoint.extra.get("ee_frame", "hand"))
         self.feature_dim = self.config.feature_dim
         self.runtime = runtime
         self.threads = threads

@@ -51,8 +51,11 @@ class IKConfig:
 class G1Kinematics:
     """Hand FK/IK on the real G1 model (MuJoCo), base fixed at the origin."""
 
-    def __init__(self, mjcf_path=None, ik: IKConfig | None = None):
-        self.model = mujoco.MjModel.from_xml_path(str(mjcf_path or g1_mjcf_path()))
+    def __init__(self, mjcf_path=None, ik: IKConfig | None = None, arm_scale: float = 1.0):
+        """``arm_scale``: both arms this many times as long (``g1.stretch_arms``; 1 = the G1)."""
+        spec = mujoco.MjSpec.from_file(str(mjcf_path or g1_mjcf_path()))
+        g1.stretch_arms(spec, arm_scale)
+        self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
         self.ik_config = ik or IKConfig()
         jids = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, n) for n in g1.JOINT_NAMES]
@@ -80,6 +83,12 @@ class G1Kinematics:
         """(4, 4) pose of one palm site relative to the pelvis."""
         self._set(q)
         return self._site_pose(arm)
+
+    def body_pose(self, q: np.ndarray, body: str) -> np.ndarray:
+        """(4, 4) pose of an MJCF body relative to the pelvis."""
+        self._set(q)
+        b = self.model.body(body)
+        return actions.make_transform(self.data.xmat[b.id].reshape(3, 3).copy(), self.data.xpos[b.id].copy())
 
     def hand_poses(self, q: np.ndarray) -> np.ndarray:
         """(2, 4, 4) palm poses (left, right) relative to the pelvis."""

@@ -147,6 +147,73 @@ def child_normal_scheduling() -> None:
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
+def thread_ids(whole_process: bool = True) -> list[int]:
+    """Kernel ids of every thread of this process, or [0] (the calling thread, for the syscalls)."""
+    return [int(t) for t in os.listdir("/proc/self/task")] if whole_process else [0]
+
+
+def set_nice(nice: int, whole_process: bool = True) -> str:
+    """The nice value of every thread of this process (or the calling thread); threads started
+    later inherit it. Raising it needs no privilege, lowering it below 0 needs CAP_SYS_NICE.
+    Returns a status text (a refusal is not an error)."""
+    return set_nice_of(thread_ids(whole_process), nice)
+
+
+def set_nice_of(tids: list[int], nice: int) -> str:
+    """The nice value of these threads of this process (0: the calling one); see ``set_nice``."""
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, int(nice))  # Linux: per thread, 0 = the calling one
+        except ProcessLookupError:  # the thread ended meanwhile
+            continue
+        except OSError as exc:
+            return f"nice {int(nice)} refused ({exc.strerror})"
+    return f"nice {int(nice)}"
+
+
+_SCHED_SETATTR = {"x86_64": 314, "aarch64": 274}  # syscall numbers (linux/unistd.h); absent from os
+
+
+def set_slice(slice_us: float, whole_process: bool = True) -> str:
+    """Ask the fair scheduler for a short time slice (``sched_attr.sched_runtime``, Linux >= 6.12 EEVDF).
+
+    Still SCHED_OTHER at nice 0, the same CPU share: a shorter slice only gives an earlier
+    virtual deadline, so a thread that wakes up preempts a CPU-bound one instead of waiting up
+    to a default slice (~3 ms on 2 cores) for it. No privilege needed; older kernels accept the
+    call and ignore the value, which the status text says. 0 restores the default. Returns a
+    status text (a refusal is not an error).
+    """
+    import ctypes
+    import platform
+
+    nr = _SCHED_SETATTR.get(platform.machine())
+    if nr is None:
+        return f"slice request unsupported on {platform.machine()}"
+
+    class SchedAttr(ctypes.Structure):  # linux/sched/types.h, SCHED_ATTR_SIZE_VER1 (56 bytes)
+        _fields_ = [("size", ctypes.c_uint32), ("policy", ctypes.c_uint32), ("flags", ctypes.c_uint64),
+                    ("nice", ctypes.c_int32), ("priority", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
+                    ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64), ("util_min", ctypes.c_uint32),
+                    ("util_max", ctypes.c_uint32)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for tid in thread_ids(whole_process):
+        try:
+            if os.sched_getscheduler(tid) & 0xFF != os.SCHED_OTHER:  # real-time threads keep their policy
+                continue
+            nice = os.getpriority(os.PRIO_PROCESS, tid)
+        except OSError:  # the thread ended meanwhile
+            continue
+        attr = SchedAttr(size=ctypes.sizeof(SchedAttr), policy=os.SCHED_OTHER, nice=nice,
+                         runtime=int(slice_us * 1000))
+        if libc.syscall(nr, tid, ctypes.byref(attr), 0) != 0:
+            err = ctypes.get_errno()
+            return f"slice {slice_us:g} us refused ({os.strerror(err)})"
+    release = tuple(int(x) for x in platform.release().split(".")[:2] if x.isdigit())
+    honoured = release >= (6, 12)
+    return f"normal priority, slice {slice_us:g} us" + ("" if honoured else " (ignored before Linux 6.12)")
+
+
 def set_fifo(priority: int, whole_process: bool = True, inherit: bool = False) -> str:
     """SCHED_FIFO ``priority`` for every thread of this process, or only the calling thread.
 
@@ -161,7 +228,7 @@ def set_fifo(priority: int, whole_process: bool = True, inherit: bool = False) -
     if priority <= 0:
         return "normal priority"
     policy = os.SCHED_FIFO | (0 if inherit else getattr(os, "SCHED_RESET_ON_FORK", 0))
-    tids = [int(tid) for tid in os.listdir("/proc/self/task")] if whole_process else [0]
+    tids = thread_ids(whole_process)
     try:
         for tid in tids:  # 0: the calling thread
             os.sched_setscheduler(tid, policy, os.sched_param(int(priority)))

@@ -51,16 +51,17 @@ class G1Sim:
         robot falls without a balance controller.
     timestep: physics step in seconds.
     camera_size: (width, height) of ``render()`` images in pixels.
+    arm_scale: both arms this many times as long (another embodiment, ``g1.stretch_arms``).
 
     After construction (and after ``reset``) every motor is disabled: no torque until
     ``set_command``.
     """
 
     def __init__(self, fixed_base: bool = True, timestep: float = 0.002,
-                 camera_size: tuple[int, int] = (224, 224)):
+                 camera_size: tuple[int, int] = (224, 224), arm_scale: float = 1.0):
         width, height = (int(v) for v in camera_size)
         self.config = scene.SceneConfig(fixed_base=bool(fixed_base), timestep=float(timestep),
-                                        camera_width=width, camera_height=height)
+                                        camera_width=width, camera_height=height, arm_scale=float(arm_scale))
         self.model = scene.build_model(self.config)
         self.data = mujoco.MjData(self.model)
         self._lock = threading.RLock()

@@ -62,6 +62,7 @@ class SceneConfig:
     camera_width, camera_height: off-screen render size of the head camera, pixels.
     cup_position: where the cup's centre starts (x, y, z), world frame.
     mjcf_path: the G1 MJCF; None means ``neon_ros.sim.assets.g1_mjcf_path()``.
+    arm_scale: both arms this many times as long (``g1.stretch_arms``; 1 = the G1).
     """
 
     fixed_base: bool = True
@@ -70,6 +71,7 @@ class SceneConfig:
     camera_height: int = 224
     cup_position: tuple[float, float, float] = CUP_POSITION
     mjcf_path: Path | None = None
+    arm_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not (0.0 < self.timestep <= 0.01):
@@ -164,6 +166,7 @@ def _add_robot_parts(spec, mujoco, config: SceneConfig) -> None:
     pelvis.pos = [0.0, 0.0, g1.PELVIS_STANDING_HEIGHT]
     if config.fixed_base:
         spec.delete(spec.joint(FREE_JOINT))
+    g1.stretch_arms(spec, config.arm_scale)
     torso = spec.body(HEAD_CAMERA_BODY)
     cam = torso.add_camera(name=HEAD_CAMERA, pos=list(HEAD_CAMERA_POS), fovy=HEAD_CAMERA_FOVY)
     cam.alt.type = mujoco.mjtOrientation.mjORIENTATION_XYAXES

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from neon_ros.data.labels import LabelWriter
+from neon_ros.data.training import REPORT, ee_frame_of
 from neon_ros.policy.schema import Sample
 from neon_ros.policy.soup import Soup, iter_soup, load_soup
 
@@ -112,6 +113,10 @@ def extract(soup: Soup, out: Path, backbone, shard_size: int = 256, batch_size: 
     """Features + labels of every sample of ``soup`` under ``out``; returns the report dict."""
     from neon_ros.data.cache import build_cache
 
+    ee_frame = soup_ee_frame(soup)
+    if (out / REPORT).exists() and ee_frame_of(out) != ee_frame:
+        raise ValueError(f"{out} holds labels with ee_frame {ee_frame_of(out)!r}; soup {soup.name} asks for "
+                         f"{ee_frame!r}: extract into another folder")
     out.mkdir(parents=True, exist_ok=True)
     sources = soup.open()
     labels = LabelWriter(out)
@@ -125,10 +130,18 @@ def extract(soup: Soup, out: Path, backbone, shard_size: int = 256, batch_size: 
         "soup": soup.name, "backbone_id": backbone.backbone_id, "encoded": report.encoded,
         "already_cached": report.skipped, "seconds": round(time.perf_counter() - t0, 2),
         "clips_per_second": round(report.encoded / max(report.seconds, 1e-9), 2),
-        "skipped_episodes": [vars(r) for src in sources for r in src.skipped],
+        "skipped_episodes": [vars(r) for src in sources for r in src.skipped], "ee_frame": ee_frame,
     }
-    (out / "soup_report.json").write_text(json.dumps(summary, indent=1))
+    (out / REPORT).write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def soup_ee_frame(soup: Soup) -> str:
+    """The hand-label frame every source of ``soup`` uses (a head learns one meaning of its ee output)."""
+    frames = {s.ee_frame for s in soup.sources}
+    if len(frames) != 1:
+        raise ValueError(f"soup {soup.name}: sources disagree on ee_frame ({sorted(frames)}); one head has one")
+    return frames.pop()
 
 
 def generate_sim(soup: Soup, progress: bool = True) -> None:

@@ -207,6 +207,40 @@ class ProcessGroup:
         self.stop()
 
 
+def thread_cpu_ns(pid: int) -> dict[int, tuple[str, int]]:
+    """{thread id: (thread name, CPU ns so far)} of process ``pid`` (/proc/PID/task/*/schedstat);
+    {} if the process is gone."""
+    out: dict[int, tuple[str, int]] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns = int(f.read().split()[0])
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                out[int(tid)] = (f.read().strip(), ns)
+        except (OSError, ValueError, IndexError):  # the thread ended meanwhile
+            continue
+    return out
+
+
+def cpu_profile(before: dict[str, dict], after: dict[str, dict], seconds: float, top: int = 3) -> dict[str, dict]:
+    """Per process, from two ``thread_cpu_ns`` snapshots ``seconds`` apart: % of one core in all
+    (threads that ended meanwhile are not counted) and its busiest threads by name."""
+    out = {}
+    for name, threads in after.items():
+        prev = before.get(name, {})
+        used: dict[str, float] = {}
+        for tid, (comm, ns) in threads.items():
+            d = ns - prev.get(tid, (comm, 0))[1]
+            used[comm] = used.get(comm, 0.0) + 100.0 * d / 1e9 / max(seconds, 1e-9)
+        busiest = sorted(used.items(), key=lambda kv: -kv[1])[:top]
+        out[name] = {"percent": round(sum(used.values()), 1), "threads": {k: round(v, 1) for k, v in busiest}}
+    return out
+
+
 def synthesize_speech(text: str, wav: Path, voice: str = "en-us", words_per_minute: int = 150) -> Path:
     """The spoken command as a WAV, with espeak-ng (DESIGN.md section 6: the local TTS)."""
     exe = shutil.which("espeak-ng") or shutil.which("espeak")

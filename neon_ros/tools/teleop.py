@@ -56,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="publish rate, Hz (default 20; bridge needs > 3.4)")
     parser.add_argument("--step", type=float, default=0.05, help="keyboard step, rad (default 0.05)")
     parser.add_argument("--state-timeout", type=float, default=10.0,
-                        help="seconds to wait for /joint_states (the start pose) before giving up")
+                        help="seconds to wait for /joint_states (the start pose), and then for the bridge's "
+                             "teleop subscription, before giving up (a script's clock starts once it matched)")
 
 
 def load_plan_source(args: argparse.Namespace) -> TeleopScript | None:

@@ -4,6 +4,8 @@ Plain-Python modules (no rclpy):
 - ``audio``: I/O, resampling to 16 kHz, down-mix, file / microphone sources, playback;
 - ``vad``: silero-vad (its ONNX model via onnxruntime) cutting a stream into utterances;
 - ``asr``: Whisper backends: faster-whisper (bundled real tiny.en), openai-whisper;
+- ``correction``: a transcript's out-of-vocabulary words swapped for sound-alike vocabulary
+  words when Whisper, scoring both on the audio, agrees;
 - ``ct2_whisper``: the bundled CTranslate2 weights -> an openai-whisper checkpoint;
 - ``listener``: the speech_in pipeline (capture + recognition threads);
 - ``audio_msg``: /neon/utterance_audio (std_msgs/Float32MultiArray, 16 kHz mono) conversion;

@@ -93,6 +93,11 @@ class Vocabulary:
         parts += [f"{c[0].upper()}{c[1:]}." for c in self.commands]
         return " ".join(parts)
 
+    @property
+    def content_words(self) -> frozenset[str]:
+        """The known words that carry command content (not FUNCTION_WORDS)."""
+        return self.words - FUNCTION_WORDS
+
     def known(self, word: str) -> bool:
         return word in self.words or _plural_stem(word) in self.words
 

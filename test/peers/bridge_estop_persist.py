@@ -28,6 +28,8 @@ def run(node: Scenario) -> dict:
     r: dict = {}
     estop = node.create_publisher(Bool, contract.TOPIC_ESTOP, rosutil.COMMAND_QOS)  # volatile
     r["active"] = node.wait(lambda q, d: d["state"] == "active", 60)
+    r["rt_status"] = node.get()[1].get("rt_status")
+    r["command_dds"] = node.get()[1].get("command_dds")
     deadline = time.monotonic() + 30
     while estop.get_subscription_count() < 1 and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -50,6 +50,9 @@ async def session(ws, args, pages: list[bytes]) -> None:
             while sent < args.size:
                 await ws.send(chunk)
                 sent += len(chunk)
+                # send() need not yield while the transport takes the bytes: without this the loop never
+                # sees the client close, and the next client's handshake waits behind the flood
+                await asyncio.sleep(0)
         else:
             for page in pages:
                 await ws.send(b"\x01" + page)

@@ -58,7 +58,11 @@ def main() -> int:
     t, kind, ok = a[:, 0], a[:, 1].astype(int), a[:, 2].astype(bool)
     before = kind[t < t_kill]
     damping_after = t[(t >= t_kill) & (kind == 2)]
-    window = kind[(t >= t_kill) & (t < t_kill + 0.8)]
+    # Commands the bridge wrote before it died can arrive after t_kill (a loaded receiver's callback
+    # runs late): the window of "only damping" opens at the watchdog's first damping command.
+    took_over = damping_after[0] if damping_after.size else t_kill
+    in_flight = int(np.count_nonzero((t >= t_kill) & (t < took_over) & (kind == 1)))
+    window = kind[(t >= took_over) & (t < t_kill + 0.8)]
     powered_after = t[(t >= t_kill) & (kind == 1)]
     interleaved = 0
     if powered_after.size:
@@ -67,7 +71,7 @@ def main() -> int:
         "n": int(t.size), "crc_bad": int(np.count_nonzero(~ok)),
         "before_kill": KINDS[before[-1]] if before.size else None,
         "kill_to_damping_ms": (damping_after[0] - t_kill) * 1e3 if damping_after.size else None,
-        "after_kill": {k: int(np.count_nonzero(window == i)) for i, k in enumerate(KINDS)},
+        "after_kill": {k: int(np.count_nonzero(window == i)) for i, k in enumerate(KINDS)}, "in_flight": in_flight,
         "powered_after_restart": int(powered_after.size), "damping_between_restarted_commands": interleaved,
         "last_kind": KINDS[kind[-1]] if kind.size else None}), flush=True)
     return 0

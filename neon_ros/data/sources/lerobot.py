@@ -19,7 +19,8 @@ Options (soup ``options:``):
     gripper: name of the gripper column in the state's names (default: the one containing
         "gripper"); closure is min/max-normalised with meta/stats.json
     ee_state_key: a column holding the hand pose (x, y, z, qx, qy, qz, qw) if the dataset
-        has one: then FK is not needed (Franka datasets often do)
+        has one: then FK is not needed (Franka datasets often do; default: the
+        ``observation.ee_pose`` column when there is one)
 
 Actions: hand motion is the future observed state (FK). G1 datasets (29 joint names of the
 G1) supervise joint deltas from the ``action`` column (``action_key``: the commanded joint
@@ -38,6 +39,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from neon_ros.data.episode import EpisodeData, episode_samples
+from neon_ros.data.lerobot_writer import EE_POSE
 from neon_ros.data.registry import Source
 from neon_ros.data.robots import embodiment_for, g1_hand_poses, quat_pose, single_arm_fk
 from neon_ros.data.video import iter_frames
@@ -72,7 +74,7 @@ class LeRobotSource(Source):
         self.action_key = opts.get("action_key", "action")
         self.action_names = list((features.get(self.action_key) or {}).get("names") or [])
         self.chunk_key = opts.get("chunk_key", "action.chunk")
-        self.ee_key = opts.get("ee_state_key")
+        self.ee_key = opts.get("ee_state_key", EE_POSE if EE_POSE in features else None)
         self.scale = np.pi / 180.0 if opts.get("angle_unit", "rad") == "deg" else 1.0
         names = list(features[self.state_key].get("names") or [])
         self.state_names = names

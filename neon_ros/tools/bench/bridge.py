@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rt-priority", type=int, default=0,
                         help="SCHED_FIFO priority of the bridge side (this process after sim_g1 started; "
                              "needs CAP_SYS_NICE; 0 = normal)")
+    parser.add_argument("--slice-us", type=float, default=None,
+                        help="at --rt-priority 0: the bridge's fair-scheduler time slice, us (g1_bridge's slice_us; "
+                             "default: config/neon.yaml's; 0 = the kernel's default)")
     parser.add_argument("--no-sim", action="store_true", help="step cost only (skips every stage with sim_g1)")
     parser.add_argument("--skip", default="", help=f"comma list of stages to skip: {','.join(SIM_STAGES)}")
     parser.add_argument("--trials", type=int, default=10, help="quiet e-stop trials (default 10)")
@@ -102,14 +105,14 @@ def step_cost(steps: int, mode: str) -> dict[str, float]:
             "validate_chunk_us_median": percentiles(np.asarray(val_s) * 1e6)["p50"]}
 
 
-def loop_timing(seconds: float, mode: str, rt_priority: int, domain: int, keep: list) -> dict:
+def loop_timing(seconds: float, mode: str, rt_priority: int, slice_us: float, domain: int, keep: list) -> dict:
     from tqdm import tqdm
 
     from neon_ros import g1
     from neon_ros.bridge.controller import Controller, ControllerConfig
     from neon_ros.bridge.loop import BridgeLoop
     from neon_ros.bridge.safety import validate_trajectory
-    from neon_ros.runtime.timing import percentiles, set_fifo
+    from neon_ros.runtime.timing import percentiles, set_fifo, set_slice
     from neon_ros.tools import processes
 
     logs = Path(tempfile.mkdtemp(prefix="neon_bench_bridge_"))
@@ -117,7 +120,10 @@ def loop_timing(seconds: float, mode: str, rt_priority: int, domain: int, keep: 
         kids.start_stack({"sim_g1": {"dds_domain_id": domain, "camera_rate": 0.0}})
         sim = kids.child("sim_g1")
         # After the sim started (it must not inherit it), before any DDS thread exists.
-        set_fifo(rt_priority, whole_process=False, inherit=True)
+        if rt_priority > 0:
+            set_fifo(rt_priority, whole_process=False, inherit=True)
+        elif slice_us > 0:  # as g1_bridge does
+            set_slice(slice_us, whole_process=False)
         ctrl = Controller(ControllerConfig(mode=mode))
         loop = BridgeLoop(ctrl, "lo", domain, history=int(seconds / contract.LOWCMD_DT) + 100,
                           rt_priority=rt_priority)
@@ -164,6 +170,17 @@ def loop_timing(seconds: float, mode: str, rt_priority: int, domain: int, keep: 
         }
 
 
+def slice_us(args: argparse.Namespace) -> float:
+    """--slice-us, or g1_bridge's slice_us in config/neon.yaml."""
+    if args.slice_us is not None:
+        return float(args.slice_us)
+    import yaml
+
+    from neon_ros.config_files import config_file
+
+    return float(yaml.safe_load(config_file("neon.yaml").read_text())["g1_bridge"]["ros__parameters"]["slice_us"])
+
+
 def run(args: argparse.Namespace) -> int:
     from neon_ros.tools import processes
 
@@ -182,8 +199,9 @@ def run(args: argparse.Namespace) -> int:
     # What owns unitree_sdk2py DDS endpoints lives until the process ends: cyclonedds can crash
     # when a reader is created on a topic whose endpoints were garbage-collected meanwhile.
     keep: list = []
+    slice_of_bridge = slice_us(args)
     if "loop" not in skip:
-        out["loop"] = loop = loop_timing(args.seconds, args.mode, args.rt_priority, domain, keep)
+        out["loop"] = loop = loop_timing(args.seconds, args.mode, args.rt_priority, slice_of_bridge, domain, keep)
         print(f"500 Hz loop with sim_g1 in another process, {args.seconds:.0f} s ({loop['rt_status']}):")
         print(f"  period error |period - 2 ms|: {_ms(loop['period_error_ms'])}")
         print(f"  wake-up lateness vs absolute deadline: {_ms(loop['lateness_ms'])}")
@@ -193,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
               f"left elbow {loop['elbow_at_end']} rad")
         print(f"  goal p99 period error <= 0.5 ms: {'met' if loop['period_error_ms']['p99'] <= 0.5 else 'NOT met'}")
     if not {"estop", "kill"} <= skip:
-        out["safety"] = safety = safety_figures(args, domain, skip, keep)
+        out["safety"] = safety = safety_figures(args, domain, slice_of_bridge, skip, keep)
         print_safety(safety, args.flood)
     if args.json:
         print(json.dumps(out, default=str))

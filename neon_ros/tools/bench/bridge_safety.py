@@ -113,7 +113,8 @@ def max_gap_ms(beats: np.ndarray, t0_ns: int, t1_ns: int) -> float:
 class SafetyRig:
     """sim_g1 + g1_bridge + bridge_watchdog (the stack's simulation settings) and this process's ROS side."""
 
-    def __init__(self, kids, domain: int, rt_priority: int, watchdog_rt_priority: int, state_dir: Path):
+    def __init__(self, kids, domain: int, rt_priority: int, slice_us: float, watchdog_rt_priority: int,
+                 state_dir: Path):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -127,6 +128,7 @@ class SafetyRig:
         # autostart off: every trial enables explicitly (which also resets the persisted e-stop latch)
         # lowstate_timeout 1 s: a sim_g1 stall on a loaded machine must not damp the bridge mid-trial
         self.bridge_params = {"dds_domain_id": domain, "autostart": False, "rt_priority": rt_priority,
+                              "slice_us": slice_us,
                               "state_dir": str(state_dir), "diagnostics_rate": 10.0, "lowstate_timeout": 1.0}
         self.domain = domain
         kids.start_stack({"g1_bridge": self.bridge_params,
@@ -279,7 +281,7 @@ def _stats(values) -> dict:
     return {"median": p["p50"], "max": p["max"], "n": p["n"], "missed": len(values) - len(v)}
 
 
-def safety_figures(args: argparse.Namespace, domain: int, skip: set[str], keep: list) -> dict:
+def safety_figures(args: argparse.Namespace, domain: int, slice_us: float, skip: set[str], keep: list) -> dict:
     import rclpy
 
     from neon_ros.tools import processes, stack
@@ -294,7 +296,7 @@ def safety_figures(args: argparse.Namespace, domain: int, skip: set[str], keep: 
             dog_rt = args.watchdog_rt_priority
             if dog_rt is None:
                 dog_rt = stack.node("bridge_watchdog").robot["rt_priority"]
-            rig = SafetyRig(kids, domain, args.rt_priority, dog_rt, logs / "state")
+            rig = SafetyRig(kids, domain, args.rt_priority, slice_us, dog_rt, logs / "state")
             keep.append(rig)
             try:
                 if "estop" not in skip:

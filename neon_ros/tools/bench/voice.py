@@ -2,7 +2,8 @@
 
 1. utterance end -> instruction: spoken robot commands (espeak-ng, four voices at 130-170 wpm,
    the bench's own set ``COMMANDS``) streamed in real time through the speech_in pipeline
-   (silero-vad + Whisper primed with the robot's vocabulary + its guards, the node's own
+   (silero-vad + Whisper primed with the robot's vocabulary + its near-miss correction + its
+   guards, the node's own
    classes, model warmed at start); the clock runs from the end of speech in the stream to the
    /neon/instruction message arriving at a subscriber in this process (real rclpy, latched
    QoS). Includes the VAD's end-of-utterance silence wait (min_silence_ms), Whisper and the
@@ -55,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam-size", type=int, default=0, help="Whisper beam width (1 = greedy, 0 = the preset's)")
     parser.add_argument("--vocabulary", default="voice_vocabulary.yaml",
                         help="command vocabulary (speech_in `vocabulary`; '' = the task registry only)")
+    parser.add_argument("--correction-margin", type=float, default=None,
+                        help="near-miss correction margin, nats (speech_in correction_margin; 0 = off; "
+                        "default: AsrConfig's)")
     parser.add_argument("--threads", type=int, default=2, help="Whisper CPU threads")
     parser.add_argument("--min-silence-ms", type=int, default=300, help="VAD silence that ends an utterance")
     parser.add_argument("--early-ms", type=int, default=128, help="silence after which Whisper starts "
@@ -132,10 +136,11 @@ def bench_speech_in(args, workdir: Path) -> dict:
     clips.mkdir()
     said = _stream_dir(clips, args.utterances)
     vocabulary = load_vocabulary(args.vocabulary)
-    window = {} if args.window_s is None else {"window_s": args.window_s}
+    optional = {k: v for k, v in (("window_s", args.window_s), ("correction_margin", args.correction_margin))
+                if v is not None}
     cfg = AsrConfig(backend=args.backend, model=args.model, name=args.model_name, beam_size=args.beam_size,
-                    threads=args.threads, initial_prompt=vocabulary.prompt, **window)
-    asr = make_asr(cfg)
+                    threads=args.threads, initial_prompt=vocabulary.prompt, **optional)
+    asr = make_asr(cfg, vocabulary)
     asr.warm_up()
     hop = None if args.no_ros else _RosHop()
     rows: list[dict] = []
@@ -151,7 +156,8 @@ def bench_speech_in(args, workdir: Path) -> dict:
         if hop is not None:
             hop.publish(text)
         rows.append({"accepted": True, "text": heard.text, "key": text, "end_s": heard.utterance.end_s,
-                     "closed": heard.utterance.ended_at, "published": published, "asr_s": heard.transcript.elapsed_s})
+                     "closed": heard.utterance.ended_at, "published": published, "asr_s": heard.transcript.elapsed_s,
+                     "first_pass": heard.transcript.first_pass})
 
     segmenter = Segmenter(VadConfig(min_silence_ms=args.min_silence_ms, early_ms=args.early_ms))
     listener = SpeechListener(asr, segmenter, cfg, on_heard, vocabulary=vocabulary)
@@ -177,6 +183,7 @@ def bench_speech_in(args, workdir: Path) -> dict:
         "utterances": len(said), "instructions": len(ok), "rejected": len(rows) - len(ok),
         "correct": sum(h == s for h, s in zip(heard, said, strict=False)),
         "misheard": [(s, h) for h, s in zip(heard, said, strict=False) if h != s],
+        "corrected": [(r["first_pass"], r["text"]) for r in ok if r["first_pass"]],
         "asr_backend": asr.describe(), "min_silence_ms": args.min_silence_ms, "early_ms": args.early_ms,
         "speech_end_to_instruction_ms": {k: v * 1e3 if k != "n" else v for k, v in
                                          percentiles(end_to_msg if hop is not None else end_to_pub).items()},
@@ -242,6 +249,8 @@ def run(args: argparse.Namespace) -> int:
               f"accuracy {sin['correct']}/{sin['utterances']} exact, {sin['rejected']} rejected")
         for expected, got in sin["misheard"]:
             print(f"    misheard {expected!r} as {got!r}")
+        for first, corrected in sin["corrected"]:
+            print(f"    corrected {first!r} to {corrected!r} (vocabulary, scored on the audio)")
         print(f"  speech end -> instruction{' (callback)' if args.no_ros else ' received'}: "
               f"{_fmt(sin['speech_end_to_instruction_ms'])}")
         print(f"    of which VAD end-of-utterance wait {sin['min_silence_ms']} ms "

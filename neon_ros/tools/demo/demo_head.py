@@ -20,7 +20,7 @@ from pathlib import Path
 
 from neon_ros.config_files import config_file
 
-RECIPE_VERSION = 6  # bump when the generator, features or training change the result
+RECIPE_VERSION = 7  # bump when the generator, features or training change the result
 
 
 @dataclass(frozen=True)

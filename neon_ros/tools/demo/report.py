@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class RunInfo:
     observed_s: float = 0.0  # the observer node's whole watch, startup included
     live_from: float = 0.0  # observer time (s) when the live period began
     children: dict[str, dict] = field(default_factory=dict)  # name -> {"returncode", "stop_signal", "log"}
+    cpu: dict[str, dict] = field(default_factory=dict)  # process -> {"percent" of one core, busiest "threads"}, live period
     notes: list[str] = field(default_factory=list)
 
 
@@ -180,6 +182,7 @@ def build_summary(rec: DemoRecord, info: RunInfo, outcome: TaskOutcome, latency:
         narrations = [{"t": round(t, 2), "text": text} for t, text in rec.narrations]
         bridge = [{"t": round(t, 2), "state": s, "source": src} for t, s, src in rec.bridge]
         diag = {name: {"level": lvl, "message": msg} for name, (lvl, msg) in rec.diag_messages.items()}
+        diag_values = {name: dict(v) for name, v in rec.diagnostics.items()}
     return {
         "task": {"name": info.task.name, "instruction": info.task.instruction, "scored": info.task.scored},
         "achieved": outcome.achieved,
@@ -200,10 +203,12 @@ def build_summary(rec: DemoRecord, info: RunInfo, outcome: TaskOutcome, latency:
         "teleop_spans_s": [[round(a, 2), round(b, 2)] for a, b in rec.source_spans("teleop")],
         "bridge_states": bridge,
         "diagnostics": diag,
+        "diagnostic_values": diag_values,  # each status's last key-values (stage timings: camera_buffer, backbone, ...)
         "run": {"seconds": info.seconds, "started": info.started, "startup_s": round(info.startup_s, 1),
                 "live_s": round(info.live_s, 1), "observed_s": round(observed, 1), "checkpoint": info.checkpoint,
                 "ros_domain_id": info.ros_domain_id, "dds_domain_id": info.dds_domain_id,
                 "children": info.children, "notes": info.notes},
+        "cpu_percent_live": info.cpu,
     }
 
 
@@ -222,8 +227,11 @@ def write_report(out: Path, rec: DemoRecord, info: RunInfo, outcome: TaskOutcome
     summary = build_summary(rec, info, outcome, latency, tracking, joints, wavs)
     with rec.lock:
         teleop_t = np.asarray(rec.teleop_t)
+        chunk_t, chunk_ms = np.asarray(rec.chunk_t), np.asarray(rec.chunk_latency_ms)
+    # chunk_t / chunk_latency_ms: when each chunk arrived and its camera -> chunk latency (where the spikes are)
     np.savez_compressed(out / "data.npz", joint_t=t_m, joint_q=q_m, command_t=t_c, command_q=q_c,
-                        teleop_t=teleop_t, joint_names=np.asarray(g1.JOINT_NAMES))
+                        teleop_t=teleop_t, joint_names=np.asarray(g1.JOINT_NAMES), chunk_t=chunk_t,
+                        chunk_latency_ms=chunk_ms)
     summary["figures"] = ["joints.png", "latency.png", "hand_to_cup.png"] + (["frames.png"] if n_frames else [])
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     md = render_markdown(summary, info)
@@ -266,6 +274,14 @@ def render_markdown(s: dict, info: RunInfo) -> str:
               "|---|---|---|---|---|"]
     for name, v in lat.items():
         lines.append(f"| {name} | {v.get('p50')} | {v.get('p99')} | {v.get('max')} | {v.get('n')} |")
+    cpu = s.get("cpu_percent_live") or {}
+    if cpu:
+        total = sum(v["percent"] for v in cpu.values())
+        lines += ["", f"## CPU during the live period (% of one core; {os.cpu_count()} cores; all: {total:.0f}%)", "",
+                  "| process | CPU % | busiest threads (%) |", "|---|---|---|"]
+        for name, v in sorted(cpu.items(), key=lambda kv: -kv[1]["percent"]):
+            threads = ", ".join(f"{t} {p}" for t, p in v["threads"].items())
+            lines.append(f"| {name} | {v['percent']} | {threads} |")
     lines += ["", "## Figures", "", "![commanded vs measured joints](joints.png)", "",
               "![palm to cup distance](hand_to_cup.png)", "", "![latency histograms](latency.png)", ""]
     if "frames.png" in s["figures"]:

@@ -214,6 +214,12 @@ def run_demo(cfg: DemoConfig, stream=None) -> tuple[int, Path]:
     return code, out
 
 
+def _cpu_snapshot(group: processes.ProcessGroup) -> dict[str, dict]:
+    """Every node's threads' CPU time, and this process's (the observer: status, live figures)."""
+    return {**{c.name: processes.thread_cpu_ns(c.popen.pid) for c in group.children},
+            "demo observer": processes.thread_cpu_ns(os.getpid())}
+
+
 def _watch(cfg: DemoConfig, task: DemoTask, monitor, group: processes.ProcessGroup, printer: StatusPrinter,
            info: RunInfo):
     """Startup phase, then the live phase; returns (exit code, kinematics used for live distance)."""
@@ -224,6 +230,7 @@ def _watch(cfg: DemoConfig, task: DemoTask, monitor, group: processes.ProcessGro
     kin = G1Kinematics()
     t_start = time.monotonic()
     live_at = None
+    cpu_at_live: dict[str, dict] = {}
     typed = False
     last_enable = 0.0
     reenables = 0
@@ -265,11 +272,13 @@ def _watch(cfg: DemoConfig, task: DemoTask, monitor, group: processes.ProcessGro
             info.startup_s = live_at - t_start
             info.live_from = monitor.node.now()
             printer.message(f"LIVE after {info.startup_s:.1f} s: chunks flowing, instruction in force")
+            cpu_at_live = _cpu_snapshot(group)
         elapsed = now_wall - (live_at if live_at is not None else t_start)
         phase = "running" if live_at is not None else "starting"
         printer.show(status_lines(rec, monitor.node.now(), phase, elapsed, cfg.seconds, distance))
         if live_at is not None and elapsed >= cfg.seconds:
             info.live_s = elapsed
+            info.cpu = processes.cpu_profile(cpu_at_live, _cpu_snapshot(group), time.monotonic() - live_at)
             return 0, kin
         if live_at is None and now_wall - t_start > cfg.startup_timeout:
             with rec.lock:
