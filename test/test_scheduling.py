@@ -192,3 +192,34 @@ def test_a_nodes_nice_and_slice_reach_the_threads_it_starts_later():
     t.join()
     assert seen == ["normal priority, nice 7, slice 300 us", (7, 300_000, os.SCHED_OTHER)], seen
     assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # pytest's own thread untouched
+
+
+AUTOGROUP_CHILD = """
+import os, sys
+from neon_ros.ros import rosutil
+status = rosutil.apply_scheduling({"nice": 10, "slice_us": 0.0})
+print(status, os.getpriority(os.PRIO_PROCESS, 0), open("/proc/self/autogroup").read().split()[-1], sep="|")
+"""
+
+
+@pytest.mark.parametrize("own_session", [True, False])
+def test_a_node_in_a_session_of_its_own_yields_by_its_session_nice(own_session):
+    """With autogroup on (kernel.sched_autogroup_enabled, as here and on Ubuntu) the CPU is shared
+    between sessions first, so a node started in a session of its own (the demo's launcher) yielded
+    to nothing by its threads' nice 10: its session's nice is set too. A node sharing its session
+    (ros2 launch, here pytest's) leaves the session's nice alone: its threads' nice already ranks it."""
+    with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+        autogroup = f.read().strip() == "1"
+    with open("/proc/self/autogroup") as f:
+        ours = f.read().split()[-1]
+    out = subprocess.run([sys.executable, "-c", AUTOGROUP_CHILD], capture_output=True, text=True, timeout=60,
+                         env=ros_env(), start_new_session=own_session)
+    assert out.returncode == 0, out.stderr[-2000:]
+    status, thread_nice, session_nice = out.stdout.strip().splitlines()[-1].split("|")
+    assert int(thread_nice) == 10
+    if autogroup and own_session:
+        assert "session nice 10" in status and session_nice == "10", out.stdout
+    else:
+        assert "session" not in status and session_nice == ours, out.stdout
+    with open("/proc/self/autogroup") as f:
+        assert f.read().split()[-1] == ours  # the test runner's session untouched

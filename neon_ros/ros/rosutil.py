@@ -71,14 +71,16 @@ def apply_scheduling(p: dict[str, Any], whole_process: bool = True) -> str:
     """A node's ``nice`` and ``slice_us`` (``params.scheduling_params``) for every thread it has
     (or the calling one); the threads started later inherit them. Call early in ``__init__``;
     returns a status text."""
-    from neon_ros.runtime.timing import set_nice, set_slice
+    from neon_ros.runtime.timing import set_nice, set_session_nice, set_slice
 
     status = ["normal priority"]
     if p["nice"] != 0:
         status.append(set_nice(p["nice"], whole_process))
+        if whole_process:  # a session of its own (autogroup): its nice is what ranks it against the others
+            status.append(set_session_nice(p["nice"]))
     if p["slice_us"] > 0:
         status.append(set_slice(p["slice_us"], whole_process).removeprefix("normal priority, "))
-    return ", ".join(status)
+    return ", ".join(part for part in status if part)
 
 
 def now_ns(node: Node) -> int:

@@ -6,6 +6,7 @@ import collections
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -169,6 +170,35 @@ def set_nice_of(tids: list[int], nice: int) -> str:
         except OSError as exc:
             return f"nice {int(nice)} refused ({exc.strerror})"
     return f"nice {int(nice)}"
+
+
+AUTOGROUP_SWITCH = Path("/proc/sys/kernel/sched_autogroup_enabled")
+
+
+def set_session_nice(nice: int) -> str:
+    """The nice value of this process's session, where it has one of its own ('' where not needed).
+
+    With autogroup (CONFIG_SCHED_AUTOGROUP and kernel.sched_autogroup_enabled = 1, as on Ubuntu
+    and on this project's test machines) the fair scheduler first shares the CPU between
+    sessions and only then between the threads of a session, so a thread's nice ranks it within
+    its own session alone. A node started in a session of its own (the demo's and the tests'
+    launchers, ``processes.launch``) therefore yields to nothing by its threads' nice; the
+    session's (``/proc/self/autogroup``) is what ranks it against the other nodes. It is set
+    only where this process leads its session: a session shared with other programs (``ros2
+    launch``, a shell, a test runner) is left alone, and there the threads' nice already works. Raising it needs no privilege, lowering it below 0 needs CAP_SYS_NICE.
+    Returns a status text (a refusal is not an error).
+    """
+    try:
+        enabled = AUTOGROUP_SWITCH.read_text().strip() == "1"
+    except OSError:
+        enabled = False
+    if not enabled or os.getsid(0) != os.getpid():
+        return ""
+    try:
+        Path("/proc/self/autogroup").write_text(str(int(nice)))
+    except OSError as exc:
+        return f"session nice {int(nice)} refused ({exc.strerror})"
+    return f"session nice {int(nice)}"
 
 
 _SCHED_SETATTR = {"x86_64": 314, "aarch64": 274}  # syscall numbers (linux/unistd.h); absent from os
