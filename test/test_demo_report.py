@@ -197,3 +197,19 @@ def test_a_stack_that_goes_silent_is_named_with_its_last_diagnostic():
     everything = {topic: 1 for topic in (contract.TOPIC_JOINT_STATES, contract.TOPIC_CAMERA, contract.TOPIC_CLIP,
                                          contract.TOPIC_FEATURES, contract.TOPIC_ACTION_CHUNK)}
     assert silent_stage(everything, {}) is None
+
+
+def test_the_observer_counts_clips_from_camera_buffers_diagnostics():
+    """The demo's observer does not receive the 1.5 MB clips: camera_buffer's clips_total says how
+    many went out, counted as arrivals (rates, the report's table, the silent-stage hint)."""
+    from types import SimpleNamespace
+
+    from neon_ros.ros.monitor import DemoMonitor
+
+    obs = SimpleNamespace(record=DemoRecord(t0_ns=0), _clips_seen=0)
+    for t, total in ((1.0, "9"), (2.0, "19"), (3.0, "29"), (3.5, "not a number"), (4.0, "29")):
+        DemoMonitor._count_clips(obs, {"clips_total": total}, t)
+    rec = obs.record
+    assert rec.counts[contract.TOPIC_CLIP] == 29
+    assert rec.rate(contract.TOPIC_CLIP, 3.2) == 10.0  # the last 2 s: 10 + 10 clips
+    assert rec.rate_between(contract.TOPIC_CLIP, 1.5, 3.5) == 10.0

@@ -100,3 +100,29 @@ def test_each_frame_goes_out_at_its_arrival(tmp_path):
     clip_stamps = {c["stamp"] for c in clips}
     later = [f["stamp"] for f in frames[T + 1:-2]]  # once the ring is full, before the driver's last frames
     assert later and all(s in clip_stamps for s in later), (len(later), len(clips))
+
+
+
+def test_a_frame_held_by_the_rate_cap_goes_out_when_the_cap_allows(tmp_path):
+    """Frames in pairs 20 ms apart (a late frame and the next one close behind it), a pair every
+    0.7 s, clip_rate 2 (the cap: one clip per 250 ms): the second frame of each pair is held and
+    must go out when the cap allows, 250 ms after the first. A free-running 2 Hz timer instead
+    sent it 0.03-0.47 s after the first (the pairs drift through the timer's phase): late, or
+    before the cap allowed."""
+    env = ros_env()
+    params = {"num_frames": T, "frame_height": H, "frame_width": W, "clip_rate": 2.0, "diagnostics_period": 0.5}
+    with start_node("camera_buffer", env, tmp_path, params) as cam:
+        wait_ready(cam, "camera_buffer")
+        evs = run_driver(env, "--camera", "rgb8", "--camera-rate", str(1 / 0.7), "--camera-pair-gap", "0.02",
+                         "--duration", "8")
+        assert cam.alive(), cam.output()
+    frames, clips = of(evs, "camera"), of(evs, "clip")
+    sent_at = {f["stamp"]: f["t"] for f in frames}
+    pairs = [(frames[i]["stamp"], frames[i + 1]["stamp"]) for i in range(0, len(frames) - 1, 2)]
+    clip_at = {c["stamp"]: c["t"] for c in clips}
+    held = [(clip_at[second] - sent_at[first]) for first, second in pairs[T:-1] if first in clip_at]
+    assert len(held) >= 4, (len(pairs), len(clips))
+    assert all(second in clip_at for _, second in pairs[T:-1]), "a held frame never went out"
+    # each held frame out 250 ms after its pair's first (the cap), not up to a timer period later
+    assert max(held) < 0.25 + 0.08, [round(h, 3) for h in held]
+    assert min(held) > 0.25 - 0.03, [round(h, 3) for h in held]  # and never before: the cap holds

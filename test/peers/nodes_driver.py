@@ -98,6 +98,12 @@ class Driver(Node):
 
     # --- inputs ---------------------------------------------------------------------------
     def on_camera(self) -> None:
+        self.send_frame()
+        if self.a.camera_pair_gap > 0:  # a late frame and the next one close behind it
+            time.sleep(self.a.camera_pair_gap)
+            self.send_frame()
+
+    def send_frame(self) -> None:
         a = self.a
         msg = Image()
         stamp = rosutil.now_ns(self)
@@ -201,6 +207,8 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--camera", default="", help="rgb8 | bgr8 | mono8 | zero | unknown ('' = none)")
     ap.add_argument("--camera-rate", type=float, default=20.0)
+    ap.add_argument("--camera-pair-gap", type=float, default=0.0,
+                    help="s: each camera tick sends two frames this far apart (0 = one frame)")
     ap.add_argument("--height", type=int, default=48)
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--features", default="", help="feature script, e.g. fresh:2,stale:2,fresh:2")
