@@ -19,7 +19,7 @@ from support import child_policies, ros_env
 
 from neon_ros import g1
 from neon_ros.data.lerobot_writer import EpisodeRecord, write_lerobot_v3
-from neon_ros.runtime.timing import set_fifo, thread_policies
+from neon_ros.runtime.timing import autogroup_enabled, set_fifo, thread_policies
 
 
 def _fifo_permitted() -> bool:
@@ -208,8 +208,7 @@ def test_a_node_in_a_session_of_its_own_yields_by_its_session_nice(own_session):
     between sessions first, so a node started in a session of its own (the demo's launcher) yielded
     to nothing by its threads' nice 10: its session's nice is set too. A node sharing its session
     (ros2 launch, here pytest's) leaves the session's nice alone: its threads' nice already ranks it."""
-    with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
-        autogroup = f.read().strip() == "1"
+    autogroup = autogroup_enabled()
     with open("/proc/self/autogroup") as f:
         ours = f.read().split()[-1]
     out = subprocess.run([sys.executable, "-c", AUTOGROUP_CHILD], capture_output=True, text=True, timeout=60,

@@ -175,6 +175,14 @@ def set_nice_of(tids: list[int], nice: int) -> str:
 AUTOGROUP_SWITCH = Path("/proc/sys/kernel/sched_autogroup_enabled")
 
 
+def autogroup_enabled() -> bool:
+    """Whether the fair scheduler shares the CPU between sessions first (``set_session_nice``)."""
+    try:
+        return AUTOGROUP_SWITCH.read_text().strip() == "1"
+    except OSError:
+        return False
+
+
 def set_session_nice(nice: int) -> str:
     """The nice value of this process's session, where it has one of its own ('' where not needed).
 
@@ -188,11 +196,7 @@ def set_session_nice(nice: int) -> str:
     launch``, a shell, a test runner) is left alone, and there the threads' nice already works. Raising it needs no privilege, lowering it below 0 needs CAP_SYS_NICE.
     Returns a status text (a refusal is not an error).
     """
-    try:
-        enabled = AUTOGROUP_SWITCH.read_text().strip() == "1"
-    except OSError:
-        enabled = False
-    if not enabled or os.getsid(0) != os.getpid():
+    if not autogroup_enabled() or os.getsid(0) != os.getpid():
         return ""
     try:
         Path("/proc/self/autogroup").write_text(str(int(nice)))
