@@ -35,6 +35,8 @@ def test_a_scripted_hold_starts_when_the_bridge_listens(tmp_path):
     assert len(arrivals) >= 20, (len(arrivals), done.stdout)
     assert arrivals[-1] - arrivals[0] > 1.2, arrivals
     assert heard["released"] and heard["released"][0] >= arrivals[-1], heard
+    # the clock started once the listener acknowledged the first point (a reader that knew the writer)
+    assert "teleop: first point acknowledged after" in done.stdout, done.stdout
 
 
 @pytest.mark.timeout(120)

@@ -103,17 +103,36 @@ def _wait_matched(pub, ex: SingleThreadedExecutor, timeout: float) -> int:
     return pub.get_subscription_count()
 
 
+def _send_until_acked(node: TeleopNode, ex: SingleThreadedExecutor, joints: list[str], targets: np.ndarray,
+                      rate: float, timeout: float) -> float | None:
+    """Send ``targets`` at ``rate`` until every matched subscription acknowledged one (reliable QoS:
+    only a reader that knows our writer acknowledges); the seconds it took, or None at ``timeout``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        node.send(joints, targets)
+        if node.pub.wait_for_all_acked(Duration(seconds=1.0 / rate)):
+            return time.monotonic() - t0
+        ex.spin_once(timeout_sec=0.0)
+    return None
+
+
 def _run_script(node: TeleopNode, ex: SingleThreadedExecutor, script: TeleopScript, start: np.ndarray,
                 rate: float, timeout: float) -> bool:
     """Play ``script`` from ``start``; False (nothing sent) if no bridge listens on the teleop topic.
 
-    Its clock starts once the bridge's subscription matched: on a loaded machine discovery can take
-    seconds, and messages sent before it would be lost, cutting the operator's hold short."""
+    Its clock starts once the bridge's subscription matched and acknowledged the script's first
+    point (sent again until then): on a loaded machine discovery can take seconds, and it is not
+    symmetric. Our writer can see the bridge's reader well before that reader knows our writer
+    (1.9 s once in CI), and the reader drops what it gets before then, which cut the operator's hold
+    short."""
     if _wait_matched(node.pub, ex, timeout) == 0:
         print(f"neon-ros teleop: no subscriber on {contract.TOPIC_TELEOP} within {timeout:.1f} s "
               "(is g1_bridge running, same ROS_DOMAIN_ID?); nothing sent", file=sys.stderr, flush=True)
         return False
     plan = script.plan(start)
+    waited = _send_until_acked(node, ex, plan.joints, plan.at(0.0), rate, timeout)
+    print(f"teleop: first point acknowledged after {waited:.2f} s" if waited is not None else
+          f"teleop: first point NOT acknowledged within {timeout:.1f} s; going on", flush=True)
     print(f"teleop: driving {', '.join(plan.joints)} for {plan.duration:.2f} s", flush=True)
     for name, a, b in zip(plan.joints, plan.at(0.0), plan.at(plan.duration), strict=True):
         print(f"teleop: {name} from {start[g1.JOINT_INDEX[name]]:+.3f} rad, target {name}={b:+.3f} "
