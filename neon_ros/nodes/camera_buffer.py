@@ -6,8 +6,9 @@ frame's capture stamp: a clip per new frame, at most ``clip_rate`` per second (a
 comes less than CAP_SLACK of a 1/clip_rate period after the last clip is held until exactly
 that interval has passed, then goes out unless a newer one replaced it). A free-running
 timer alone kept each frame waiting up to a whole period (10 Hz: 50 ms on average) before
-the backbone saw it; a held frame waiting for such a timer set the p99 (82 ms, demo). Malformed frames (unknown encoding, zero size, short data) are counted and
-explained in /diagnostics; the node keeps running.
+the backbone saw it; a held frame waiting for such a timer set the p99 (82 ms, demo).
+Malformed frames (unknown encoding, zero size, short data) are counted and explained in
+/diagnostics; the node keeps running.
 """
 
 from __future__ import annotations

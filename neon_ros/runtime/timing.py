@@ -114,11 +114,17 @@ def flatten(prefix: str, summary: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}_{k}": v for k, v in summary.items()}
 
 
+def task_ids(pid: int | str = "self") -> list[int]:
+    """Kernel ids of every thread of process ``pid`` (default: this one); raises OSError if the
+    process is gone."""
+    return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+
+
 def thread_policies(pid: int | str = "self") -> dict[int, int]:
     """{thread id: scheduling policy} for every thread of process ``pid`` (default: this one);
     raises OSError if the process is gone."""
     out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
+    for tid in task_ids(pid):
         try:
             out[int(tid)] = os.sched_getscheduler(int(tid))
         except OSError:  # the thread ended between listdir and the query
@@ -150,7 +156,7 @@ def child_normal_scheduling() -> None:
 
 def thread_ids(whole_process: bool = True) -> list[int]:
     """Kernel ids of every thread of this process, or [0] (the calling thread, for the syscalls)."""
-    return [int(t) for t in os.listdir("/proc/self/task")] if whole_process else [0]
+    return task_ids() if whole_process else [0]
 
 
 def set_nice(nice: int, whole_process: bool = True) -> str:
@@ -193,8 +199,9 @@ def set_session_nice(nice: int) -> str:
     launchers, ``processes.launch``) therefore yields to nothing by its threads' nice; the
     session's (``/proc/self/autogroup``) is what ranks it against the other nodes. It is set
     only where this process leads its session: a session shared with other programs (``ros2
-    launch``, a shell, a test runner) is left alone, and there the threads' nice already works. Raising it needs no privilege, lowering it below 0 needs CAP_SYS_NICE.
-    Returns a status text (a refusal is not an error).
+    launch``, a shell, a test runner) is left alone, and there the threads' nice already works.
+    Raising it needs no privilege, lowering it below 0 needs CAP_SYS_NICE. Returns a status
+    text (a refusal is not an error).
     """
     if not autogroup_enabled() or os.getsid(0) != os.getpid():
         return ""

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from neon_ros.runtime.timing import child_normal_scheduling
+from neon_ros.runtime.timing import child_normal_scheduling, task_ids
 from neon_ros.tools import stack
 
 # ROS 2 domain ranges. 0 is every other ROS 2 program's default; Fast DDS derives UDP ports
@@ -212,7 +212,7 @@ def thread_cpu_ns(pid: int) -> dict[int, tuple[str, int]]:
     {} if the process is gone."""
     out: dict[int, tuple[str, int]] = {}
     try:
-        tids = os.listdir(f"/proc/{pid}/task")
+        tids = task_ids(pid)
     except OSError:
         return out
     for tid in tids:
@@ -220,7 +220,7 @@ def thread_cpu_ns(pid: int) -> dict[int, tuple[str, int]]:
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
                 ns = int(f.read().split()[0])
             with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                out[int(tid)] = (f.read().strip(), ns)
+                out[tid] = (f.read().strip(), ns)
         except (OSError, ValueError, IndexError):  # the thread ended meanwhile
             continue
     return out
