@@ -59,7 +59,7 @@ def peer() -> int:
     from neon_ros.ros import msgs, rosutil
     from neon_ros.runtime.hearing import NS
     from neon_ros.voice.audio_msg import audio_to_msg
-    from test.peers import spin_until
+    from test.peers import shut_down, spin_until
 
     cfg = load_config("qwen2_5_omni_3b", tiny=True)
     h, w = cfg.frame_size
@@ -110,9 +110,7 @@ def peer() -> int:
         step("the counters", lambda: diag.get("utterances_expired") == "1")
         print("RESULT " + json.dumps({"features": out, "diag": diag}), flush=True)
     finally:
-        ex.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        shut_down(ex, node)
     return 0
 
 

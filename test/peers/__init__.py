@@ -12,3 +12,13 @@ def spin_until(executor, seconds: float, done: Callable[[], bool] = lambda: Fals
     while time.monotonic() < end and not done():
         executor.spin_once(timeout_sec=step)
     return done()
+
+
+def shut_down(executor, node) -> None:
+    """A peer's end: its executor first, then its node, then rclpy (a node destroyed under a
+    running executor can crash the process on its way out)."""
+    import rclpy
+
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown()

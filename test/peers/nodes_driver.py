@@ -30,7 +30,7 @@ from visualization_msgs.msg import MarkerArray
 from neon_ros import contract, g1
 from neon_ros.ros import msgs, rosutil
 from neon_ros.runtime.image import rgb_to_image_fields
-from test.peers import spin_until
+from test.peers import shut_down, spin_until
 
 
 def moving_frame(k: int, h: int, w: int) -> np.ndarray:
@@ -230,9 +230,7 @@ def main() -> int:
         spin_until(ex, a.duration, step=0.05)
     finally:
         print("DONE", flush=True)
-        ex.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        shut_down(ex, node)
     return 0
 
 

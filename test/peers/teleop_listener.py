@@ -18,7 +18,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from neon_ros import contract, g1
 from neon_ros.ros import msgs, rosutil
-from test.peers import spin_until
+from test.peers import shut_down, spin_until
 
 
 def main() -> int:
@@ -45,9 +45,7 @@ def main() -> int:
         node.create_subscription(JointTrajectory, contract.TOPIC_TELEOP, on_teleop, rosutil.COMMAND_QOS)
         spin_until(ex, args.total - args.listen_after, step=0.02)
     print(json.dumps({"arrivals": arrivals, "released": released}), flush=True)
-    ex.shutdown()
-    node.destroy_node()
-    rclpy.try_shutdown()
+    shut_down(ex, node)
     return 0
 
 

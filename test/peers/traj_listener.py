@@ -10,6 +10,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from neon_ros import contract, g1
 from neon_ros.ros import msgs, rosutil
+from test.peers import shut_down
 from test.peers.traj_talker import known_chunk
 
 
@@ -26,9 +27,7 @@ def main() -> int:
     ok = (names == list(g1.JOINT_NAMES) and pos.shape == (16, 29)
           and np.allclose(pos, known_chunk()) and np.allclose(times, np.arange(16) * contract.CONTROL_DT))
     print("RESULT", "ok" if ok else f"mismatch {pos.shape}", flush=True)
-    ex.shutdown()
-    node.destroy_node()
-    rclpy.try_shutdown()
+    shut_down(ex, node)
     return 0 if ok else 1
 
 

@@ -21,7 +21,7 @@ from std_msgs.msg import Float32MultiArray, String
 from neon_ros import contract
 from neon_ros.ros import msgs, rosutil
 from neon_ros.voice.audio_msg import msg_to_audio
-from test.peers import spin_until
+from test.peers import shut_down, spin_until
 
 
 def emit(**kw) -> None:
@@ -73,9 +73,7 @@ def main() -> int:
         return bool(a.instructions) and count[0] >= a.instructions and (not a.audio or audio_count[0] >= a.instructions)
 
     spin_until(ex, a.seconds, done)
-    ex.shutdown()
-    node.destroy_node()
-    rclpy.try_shutdown()
+    shut_down(ex, node)
     return 0
 
 

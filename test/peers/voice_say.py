@@ -19,7 +19,7 @@ from std_msgs.msg import String
 
 from neon_ros import contract
 from neon_ros.ros import msgs, rosutil
-from test.peers import spin_until
+from test.peers import shut_down, spin_until
 
 
 def main() -> int:
@@ -48,9 +48,7 @@ def main() -> int:
         pub.publish(String(data=text))
         print(json.dumps({"t": time.monotonic(), "said": text}), flush=True)
     spin_until(ex, a.seconds)
-    ex.shutdown()
-    node.destroy_node()
-    rclpy.try_shutdown()
+    shut_down(ex, node)
     return 0
 
 
