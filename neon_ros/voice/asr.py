@@ -300,14 +300,15 @@ class FasterWhisperAsr(_WhisperAsr):
         return Decoded(text, [s.no_speech_prob for s in segments], [s.avg_logprob for s in segments])
 
     def _encode(self, audio: np.ndarray, samples: int):
-        """Whisper's encoder output (a CPU StorageView) for ``audio`` zero-padded to ``samples``."""
+        """Whisper's encoder output for ``audio`` zero-padded to ``samples``: copied to the CPU only
+        for the correction (which reads it with numpy); else it stays where the model runs."""
         import ctranslate2
 
         wm = self.model
         mel = wm.feature_extractor(np.pad(audio, (0, samples - audio.size)))  # (80, frames)
         frames = samples // wm.feature_extractor.hop_length
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None, :, :frames]))
-        return wm.model.encode(features, to_cpu=True)
+        return wm.model.encode(features, to_cpu=self._corrector is not None)
 
     def _decode_window(self, audio: np.ndarray, samples: int) -> Decoded:
         """One encoder pass over ``audio`` zero-padded to ``samples`` (not 30 s), then one decode
