@@ -19,7 +19,8 @@ from support import child_policies, ros_env
 
 from neon_ros import g1
 from neon_ros.data.lerobot_writer import EpisodeRecord, write_lerobot_v3
-from neon_ros.runtime.timing import autogroup_enabled, set_fifo, thread_policies
+from neon_ros.runtime import timing
+from neon_ros.runtime.timing import autogroup_enabled, session_nice, set_fifo, thread_policies
 
 
 def _fifo_permitted() -> bool:
@@ -197,8 +198,9 @@ def test_a_nodes_nice_and_slice_reach_the_threads_it_starts_later():
 AUTOGROUP_CHILD = """
 import os, sys
 from neon_ros.ros import rosutil
+from neon_ros.runtime.timing import session_nice
 status = rosutil.apply_scheduling({"nice": 10, "slice_us": 0.0})
-print(status, os.getpriority(os.PRIO_PROCESS, 0), open("/proc/self/autogroup").read().split()[-1], sep="|")
+print(status, os.getpriority(os.PRIO_PROCESS, 0), session_nice(), sep="|")
 """
 
 
@@ -209,16 +211,27 @@ def test_a_node_in_a_session_of_its_own_yields_by_its_session_nice(own_session):
     to nothing by its threads' nice 10: its session's nice is set too. A node sharing its session
     (ros2 launch, here pytest's) leaves the session's nice alone: its threads' nice already ranks it."""
     autogroup = autogroup_enabled()
-    with open("/proc/self/autogroup") as f:
-        ours = f.read().split()[-1]
+    ours = str(session_nice())  # 'None' where the runner is in the kernel's default group (CI's container)
     out = subprocess.run([sys.executable, "-c", AUTOGROUP_CHILD], capture_output=True, text=True, timeout=60,
                          env=ros_env(), start_new_session=own_session)
     assert out.returncode == 0, out.stderr[-2000:]
-    status, thread_nice, session_nice = out.stdout.strip().splitlines()[-1].split("|")
+    status, thread_nice, child_session = out.stdout.strip().splitlines()[-1].split("|")
     assert int(thread_nice) == 10
     if autogroup and own_session:
-        assert "session nice 10" in status and session_nice == "10", out.stdout
+        assert "session nice 10" in status and child_session == "10", out.stdout
     else:
-        assert "session" not in status and session_nice == ours, out.stdout
-    with open("/proc/self/autogroup") as f:
-        assert f.read().split()[-1] == ours  # the test runner's session untouched
+        assert "session" not in status and child_session == ours, out.stdout
+    assert str(session_nice()) == ours  # the test runner's session untouched
+
+
+@pytest.mark.parametrize("text, nice", [("/autogroup-1034 nice 0\n", 0), ("/autogroup-7 nice 10\n", 10),
+                                        ("", None)])
+def test_session_nice_reads_the_kernels_line_and_none_for_the_default_group(tmp_path, monkeypatch, text, nice):
+    """The kernel prints nothing for its default group (a process whose session never called setsid,
+    as a container's first process and all it starts): that is no session nice, not a crash."""
+    fake = tmp_path / "autogroup"
+    fake.write_text(text)
+    monkeypatch.setattr(timing, "AUTOGROUP_OF_SELF", fake)
+    assert session_nice() == nice
+    monkeypatch.setattr(timing, "AUTOGROUP_OF_SELF", tmp_path / "absent")
+    assert session_nice() is None

@@ -179,6 +179,7 @@ def set_nice_of(tids: list[int], nice: int) -> str:
 
 
 AUTOGROUP_SWITCH = Path("/proc/sys/kernel/sched_autogroup_enabled")
+AUTOGROUP_OF_SELF = Path("/proc/self/autogroup")
 
 
 def autogroup_enabled() -> bool:
@@ -187,6 +188,21 @@ def autogroup_enabled() -> bool:
         return AUTOGROUP_SWITCH.read_text().strip() == "1"
     except OSError:
         return False
+
+
+def session_nice() -> int | None:
+    """The nice value of this process's session (autogroup), or None where it has none to set.
+
+    None where the kernel has no autogroup, and where the process is still in the kernel's
+    default group (a session that never called setsid since boot, as a container's first
+    process and everything it starts in its session): the kernel prints nothing for that group
+    and refuses a nice for it.
+    """
+    try:
+        fields = AUTOGROUP_OF_SELF.read_text().split()  # "/autogroup-1034 nice 0"
+    except OSError:
+        return None
+    return int(fields[-1]) if len(fields) == 3 and fields[1] == "nice" else None
 
 
 def set_session_nice(nice: int) -> str:
@@ -206,7 +222,7 @@ def set_session_nice(nice: int) -> str:
     if not autogroup_enabled() or os.getsid(0) != os.getpid():
         return ""
     try:
-        Path("/proc/self/autogroup").write_text(str(int(nice)))
+        AUTOGROUP_OF_SELF.write_text(str(int(nice)))
     except OSError as exc:
         return f"session nice {int(nice)} refused ({exc.strerror})"
     return f"session nice {int(nice)}"
