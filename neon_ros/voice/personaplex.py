@@ -37,7 +37,9 @@ on loopback and talks to it with the same client.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import os
 import socket
 import ssl
 import subprocess
@@ -163,9 +165,19 @@ class PersonaPlexClient:
         self.config = config or PersonaPlexConfig()
 
     def speak(self, text: str, cancel: threading.Event | None = None) -> Speech | None:
-        """None when ``cancel`` is set before the narration is complete."""
+        """None when ``cancel`` is set before the narration is complete.
+
+        The session runs on an event loop of its own in the calling thread, so one thread reads and
+        writes the socket. (websockets' threaded client reads in a second thread while the caller
+        writes, and one OpenSSL connection must not be read and written at once: with TLS 1.3 a
+        wss:// request written while the reader took the server's session tickets was lost, and
+        the server closed the connection unanswered: "did not receive a valid HTTP response".)
+        """
+        return asyncio.run(self._speak(text, cancel))
+
+    async def _speak(self, text: str, cancel: threading.Event | None) -> Speech | None:
+        from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-        from websockets.sync.client import connect
 
         c = self.config
         url = chat_url(c, text)
@@ -174,13 +186,13 @@ class PersonaPlexClient:
         received = [0]  # message bytes received in this session
         connected = False
         try:
-            with connect(url, ssl=ssl_context(c, url), open_timeout=c.connect_timeout,
-                         max_size=(c.max_message_bytes, c.max_message_bytes), max_queue=RECV_QUEUE_FRAMES,
-                         compression=None, ping_interval=None, close_timeout=2) as ws:
+            async with connect(url, ssl=ssl_context(c, url), open_timeout=c.connect_timeout,
+                               max_size=(c.max_message_bytes, c.max_message_bytes), max_queue=RECV_QUEUE_FRAMES,
+                               compression=None, ping_interval=None, close_timeout=2) as ws:
                 connected = True
-                self._await_handshake(ws, counts, received, cancel)
+                await self._await_handshake(ws, counts, received, cancel)
                 handshake_s = time.monotonic() - t0
-                result = self._converse(ws, counts, received, cancel)
+                result = await self._converse(ws, counts, received, cancel)
         except ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == CLOSE_MESSAGE_TOO_BIG:
                 raise PersonaPlexError(
@@ -194,19 +206,27 @@ class PersonaPlexClient:
                 "a network you control, set insecure_skip_tls_verify") from exc
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             what = "connection to PersonaPlex failed" if connected else "cannot connect to PersonaPlex"
-            raise PersonaPlexError(f"{what} at {c.url}: {exc}") from exc
+            # asyncio words a refusal "[Errno 111] Connect call failed (...)": say what the errno means
+            reason = os.strerror(exc.errno) if isinstance(exc, ConnectionError) and exc.errno else exc
+            raise PersonaPlexError(f"{what} at {c.url}: {reason}") from exc
         if result is None:
             return None
         audio, words, first = result
         return Speech(audio, OggOpusReader.rate, "".join(words).strip(), handshake_s, first, counts)
 
-    def _await_handshake(self, ws, counts: dict[int, int], received: list[int], cancel) -> None:
+    @staticmethod
+    async def _recv(ws, timeout: float):
+        """The next message, or TimeoutError after ``timeout`` s (at least 1 ms, so that a message
+        already queued is still taken when the caller is behind its schedule)."""
+        return await asyncio.wait_for(ws.recv(), max(timeout, 1e-3))  # cancelling recv() loses nothing
+
+    async def _await_handshake(self, ws, counts: dict[int, int], received: list[int], cancel) -> None:
         deadline = time.monotonic() + self.config.handshake_timeout
         while time.monotonic() < deadline:
             if cancel is not None and cancel.is_set():
                 return
             try:
-                msg = ws.recv(timeout=0.1)
+                msg = await self._recv(ws, 0.1)
             except TimeoutError:
                 continue
             kind, payload = self._take(msg, counts, received)
@@ -229,7 +249,7 @@ class PersonaPlexClient:
         counts[kind] = counts.get(kind, 0) + 1
         return kind, bytes(msg[1:])
 
-    def _converse(self, ws, counts: dict[int, int], received: list[int], cancel):
+    async def _converse(self, ws, counts: dict[int, int], received: list[int], cancel):
         c = self.config
         writer, reader = OggOpusWriter(OPUS_RATE), OggOpusReader()
         silence = np.zeros(FRAME_SAMPLES, np.float32)
@@ -244,12 +264,12 @@ class PersonaPlexClient:
                 return None
             data = writer.write(silence)
             if data:
-                ws.send(bytes([KIND_AUDIO]) + data)
+                await ws.send(bytes([KIND_AUDIO]) + data)
             due = t_start + (n + 1) * FRAME_SAMPLES / OPUS_RATE / c.pace
             while True:
                 timeout = max(0.0, due - time.monotonic())
                 try:
-                    msg = ws.recv(timeout=timeout)
+                    msg = await self._recv(ws, timeout)
                 except TimeoutError:
                     break
                 kind, payload = self._take(msg, counts, received)

@@ -4,7 +4,8 @@ Modes (after the 0x00 handshake):
 - ``big``: one text message (kind 0x02) of ``--size`` bytes;
 - ``flood``: 64 KiB text messages as fast as the socket takes them, up to ``--size`` bytes in all;
 - ``audio``: ``--seconds`` of Ogg Opus audio (kind 0x01) at once, far more than a narration lasts.
-``--tls-cert``/``--tls-key`` serve wss:// instead of ws://.
+``--tls-cert``/``--tls-key`` serve wss:// instead of ws://; ``--tickets N`` sends N TLS 1.3 session
+tickets after each TLS handshake (OpenSSL sends 2), which the client reads while it writes its request.
 Prints JSON lines: {"event": "listening", "port": P}, then one {"event": "session", "sent_bytes": N,
 "ended": WHY} per connection.
 
@@ -68,6 +69,7 @@ async def main_async(args) -> None:
     if args.tls_cert:
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
+        tls.num_tickets = args.tickets
     pages = opus_pages(args.seconds) if args.mode == "audio" else []  # encoded before the first client comes
     async with serve(lambda ws: session(ws, args, pages), "127.0.0.1", 0, ssl=tls, compression=None,
                      max_size=None) as server:
@@ -82,6 +84,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=120.0, help="audio mode: seconds of audio sent")
     ap.add_argument("--tls-cert", default="")
     ap.add_argument("--tls-key", default="")
+    ap.add_argument("--tickets", type=int, default=2, help="TLS 1.3 session tickets sent per connection")
     asyncio.run(main_async(ap.parse_args()))
     return 0
 
