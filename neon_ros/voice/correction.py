@@ -17,6 +17,14 @@ the vocabulary is a prior, the audio has the last word. A spelling-only snap wou
 unknown word into the nearest known one; this changes a word only when Whisper, listening again,
 finds the known word about as likely as what it first wrote.
 
+One more near miss has no unknown word to flag it: tiny.en hears 'the' and a short object as
+'them' and a word that sounds like the object's end ('Push the box' -> 'Push them up', 'Take the
+ball' -> 'Take them all'). A command's object is never 'them' in the vocabulary, so a transcript
+with it counts it as one unknown word, and the candidates add the transcript with 'them' and
+the word after it swapped for 'the OBJECT', for every object of the vocabulary (found on a
+development set of 32 b/p-object commands in two voices: 4 of 32 heard so, 3 corrected within the
+margin, the right object 5-9 nats ahead of the next; ~80 ms to score 23 objects, only then).
+
 A transcript without unknown words is passed through untouched, with no extra decoding.
 """
 
@@ -41,6 +49,7 @@ _WORD = re.compile(r"[A-Za-z0-9']+")
 # More unknown words than this is a whole-phrase mishearing or not a command at all (the
 # vocabulary guard's case), not a near miss; and the swaps to try grow as (neighbours + 1) ** n.
 MAX_UNKNOWN = 3
+PRONOUN_OBJECT = "them"  # what tiny.en makes of 'the' + a short object (module doc)
 
 
 def sound_key(word: str) -> str:
@@ -104,7 +113,8 @@ class Corrector:
 
     def candidate(self, text: str) -> Candidate:
         content, unknown = self.vocabulary.unknown_words(text)
-        return Candidate(text, len(unknown), len(content) - len(unknown))
+        doubt = len(unknown) + (PRONOUN_OBJECT in _norm(text).split())  # 'them' for an object: one more
+        return Candidate(text, doubt, len(content) - len(unknown))
 
     def near(self, word: str) -> list[str]:
         """The vocabulary words that sound most like ``word``, nearest first."""
@@ -116,10 +126,11 @@ class Corrector:
     def candidates(self, hypotheses: list[str]) -> list[Candidate]:
         """Texts with fewer unknown and more known words than ``hypotheses[0]`` (the transcript),
         fewest unknown first: Whisper's other hypotheses, then the transcript with its unknown
-        words swapped for ``near`` ones (every combination). Empty when the transcript has no
-        unknown words, or more than MAX_UNKNOWN."""
-        content, unknown_words = self.vocabulary.unknown_words(hypotheses[0])
-        top = Candidate(hypotheses[0], len(unknown_words), len(content) - len(unknown_words))
+        words swapped for ``near`` ones (every combination), then with 'them' made an object
+        (``object_swaps``). Empty when the transcript has no unknown words (a 'them' counts as
+        one), or more than MAX_UNKNOWN. At most ``limit`` of the first kinds, every object swap."""
+        _, unknown_words = self.vocabulary.unknown_words(hypotheses[0])
+        top = self.candidate(hypotheses[0])
         if not top.unknown or top.unknown > MAX_UNKNOWN:
             return []
         unknown = list(dict.fromkeys(unknown_words))
@@ -133,7 +144,18 @@ class Corrector:
             if c.unknown < top.unknown and c.known > top.known and _norm(text) not in found:
                 found.add(_norm(text))
                 out.append(c)
-        return sorted(out, key=lambda c: c.unknown)[:self.limit]
+        objects = [c for c in map(self.candidate, self.object_swaps(top.text)) if c.unknown < top.unknown]
+        return sorted(out, key=lambda c: c.unknown)[:self.limit] + objects
+
+    def object_swaps(self, text: str) -> list[str]:
+        """``text`` with its first 'them' and the word after it (if any) swapped for 'the OBJECT',
+        one text per object of the vocabulary ('Take them all.' -> 'Take the ball.', ...)."""
+        words = list(_WORD.finditer(text))
+        for i, m in enumerate(words):
+            if m.group().lower() == PRONOUN_OBJECT:
+                end = words[i + 1].end() if i + 1 < len(words) else m.end()
+                return [f"{text[:m.start()]}the {obj}{text[end:]}" for obj in self.vocabulary.objects]
+        return []
 
     def choose(self, transcript: str, score: float, candidates: list[Candidate], scores: list[float]) -> str:
         """The candidate with the fewest unknown words, then the best score, among those at most

@@ -40,11 +40,17 @@ not dont cant wont im ive id youre its theres here there some any all each every
 """.split())
 
 
-def _plural_stem(word: str) -> str:
-    for suffix in ("ies", "es", "s"):
-        if word.endswith(suffix) and len(word) > len(suffix) + 2:
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-    return word
+def _singulars(word: str) -> tuple[str, ...]:
+    """The singulars a plural may have: 'plates' -> plate (or plat), 'boxes' -> box (or boxe),
+    'berries' -> berry. Each is tried: stripping 'es' alone turned 'plates' into 'plat'."""
+    out = []
+    if len(word) > 5 and word.endswith("ies"):
+        out.append(word[:-3] + "y")
+    if len(word) > 4 and word.endswith("es"):
+        out.append(word[:-2])
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        out.append(word[:-1])
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,7 @@ class Vocabulary:
         return self.words - FUNCTION_WORDS
 
     def known(self, word: str) -> bool:
-        return word in self.words or _plural_stem(word) in self.words
+        return word in self.words or any(w in self.words for w in _singulars(word))
 
     def unknown_words(self, text: str) -> tuple[list[str], list[str]]:
         """(content words of ``text``, those of them the vocabulary does not know)."""
