@@ -196,3 +196,20 @@ def test_clip_lag_range_trains_for_slow_backbones(tmp_path, sim_and_kin):
     assert all(2 <= d <= 10 for d in lags) and len(set(lags)) >= 4, lags
     with pytest.raises(ValueError, match="clip_lag_max"):
         SourceConfig("sim", "lerobot", root, clip_lag=0.5, clip_lag_max=0.3)
+
+
+def test_failure_reasons_name_each_tasks_own_test():
+    """stand_still fails on drift from the start (4 cm), not on a 7 cm goal distance: its reason said
+    'final palm 4.8 cm from the goal (needs < 7)' for an episode that drifted 4.8 cm."""
+    from types import SimpleNamespace
+
+    from neon_ros.data.sim_expert import success
+    from neon_ros.tools.evaluate import failure_reason
+
+    ep = SimpleNamespace(chunks=10, refused="")
+    palms = np.zeros((5, 2, 3))
+    palms[-1, 1, 0] = 0.048
+    assert not success("stand_still", None, palms)
+    assert failure_reason("stand_still", None, palms, ep) == "a palm moved 4.8 cm from where it started (needs < 4)"
+    assert failure_reason("stand_still", None, palms, SimpleNamespace(chunks=0, refused="stale")).startswith(
+        "no chunk reached the bridge")

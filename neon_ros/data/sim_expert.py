@@ -28,6 +28,8 @@ REACH_POINT = np.array([0.28, 0.14, 0.06])  # left palm beside the cup
 POINT_POINT = np.array([0.30, -0.12, 0.12])  # right palm pointing at the cup
 CUP_JITTER = 0.03  # m: each episode's cup stands uniformly within +-this (x and y) of CUP_POSITION
 WAVE_HEIGHT = 0.25  # m above the pelvis: the left palm must wave above this (shoulder line)
+GOAL_TOLERANCE = 0.07  # m: a reach or point succeeds with every palm it moves this close to its goal
+STILL_DRIFT = 0.04  # m: stand_still succeeds while no palm has moved this far from where it started
 SHORTARM_SCALE = 0.85  # the short-armed robot's arms are this long relative to the G1's (1.15 and 1.3 sweep the table)
 SHORTARM_BASE = "right_shoulder_pitch_link"  # the frame its dataset records hand poses in
 WAVE_STEPS = int(round(1.5 / CONTROL_DT))  # control steps at the end of an episode a wave is judged on
@@ -139,7 +141,7 @@ TASKS: dict[str, str] = {
 }
 
 
-def success(name: str, plan: Plan | None, palms: np.ndarray, tolerance: float = 0.07) -> bool:
+def success(name: str, plan: Plan | None, palms: np.ndarray, tolerance: float = GOAL_TOLERANCE) -> bool:
     """Did palm trajectory ``palms`` (N, 2, 3), pelvis frame, accomplish task ``name``?
 
     Position tasks: the final palm(s) within ``tolerance`` of the expert's goal. Waving:
@@ -150,13 +152,13 @@ def success(name: str, plan: Plan | None, palms: np.ndarray, tolerance: float = 
         tail = palms[-WAVE_STEPS:, 0]
         return bool(tail[:, 2].mean() > WAVE_HEIGHT and tail[:, 1].std() > 0.02)
     if name == "stand_still":
-        return bool(np.linalg.norm(palms[-1] - palms[0], axis=-1).max() < 0.04)
+        return bool(np.linalg.norm(palms[-1] - palms[0], axis=-1).max() < STILL_DRIFT)
     assert plan is not None and plan.goal_palms is not None
     err = np.linalg.norm(palms[-1] - plan.goal_palms, axis=-1)[list(plan.hands)]
     return bool(np.all(err < tolerance))
 
 
-def first_success(name: str, plan: Plan | None, palms: np.ndarray, tolerance: float = 0.07) -> int | None:
+def first_success(name: str, plan: Plan | None, palms: np.ndarray, tolerance: float = GOAL_TOLERANCE) -> int | None:
     """Index of the first control step at which ``success`` held, or None."""
     return next((i for i in range(len(palms)) if success(name, plan, palms[: i + 1], tolerance)), None)
 
