@@ -141,6 +141,11 @@ TASKS: dict[str, str] = {
 }
 
 
+def still_drift(palms: np.ndarray) -> float:
+    """How far (m) the palm that moved most is from where it started: stand_still's test."""
+    return float(np.linalg.norm(palms[-1] - palms[0], axis=-1).max())
+
+
 def success(name: str, plan: Plan | None, palms: np.ndarray, tolerance: float = GOAL_TOLERANCE) -> bool:
     """Did palm trajectory ``palms`` (N, 2, 3), pelvis frame, accomplish task ``name``?
 
@@ -152,7 +157,7 @@ def success(name: str, plan: Plan | None, palms: np.ndarray, tolerance: float = 
         tail = palms[-WAVE_STEPS:, 0]
         return bool(tail[:, 2].mean() > WAVE_HEIGHT and tail[:, 1].std() > 0.02)
     if name == "stand_still":
-        return bool(np.linalg.norm(palms[-1] - palms[0], axis=-1).max() < STILL_DRIFT)
+        return still_drift(palms) < STILL_DRIFT
     assert plan is not None and plan.goal_palms is not None
     err = np.linalg.norm(palms[-1] - plan.goal_palms, axis=-1)[list(plan.hands)]
     return bool(np.all(err < tolerance))

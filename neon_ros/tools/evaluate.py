@@ -79,7 +79,7 @@ def measure_encode_time(backbone, frame_size, instruction: str, runs: int = 5) -
 
 
 def failure_reason(task: str, plan, palms: np.ndarray, ep) -> str:
-    from neon_ros.data.sim_expert import GOAL_TOLERANCE, STILL_DRIFT, WAVE_HEIGHT, WAVE_STEPS
+    from neon_ros.data.sim_expert import GOAL_TOLERANCE, STILL_DRIFT, WAVE_HEIGHT, WAVE_STEPS, still_drift
 
     if ep.chunks == 0:
         return f"no chunk reached the bridge (refused: {ep.refused or 'features never usable'})"
@@ -88,8 +88,7 @@ def failure_reason(task: str, plan, palms: np.ndarray, ep) -> str:
         return (f"left palm height {tail[:, 2].mean():.2f} m (needs > {WAVE_HEIGHT}), "
                 f"lateral swing {tail[:, 1].std() * 100:.1f} cm (needs > 2)")
     if task == "stand_still":  # the test is the drift from the start, not the distance to a goal
-        drift = np.linalg.norm(palms[-1] - palms[0], axis=-1).max()
-        return f"a palm moved {drift * 100:.1f} cm from where it started (needs < {STILL_DRIFT * 100:g})"
+        return f"a palm moved {still_drift(palms) * 100:.1f} cm from where it started (needs < {STILL_DRIFT * 100:g})"
     err = final_error(plan, palms)
     if err is not None:
         return f"final palm {err * 100:.1f} cm from the goal (needs < {GOAL_TOLERANCE * 100:g})"
