@@ -126,7 +126,7 @@ def thread_policies(pid: int | str = "self") -> dict[int, int]:
     out = {}
     for tid in task_ids(pid):
         try:
-            out[int(tid)] = os.sched_getscheduler(int(tid))
+            out[tid] = os.sched_getscheduler(tid)
         except OSError:  # the thread ended between listdir and the query
             pass
     return out
