@@ -144,7 +144,8 @@ class Corrector:
             if c.unknown < top.unknown and c.known > top.known and _norm(text) not in found:
                 found.add(_norm(text))
                 out.append(c)
-        objects = [c for c in map(self.candidate, self.object_swaps(top.text)) if c.unknown < top.unknown]
+        objects = [c for c in map(self.candidate, self.object_swaps(top.text))
+                   if c.unknown < top.unknown and _norm(c.text) not in found]  # a beam hypothesis is scored once
         return sorted(out, key=lambda c: c.unknown)[:self.limit] + objects
 
     def object_swaps(self, text: str) -> list[str]:
