@@ -13,12 +13,14 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy._rclpy_pybind11 import RCLError
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (
@@ -130,6 +132,25 @@ def node_main(make_node: Callable[[], Node], name: str, doc: str, parameters: Pa
         print(usage(doc, parameters, name))
         return 0
     return run_node(make_node, args, threads)
+
+
+def publish_until_acked(pub, send: Callable[[], None], period: float, timeout: float,
+                        between: Callable[[], None] | None = None) -> float | None:
+    """``send()`` (a publish on the reliable ``pub``), then wait up to ``period`` s for every matched
+    subscription to acknowledge it; again until they did (the seconds it took) or ``timeout`` s
+    passed (None). Only a reader that knows the writer acknowledges, and a sample lost on the way
+    would otherwise wait for the reliability protocol's heartbeat (3 s in Fast DDS).
+    ``between()`` runs after each unacknowledged send (spin an executor there)."""
+    t0 = time.monotonic()
+    while True:
+        send()
+        wait = min(period, t0 + timeout - time.monotonic())
+        if pub.wait_for_all_acked(Duration(seconds=max(wait, 0.0))):
+            return time.monotonic() - t0
+        if time.monotonic() - t0 >= timeout:
+            return None
+        if between is not None:
+            between()
 
 
 class SideNode:

@@ -4,8 +4,9 @@ One node, ``neon_teleop``: reads the start pose from /joint_states, then publish
 single-point JointTrajectory messages (stamp 0 = "now", only the driven joints) on
 /neon/teleop/joint_trajectory at the requested rate; when it ends (or on space in keyboard
 mode) a message naming the driven joints with no points releases them to the policy (the
-bridge holds teleop's last target until then). /neon/estop is published latched
-(transient-local, reliable), and only once a subscriber matched.
+bridge holds teleop's last target until then). The e-stop goes out through EstopSender:
+/neon/estop latched (transient-local, reliable), from a DDS participant of its own, only once
+a subscriber matched, and again until every subscriber acknowledged it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import tty
 
 import numpy as np
 import rclpy
-from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -30,6 +30,9 @@ from neon_ros import contract, g1
 from neon_ros.ros import msgs, rosutil
 from neon_ros.runtime.teleop import KeyboardState, TeleopScript
 
+ESTOP_TIMEOUT_S = 2.0  # `--estop`: discovery of the bridge, then its acknowledgement
+KEY_ESTOP_TIMEOUT_S = 0.5  # the keyboard's e key: the bridge is known by then (the pose came from it)
+
 
 class TeleopNode(Node):
     def __init__(self) -> None:
@@ -38,7 +41,6 @@ class TeleopNode(Node):
         self.sent = 0
         self.create_subscription(JointState, contract.TOPIC_JOINT_STATES, self._on_state, rosutil.STATE_QOS)
         self.pub = self.create_publisher(JointTrajectory, contract.TOPIC_TELEOP, rosutil.COMMAND_QOS)
-        self.estop_pub = self.create_publisher(Bool, contract.TOPIC_ESTOP, rosutil.LATCHED_QOS)
 
     def _on_state(self, msg: JointState) -> None:
         try:
@@ -61,19 +63,51 @@ class TeleopNode(Node):
             msg.joint_names = list(joints)
             self.pub.publish(msg)
 
-    def estop(self) -> None:
-        self.estop_pub.publish(Bool(data=True))
 
 
-def _send_estop(node: TeleopNode, ex: SingleThreadedExecutor, timeout: float) -> int:
-    """Publish the e-stop once a subscriber matched and wait for its acknowledgement; 1 if none matched."""
-    matched = _wait_matched(node.estop_pub, ex, timeout)
+class EstopSender:
+    """The operator's e-stop level on /neon/estop, from a DDS participant of its own.
+
+    Its own participant: a process that also streams commands (keyboard teleop, a test's flood)
+    shares one participant's shared-memory segment among its writers, and a flood that fills it
+    held the e-stop sample back: 22 ms twice in five trials, and once (a CI run) 3 s, the period of
+    the reliability protocol's heartbeat that repairs a lost sample. Each send publishes
+    the level again every RESEND_S until every matched subscription acknowledged it, so a sample
+    lost on the way costs one period, not a heartbeat. The bridge latches the level, so a repeat
+    changes nothing there.
+    """
+
+    RESEND_S = 0.02
+
+    def __init__(self, name: str = "neon_estop"):
+        self.side = rosutil.SideNode(name)
+        self.pub = self.side.node.create_publisher(Bool, contract.TOPIC_ESTOP, rosutil.LATCHED_QOS)
+        self.side.start()
+
+    def wait_matched(self, timeout: float) -> int:
+        """The subscriptions matched, once there is one or ``timeout`` s passed."""
+        end = time.monotonic() + timeout
+        while self.pub.get_subscription_count() == 0 and time.monotonic() < end:
+            time.sleep(0.01)
+        return self.pub.get_subscription_count()
+
+    def send(self, level: bool, timeout: float) -> bool:
+        """Publish ``level`` until every matched subscription acknowledged it; False at ``timeout``."""
+        return rosutil.publish_until_acked(self.pub, lambda: self.pub.publish(Bool(data=level)), self.RESEND_S,
+                                           timeout) is not None
+
+    def close(self) -> None:
+        self.side.shutdown()
+
+
+def _send_estop(sender: EstopSender, timeout: float) -> int:
+    """Send the e-stop once a subscriber matched and wait for its acknowledgement; 1 if none matched."""
+    matched = sender.wait_matched(timeout)
     if matched == 0:
         print(f"neon-ros teleop: E-STOP NOT DELIVERED: no subscriber on {contract.TOPIC_ESTOP} within {timeout:.1f} s "
               "(is g1_bridge running, same ROS_DOMAIN_ID?)", file=sys.stderr, flush=True)
         return 1
-    node.estop()
-    acked = node.estop_pub.wait_for_all_acked(Duration(seconds=timeout))
+    acked = sender.send(True, timeout)
     print(f"teleop: E-STOP sent on {contract.TOPIC_ESTOP} to {matched} subscription(s)"
           f"{', acknowledged' if acked else ', NOT acknowledged within the timeout'}", flush=True)
     return 0 if acked else 1
@@ -105,15 +139,10 @@ def _wait_matched(pub, ex: SingleThreadedExecutor, timeout: float) -> int:
 
 def _send_until_acked(node: TeleopNode, ex: SingleThreadedExecutor, joints: list[str], targets: np.ndarray,
                       rate: float, timeout: float) -> float | None:
-    """Send ``targets`` at ``rate`` until every matched subscription acknowledged one (reliable QoS:
-    only a reader that knows our writer acknowledges); the seconds it took, or None at ``timeout``."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        node.send(joints, targets)
-        if node.pub.wait_for_all_acked(Duration(seconds=1.0 / rate)):
-            return time.monotonic() - t0
-        ex.spin_once(timeout_sec=0.0)
-    return None
+    """Send ``targets`` at ``rate`` until every matched subscription acknowledged one; the seconds it
+    took, or None at ``timeout``."""
+    return rosutil.publish_until_acked(node.pub, lambda: node.send(joints, targets), 1.0 / rate, timeout,
+                                       lambda: ex.spin_once(timeout_sec=0.0))
 
 
 def _run_script(node: TeleopNode, ex: SingleThreadedExecutor, script: TeleopScript, start: np.ndarray,
@@ -152,7 +181,8 @@ def _run_script(node: TeleopNode, ex: SingleThreadedExecutor, script: TeleopScri
     return True
 
 
-def _run_keyboard(node: TeleopNode, ex: SingleThreadedExecutor, start: np.ndarray, args) -> None:
+def _run_keyboard(node: TeleopNode, ex: SingleThreadedExecutor, sender: EstopSender, start: np.ndarray,
+                  args) -> None:
     state = KeyboardState(start, args.step)
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
@@ -166,8 +196,7 @@ def _run_keyboard(node: TeleopNode, ex: SingleThreadedExecutor, start: np.ndarra
                 line = state.key(sys.stdin.read(1))  # '' at end of input: quit (and release)
                 print("\r" + line.ljust(100), end="", flush=True)
                 if state.estop:
-                    node.estop()
-                    print("\nE-STOP sent", flush=True)
+                    _send_estop(sender, KEY_ESTOP_TIMEOUT_S)
                     state.estop = False
             if state.release:
                 node.release(state.release)
@@ -186,9 +215,10 @@ def run_teleop(args: argparse.Namespace, script: TeleopScript | None) -> int:
     node = TeleopNode()
     ex = SingleThreadedExecutor()
     ex.add_node(node)
+    sender = EstopSender()
     try:
         if args.estop:
-            return _send_estop(node, ex, 2.0)
+            return _send_estop(sender, ESTOP_TIMEOUT_S)
         start = _wait_pose(node, ex, args.state_timeout)
         if start is None:
             print(f"neon-ros teleop: no /joint_states within {args.state_timeout} s "
@@ -197,11 +227,12 @@ def run_teleop(args: argparse.Namespace, script: TeleopScript | None) -> int:
         if script is not None:
             return 0 if _run_script(node, ex, script, start, args.rate, args.state_timeout) else 1
         else:
-            _run_keyboard(node, ex, start, args)
+            _run_keyboard(node, ex, sender, start, args)
         return 0
     except KeyboardInterrupt:
         return 130
     finally:
+        sender.close()
         ex.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()

@@ -27,13 +27,13 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from neon_ros import contract, g1
 from neon_ros.bridge.safety import REASONS
 from neon_ros.ros import msgs, rosutil
+from neon_ros.ros.teleop import EstopSender
 
 ELBOW = g1.JOINT_INDEX["left_elbow_joint"]
 ELBOW_TARGET = 0.6
@@ -53,7 +53,7 @@ class Scenario(Node):
         self.create_subscription(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, self._on_diag, rosutil.STATE_QOS)
         self.chunk_pub = self.create_publisher(JointTrajectory, contract.TOPIC_ACTION_CHUNK, rosutil.COMMAND_QOS)
         self.teleop_pub = self.create_publisher(JointTrajectory, contract.TOPIC_TELEOP, rosutil.COMMAND_QOS)
-        self.estop_pub = self.create_publisher(Bool, contract.TOPIC_ESTOP, rosutil.LATCHED_QOS)
+        self.estop = EstopSender("bridge_scenario_estop")  # as from an e-stop device's own process
         self.enable_cli = self.create_client(SetBool, contract.SERVICE_ENABLE)
         self.damp_cli = self.create_client(Trigger, contract.SERVICE_DAMP)
         self.chunk_pose: np.ndarray | None = None
@@ -224,13 +224,13 @@ def watchdog(node: Scenario) -> dict:
     r["reenabled"] = node.wait(lambda q, d: d["state"] == "active", 5)
     time.sleep(0.5)
     r["t_estop"] = time.time()
-    node.estop_pub.publish(Bool(data=True))
+    node.estop.send(True, 2.0)
     r["estop_damped"] = node.wait(lambda q, d: d["state"] == "damping" and d["damp_reason"] == "estop", 5)
     _, d = node.get()
     r["estop_latency_cycles"] = d.get("estop_latency_cycles")
     r["estop_latency_ms"] = d.get("estop_latency_ms")
     r["enable_while_asserted"] = node.enable(True)
-    node.estop_pub.publish(Bool(data=False))
+    node.estop.send(False, 2.0)
     # the bridge's first report after it saw the release (diagnostics at 10 Hz, later on a loaded machine)
     node.wait(lambda q, d: d["estop_state"] != "asserted", 5)
     r["still_latched"] = state(node.get()[1])
@@ -269,10 +269,12 @@ def estop_flood(node: Scenario) -> dict:
         chunk.header.stamp = msgs.ns_to_stamp(now)
         node.chunk_pub.publish(chunk)
         node.teleop_pub.publish(teleop[k % 50])
-        if k == 1500:
+        if k == 1500:  # from the e-stop's own participant and thread, while the flood goes on
             r["t_estop"] = time.time()
-            node.estop_pub.publish(Bool(data=True))
+            sender = threading.Thread(target=node.estop.send, args=(True, 5.0))
+            sender.start()
     r["flood_s"] = round(time.monotonic() - t0, 3)
+    sender.join()
     r["estop_damped"] = node.wait(lambda q, d: d["state"] == "damping" and d["damp_reason"] == "estop", 10)
     _, d = node.get()
     r["estop_latency_cycles"] = d.get("estop_latency_cycles")
@@ -283,7 +285,7 @@ def estop_flood(node: Scenario) -> dict:
 def estop_restart(node: Scenario) -> dict:
     r: dict = {}
     r["active"] = node.wait(lambda q, d: d["state"] == "active", 30)
-    node.estop_pub.publish(Bool(data=True))  # latched: this publisher keeps it for late joiners
+    node.estop.send(True, 2.0)  # latched: the sender's publisher keeps it for late joiners
     r["damped"] = node.wait(lambda q, d: d["state"] == "damping" and d["estop_state"] == "asserted", 5)
     with node.lock:
         node.diag = {}
@@ -294,7 +296,7 @@ def estop_restart(node: Scenario) -> dict:
     _, d = node.get()
     r["after_restart"] = [d.get("state"), d.get("estop_state"), int(d.get("enable", -1))]
     r["enable_while_asserted"] = node.enable(True)
-    node.estop_pub.publish(Bool(data=False))
+    node.estop.send(False, 2.0)
     r["released"] = node.wait(lambda q, d: d["estop_state"] == "latched" and d["state"] == "disabled", 5)
     r["enable_after_release"] = node.enable(True)
     r["active_after_reset"] = node.wait(lambda q, d: d["state"] == "active" and d["estop_state"] == "clear", 5)
@@ -332,7 +334,7 @@ def _named_scenario(node) -> dict:
 
 
 def main() -> int:
-    return run_peer(Scenario, _named_scenario)
+    return run_peer(Scenario, _named_scenario, lambda node: node.estop.close())
 
 
 if __name__ == "__main__":

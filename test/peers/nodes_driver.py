@@ -83,7 +83,7 @@ class Driver(Node):
         if a.instruction:
             self.instr_pub = self.create_publisher(String, contract.TOPIC_INSTRUCTION, rosutil.LATCHED_QOS)
             self.instr_pub.publish(String(data=a.instruction))
-        self.create_subscription(Image, contract.TOPIC_CLIP, self.on_clip, rosutil.CLIP_QOS)
+        self.clip_sub = self.create_subscription(Image, contract.TOPIC_CLIP, self.on_clip, rosutil.CLIP_QOS)
         if not self.script:
             self.create_subscription(Image, contract.TOPIC_FEATURES, self.on_feat, rosutil.COMMAND_QOS)
         self.create_subscription(JointTrajectory, contract.TOPIC_ACTION_CHUNK, self.on_chunk, rosutil.COMMAND_QOS)
@@ -98,6 +98,8 @@ class Driver(Node):
 
     # --- inputs ---------------------------------------------------------------------------
     def on_camera(self) -> None:
+        if self.t0 is None:  # before discovery is done a frame (best effort) may be lost unseen
+            return
         self.send_frame()
         if self.a.camera_pair_gap > 0:  # a late frame and the next one close behind it
             time.sleep(self.a.camera_pair_gap)
@@ -124,9 +126,13 @@ class Driver(Node):
         emit("camera", stamp=stamp, encoding=msg.encoding)
 
     def matched(self) -> bool:
-        """True once every input publisher of this run has a subscriber (discovery done)."""
+        """True once every input publisher of this run has a subscriber and, with a camera, the clip
+        subscription a publisher (discovery done both ways: a lost discovery message is repaired by
+        the next heartbeat, 3 s later, and the frames sent meanwhile never made clips)."""
         pubs = [getattr(self, n) for n in ("cam_pub", "feat_pub", "clip_pub") if hasattr(self, n)]
-        return all(p.get_subscription_count() > 0 for p in pubs)
+        waits_for_clips = self.a.camera and not self.a.bad_clips
+        return (all(p.get_subscription_count() > 0 for p in pubs)
+                and (not waits_for_clips or self.clip_sub.get_publisher_count() > 0))
 
     def on_bad_clip(self) -> None:
         """A well-formed rgb8 clip of the wrong geometry (2 frames of 20x30)."""

@@ -2,7 +2,8 @@
 subscription only after --listen-after s (slow discovery on a loaded machine).
 
 Prints one JSON line: when each teleop message arrived (s after the subscription was created), how
-many named points, and whether the release (a message without points) came."""
+many named points, whether the release (a message without points) came, and the e-stop levels
+heard on /neon/estop."""
 
 import argparse
 import json
@@ -14,6 +15,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
 
 from neon_ros import contract, g1
@@ -35,6 +37,8 @@ def main() -> int:
     ex.add_node(node)
     arrivals: list[float] = []
     released = []
+    estops: list[bool] = []
+    node.create_subscription(Bool, contract.TOPIC_ESTOP, lambda m: estops.append(bool(m.data)), rosutil.LATCHED_QOS)
 
     def on_teleop(msg: JointTrajectory) -> None:
         (arrivals if msg.points else released).append(time.monotonic() - listening_since)
@@ -44,7 +48,7 @@ def main() -> int:
         listening_since = time.monotonic()
         node.create_subscription(JointTrajectory, contract.TOPIC_TELEOP, on_teleop, rosutil.COMMAND_QOS)
         spin_until(ex, args.total - args.listen_after, step=0.02)
-    print(json.dumps({"arrivals": arrivals, "released": released}), flush=True)
+    print(json.dumps({"arrivals": arrivals, "released": released, "estops": estops}), flush=True)
     shut_down(ex, node)
     return 0
 

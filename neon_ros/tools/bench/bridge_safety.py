@@ -118,13 +118,13 @@ class SafetyRig:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
-        from std_msgs.msg import Bool
         from std_srvs.srv import SetBool
         from trajectory_msgs.msg import JointTrajectory
 
         from neon_ros.ros import msgs, rosutil
+        from neon_ros.ros.teleop import EstopSender
 
-        self.kids, self.Bool, self.SetBool, self.msgs = kids, Bool, SetBool, msgs
+        self.kids, self.SetBool, self.msgs = kids, SetBool, msgs
         # autostart off: every trial enables explicitly (which also resets the persisted e-stop latch)
         # lowstate_timeout 1 s: a sim_g1 stall on a loaded machine must not damp the bridge mid-trial
         self.bridge_params = {"dds_domain_id": domain, "autostart": False, "rt_priority": rt_priority,
@@ -142,10 +142,7 @@ class SafetyRig:
         self.teleop_pub = self.node.create_publisher(JointTrajectory, contract.TOPIC_TELEOP, rosutil.COMMAND_QOS)
         # The e-stop comes from a participant of its own, as from an e-stop device's process: the
         # flood's writers share this node's participant (and its shared-memory segment).
-        self.estop_context = rclpy.Context()
-        rclpy.init(args=[], context=self.estop_context)
-        self.estop_node = rclpy.create_node("bridge_bench_estop", context=self.estop_context)
-        self.estop_pub = self.estop_node.create_publisher(Bool, contract.TOPIC_ESTOP, rosutil.LATCHED_QOS)
+        self.estop = EstopSender("bridge_bench_estop")
         self.enable_cli = self.node.create_client(SetBool, contract.SERVICE_ENABLE)
         self.diag: dict[str, dict[str, str]] = {}
         self.node.create_subscription(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, self._on_diag, rosutil.STATE_QOS)
@@ -162,8 +159,7 @@ class SafetyRig:
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=1.0)
         self.node.destroy_node()
-        self.estop_node.destroy_node()
-        self.estop_context.try_shutdown()
+        self.estop.close()
 
     def wait(self, predicate, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -178,7 +174,7 @@ class SafetyRig:
 
     def activate(self) -> None:
         """Release the e-stop, enable (an explicit reset), and wait until the bridge holds with stiffness."""
-        self.estop_pub.publish(self.Bool(data=False))
+        self.estop.send(False, 2.0)
         if not self.enable_cli.wait_for_service(timeout_sec=60.0):
             raise RuntimeError("no /g1_bridge/enable:\n" + self.bridge.tail(30))
         deadline = time.monotonic() + 30.0
@@ -210,6 +206,7 @@ class SafetyRig:
         time.sleep(1.0)
         t0 = time.time_ns()
         t_estop = t0
+        sender = threading.Thread(target=self.estop.send, args=(True, 5.0))  # its own thread, as its own process
         for k in range(flood):
             stamp = self.msgs.ns_to_stamp(time.time_ns())
             chunk, teleop = pool[k % 50], pool[50 + k % 50]
@@ -218,11 +215,12 @@ class SafetyRig:
             self.teleop_pub.publish(teleop)
             if k == flood // 2:
                 t_estop = time.time_ns()
-                self.estop_pub.publish(self.Bool(data=True))
+                sender.start()
         t1 = time.time_ns()
         if not flood:
             t_estop = time.time_ns()
-            self.estop_pub.publish(self.Bool(data=True))
+            sender.start()
+        sender.join()
         damping = STATES.index("damping")
         latency, before = self.beats.first_after(t_estop, lambda a: (a[:, 1] == damping) & (a[:, 2] == 1))
         estops = _float(self.bridge_value("estop"))
