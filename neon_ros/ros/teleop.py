@@ -83,6 +83,7 @@ class EstopSender:
         self.side = rosutil.SideNode(name)
         self.pub = self.side.node.create_publisher(Bool, contract.TOPIC_ESTOP, rosutil.LATCHED_QOS)
         self.side.start()
+        self.sent_ns = 0  # wall clock (ns) of the last send's first publish
 
     def wait_matched(self, timeout: float) -> int:
         """The subscriptions matched, once there is one or ``timeout`` s passed."""
@@ -93,6 +94,7 @@ class EstopSender:
 
     def send(self, level: bool, timeout: float) -> bool:
         """Publish ``level`` until every matched subscription acknowledged it; False at ``timeout``."""
+        self.sent_ns = time.time_ns()
         return rosutil.publish_until_acked(self.pub, lambda: self.pub.publish(Bool(data=level)), self.RESEND_S,
                                            timeout) is not None
 

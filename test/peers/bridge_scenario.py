@@ -270,11 +270,11 @@ def estop_flood(node: Scenario) -> dict:
         node.chunk_pub.publish(chunk)
         node.teleop_pub.publish(teleop[k % 50])
         if k == 1500:  # from the e-stop's own participant and thread, while the flood goes on
-            r["t_estop"] = time.time()
             sender = threading.Thread(target=node.estop.send, args=(True, 5.0))
             sender.start()
     r["flood_s"] = round(time.monotonic() - t0, 3)
     sender.join()
+    r["t_estop"] = node.estop.sent_ns / 1e9  # its thread's first publish
     r["estop_damped"] = node.wait(lambda q, d: d["state"] == "damping" and d["damp_reason"] == "estop", 10)
     _, d = node.get()
     r["estop_latency_cycles"] = d.get("estop_latency_cycles")

@@ -205,7 +205,6 @@ class SafetyRig:
         quiet0 = time.time_ns()
         time.sleep(1.0)
         t0 = time.time_ns()
-        t_estop = t0
         sender = threading.Thread(target=self.estop.send, args=(True, 5.0))  # its own thread, as its own process
         for k in range(flood):
             stamp = self.msgs.ns_to_stamp(time.time_ns())
@@ -214,13 +213,12 @@ class SafetyRig:
             self.chunk_pub.publish(chunk)
             self.teleop_pub.publish(teleop)
             if k == flood // 2:
-                t_estop = time.time_ns()
                 sender.start()
         t1 = time.time_ns()
         if not flood:
-            t_estop = time.time_ns()
             sender.start()
         sender.join()
+        t_estop = self.estop.sent_ns  # its thread's first publish (it waited for this process's GIL first)
         damping = STATES.index("damping")
         latency, before = self.beats.first_after(t_estop, lambda a: (a[:, 1] == damping) & (a[:, 2] == 1))
         estops = _float(self.bridge_value("estop"))
