@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,9 +322,11 @@ class NewestReader:
     compete for the GIL at 500 Hz.
     """
 
-    def __init__(self, topic: str, sdk_type: type, domain_id: int):
+    def __init__(self, topic: str, sdk_type: type, domain_id: int, on_data: Callable[[], None] | None = None):
+        """``on_data()`` (optional): called from DDS's listener thread when a sample arrives, to
+        ``take`` it there (bytes only: no deserializing in Python per sample)."""
         from cyclonedds._clayer import ddspy_take  # the C layer's take: bytes + sample info
-        from cyclonedds.core import Policy, Qos
+        from cyclonedds.core import Listener, Policy, Qos
         from cyclonedds.domain import DomainParticipant
         from cyclonedds.sub import DataReader
         from cyclonedds.topic import Topic
@@ -332,7 +335,8 @@ class NewestReader:
         self._participant = DomainParticipant(int(domain_id))
         self._topic = Topic(self._participant, topic, sdk_type)
         qos = Qos(Policy.Reliability.BestEffort, Policy.History.KeepLast(1))
-        self._reader = DataReader(self._participant, self._topic, qos)
+        listener = Listener(on_data_available=lambda _reader: on_data()) if on_data is not None else None
+        self._reader = DataReader(self._participant, self._topic, qos, listener=listener)
         self._lock = threading.Lock()
 
     def take(self) -> bytes | None:

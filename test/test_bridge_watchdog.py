@@ -57,10 +57,10 @@ def stiff_command(mode: str, weight: float = 0.0) -> Command:
     return cmd
 
 
-def beat_of(cmd: Command, mode_machine: int = 5):
-    """A heartbeat as the watchdog receives it (serialized and decoded, like DDS does)."""
+def beat_of(cmd: Command, mode_machine: int = 5, as_bytes: bool = False):
+    """A heartbeat as the watchdog receives it: decoded, or its CDR bytes as the DDS take gives them."""
     beat = heartbeat.fill(heartbeat.new_heartbeat(), cmd, mode_machine, 10, 10)
-    return type(beat).deserialize(beat.serialize())
+    return beat.serialize() if as_bytes else type(beat).deserialize(beat.serialize())
 
 
 class Bridge:
@@ -153,10 +153,13 @@ def test_nothing_is_written_before_the_first_heartbeat_or_while_the_bridge_lives
         wd.stop()
 
 
-def test_silence_damps_with_the_bridges_targets_until_the_heartbeat_returns():
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["decoded", "bytes"])
+def test_silence_damps_with_the_bridges_targets_until_the_heartbeat_returns(as_bytes):
+    """With the heartbeat's bytes (as the watchdog takes them from DDS: decoded only once the
+    bridge is silent) or a decoded heartbeat, the damping carries the bridge's last targets."""
     wd, writer = watchdog(timeout=0.05, damping_kd=2.5)
     cmd = stiff_command("lowcmd")
-    bridge = Bridge(wd, beat_of(cmd, mode_machine=5))
+    bridge = Bridge(wd, beat_of(cmd, mode_machine=5, as_bytes=as_bytes))
     try:
         assert wait_for(lambda: wd.state == "watching", 5)
         bridge.stop()  # the bridge dies
