@@ -96,3 +96,48 @@ def test_estop_is_acknowledged_by_the_bridge_or_reported_undelivered(tmp_path):
     assert done.returncode == 0 and "acknowledged" in done.stdout, done.stdout + done.stderr
     heard = json.loads([ln for ln in listener.output().splitlines() if ln.startswith("{")][-1])
     assert heard["estops"] and all(heard["estops"]), heard
+
+
+@pytest.mark.ros
+@pytest.mark.timeout(120)
+def test_the_keyboards_e_key_sends_an_acknowledged_estop(tmp_path):
+    """Keyboard mode on a real terminal (a pty): 'e' sends the e-stop through EstopSender, the
+    listener hears it, and 'q' ends the session (releasing what it drove)."""
+    import os
+    import pty
+    import threading
+
+    env = ros_env()
+    with Proc(python("-m", "test.peers.teleop_listener", "--total", "25"), env, tmp_path / "listener.log",
+              cwd=REPO) as listener:
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(script("neon-ros") + ["teleop", "--state-timeout", "15"], stdin=slave,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+        os.close(slave)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+        reader.start()
+
+        def wait_for(text: str, timeout: float) -> bool:
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                if any(text in ln for ln in list(lines)):
+                    return True
+                time.sleep(0.05)
+            return False
+
+        try:
+            assert wait_for("teleop keyboard:", 30), lines
+            os.write(master, b"e")
+            assert wait_for("E-STOP sent", 15), lines
+            os.write(master, b"q")
+            assert proc.wait(timeout=20) == 0, lines
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(master)
+        reader.join(timeout=5)
+        assert listener.popen.wait(timeout=40) == 0, listener.output()
+    assert any("E-STOP sent" in ln and "acknowledged" in ln for ln in lines), lines
+    heard = json.loads([ln for ln in listener.output().splitlines() if ln.startswith("{")][-1])
+    assert heard["estops"] and all(heard["estops"]), heard

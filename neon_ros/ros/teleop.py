@@ -198,6 +198,7 @@ def _run_keyboard(node: TeleopNode, ex: SingleThreadedExecutor, sender: EstopSen
                 line = state.key(sys.stdin.read(1))  # '' at end of input: quit (and release)
                 print("\r" + line.ljust(100), end="", flush=True)
                 if state.estop:
+                    print(flush=True)  # off the status line
                     _send_estop(sender, KEY_ESTOP_TIMEOUT_S)
                     state.estop = False
             if state.release:
