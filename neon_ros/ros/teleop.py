@@ -17,6 +17,7 @@ import sys
 import termios
 import time
 import tty
+from collections.abc import Callable
 
 import numpy as np
 import rclpy
@@ -64,7 +65,6 @@ class TeleopNode(Node):
             self.pub.publish(msg)
 
 
-
 class EstopSender:
     """The operator's e-stop level on /neon/estop, from a DDS participant of its own.
 
@@ -86,11 +86,9 @@ class EstopSender:
         self.sent_ns = 0  # wall clock (ns) of the last send's first publish
 
     def wait_matched(self, timeout: float) -> int:
-        """The subscriptions matched, once there is one or ``timeout`` s passed."""
-        end = time.monotonic() + timeout
-        while self.pub.get_subscription_count() == 0 and time.monotonic() < end:
-            time.sleep(0.01)
-        return self.pub.get_subscription_count()
+        """The subscriptions matched, once there is one or ``timeout`` s passed (its side node's
+        thread spins it: here is only waiting)."""
+        return _wait_matched(self.pub, timeout, lambda: time.sleep(0.01))
 
     def send(self, level: bool, timeout: float) -> bool:
         """Publish ``level`` until every matched subscription acknowledged it; False at ``timeout``."""
@@ -131,11 +129,12 @@ def _wait_pose(node: TeleopNode, ex: SingleThreadedExecutor, timeout: float) -> 
     return node.pose
 
 
-def _wait_matched(pub, ex: SingleThreadedExecutor, timeout: float) -> int:
-    """Spin until ``pub`` matched a subscription (or ``timeout`` s passed); the match count."""
+def _wait_matched(pub, timeout: float, idle: Callable[[], None]) -> int:
+    """``idle()`` (spin an executor, or sleep) until ``pub`` matched a subscription or ``timeout`` s
+    passed; the match count."""
     end = time.monotonic() + timeout
     while pub.get_subscription_count() == 0 and time.monotonic() < end:
-        ex.spin_once(timeout_sec=0.05)
+        idle()
     return pub.get_subscription_count()
 
 
@@ -156,7 +155,7 @@ def _run_script(node: TeleopNode, ex: SingleThreadedExecutor, script: TeleopScri
     symmetric. Our writer can see the bridge's reader well before that reader knows our writer
     (1.9 s once in CI), and the reader drops what it gets before then, which cut the operator's hold
     short."""
-    if _wait_matched(node.pub, ex, timeout) == 0:
+    if _wait_matched(node.pub, timeout, lambda: ex.spin_once(timeout_sec=0.05)) == 0:
         print(f"neon-ros teleop: no subscriber on {contract.TOPIC_TELEOP} within {timeout:.1f} s "
               "(is g1_bridge running, same ROS_DOMAIN_ID?); nothing sent", file=sys.stderr, flush=True)
         return False
