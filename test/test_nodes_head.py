@@ -127,3 +127,30 @@ def test_malformed_input_is_refused_and_node_keeps_running(tmp_path, head_ckpt):
     assert int(v["bad_feature_msgs"]) > 0 and "32FC1" in v["last_input_error"]
     messages = " ".join(d["message"] for d in of(bad, "diag", name="action_head"))
     assert "non-finite" in messages and "width" in messages and "backbone" in messages
+
+
+@pytest.mark.timeout(120)
+def test_each_features_is_acted_on_at_its_arrival_not_at_the_next_tick(tmp_path, head_ckpt):
+    """schedule arrival (the default), at 1 step/s with features every 2 s: each features'
+    first chunk comes right after they arrive. On a 1 s grid it would come 0-1 s later (all five
+    within 0.25 s: a 0.1% chance); steps between arrivals go on a period after the last."""
+    env = ros_env()
+    params = _head_params(head_ckpt, rate=1.0, max_feature_age=3.0)
+    with start_node("action_head", env, tmp_path, params) as head:
+        wait_ready(head, "action_head")
+        evs = run_driver(env, "--features", "fresh:12", "--feature-rate", "0.5", "--joints",
+                         "--width-features", str(WIDTH), "--duration", "11.5")
+        assert head.alive(), head.output()
+        log = head.log_path.read_text()
+    assert "(arrival)" in log, log
+    sent = [e["stamp"] for e in of(evs, "features_sent")]
+    chunks = of(evs, "chunk")
+    _check_chunks(chunks)
+    assert len(sent) >= 5, sent
+    first = {}
+    for c in chunks:
+        first.setdefault(c["stamp"], c["received"])
+    delays = [(first[s] - s) * 1e-9 for s in sent if s in first]
+    assert len(delays) == len(sent) and max(delays) < 0.25, delays
+    per_features = [sum(c["stamp"] == s for c in chunks) for s in sent[:-1]]
+    assert all(n >= 2 for n in per_features), per_features  # and a step a period later, on the same features

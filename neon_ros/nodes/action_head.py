@@ -1,8 +1,10 @@
 """action_head: newest /neon/features + /joint_states -> /neon/action_chunk at 20 Hz.
 
-A dedicated thread runs the control step on absolute deadlines (t0 + k * 50 ms, never
-drifting with step time; overruns skip deadlines instead of bunching them) and records
-the period error. Each step acts only on fresh, compatible input (perception.gate):
+A dedicated thread runs the control step. With ``schedule`` arrival (the default) it steps
+at each new features' arrival and a period after the last step in between, skipping a step
+that would run on old features just before new ones are due (runtime.step_schedule); with
+``schedule`` grid, on absolute deadlines (t0 + k * 50 ms, never drifting with step time;
+overruns skip deadlines instead of bunching them), recording the period error. Each step acts only on fresh, compatible input (perception.gate):
 stale features, another backbone, the wrong width, non-finite values or a missing
 joint state publish nothing and say why in /diagnostics. A chunk carries the camera
 stamp of the features it came from. With ``ee_mode`` blend or replace, the head's predicted
@@ -34,9 +36,11 @@ from neon_ros.ros import markers, msgs, rosutil
 from neon_ros.ros.params import Param, ParamTable, scheduling_params
 from neon_ros.runtime import gate, narration
 from neon_ros.runtime.control import HeadStep
+from neon_ros.runtime.step_schedule import StepSchedule
 from neon_ros.runtime.timing import AbsoluteTicker, RateMeter, Window, flatten, set_fifo
 
 SWITCH_INTERVAL = 0.0005  # s, GIL hand-over interval (Python's default is 5 ms)
+SCHEDULES = ("arrival", "grid")
 
 
 PARAMETERS: ParamTable = {
@@ -49,7 +53,11 @@ PARAMETERS: ParamTable = {
                              "backbone preset's expected_latency_s + 0.3 s (0.3 s if it declares none)", (0.0, 10.0)),
     "max_joint_state_age": Param(0.5, "s: refuse a joint state received longer ago", (0.01, 10.0)),
     "backbone_id": Param("", "accept features of this backbone id only ('' = the checkpoint's)"),
-    "rate": Param(contract.CONTROL_RATE_HZ, "control steps per second, Hz (absolute deadlines)", (1.0, 200.0)),
+    "rate": Param(contract.CONTROL_RATE_HZ, "control steps per second, Hz, between features' arrivals (schedule "
+                  "arrival) or on absolute deadlines (schedule grid)", (1.0, 200.0)),
+    "schedule": Param("arrival", "when to step: arrival (at each new features' arrival and every 1/rate s "
+                                 "between, waiting for features due within half a period) | grid (every 1/rate "
+                                 "s on absolute deadlines, whatever the features' timing)"),
     "chunk_time_base": Param("now", "a chunk's point 0 is meant for: now (this step; how heads are trained) | "
                                     "camera (its camera stamp)"),
     "clamp_margin": Param(0.0, "rad kept away from every joint limit", (0.0, 0.5)),
@@ -78,6 +86,10 @@ class ActionHeadNode(Node):
         from neon_ros.runtime.head import RUNTIMES, HeadRuntime
         from neon_ros.runtime.kinematics import G1Kinematics
 
+        if p["schedule"] not in SCHEDULES:
+            raise ValueError(f"action_head: schedule must be one of {' | '.join(SCHEDULES)}, got {p['schedule']!r}")
+        self.schedule = StepSchedule(1.0 / self.rate) if p["schedule"] == "arrival" else None
+        self.features_in = threading.Event()  # new features arrived: an arrival step is due
         if runtime not in RUNTIMES:
             raise ValueError(f"action_head: runtime must be one of {' | '.join(RUNTIMES)}, got {runtime!r}")
         self.rt_status = self.scheduling
@@ -95,7 +107,7 @@ class ActionHeadNode(Node):
                              time_base=p["chunk_time_base"], ee_mode=p["ee_mode"], ee_weight=p["ee_weight"])
         self.narrator = narration.Narrator()
         self.get_logger().info(f"head {ckpt} ({runtime}) for {cfg.backbone_id} width {cfg.feature_dim}; "
-                               f"{self.rate:g} Hz, max feature age {max_age * 1e3:.0f} ms, ee_mode {p['ee_mode']}")
+                               f"{self.rate:g} Hz ({p['schedule']}), max feature age {max_age * 1e3:.0f} ms, ee_mode {p['ee_mode']}")
 
         self.lock = threading.Lock()
         self.features: gate.Features | None = None
@@ -107,6 +119,7 @@ class ActionHeadNode(Node):
         self.stop = threading.Event()
         self.period_err = Window(1000)
         self.lateness = Window(1000)
+        self.step_gap = Window(1000)
         self.step_s = Window(1000)
         self.fk_s = Window(200)
         self.ik_s = Window(200)
@@ -145,9 +158,12 @@ class ActionHeadNode(Node):
             self.last_input_error = f"features refused: {exc}"
             return
         f = gate.Features(vec, msgs.stamp_to_ns(msg.header.stamp), msg.header.frame_id)
+        age = (rosutil.now_ns(self) - f.stamp_ns) * 1e-9
         with self.lock:
             self.features = f
-        self.age_s.add((rosutil.now_ns(self) - f.stamp_ns) * 1e-9)
+            if self.schedule is not None and self.schedule.features(time.monotonic(), age):
+                self.features_in.set()
+        self.age_s.add(age)
 
     def on_joint_state(self, msg: JointState) -> None:
         try:
@@ -166,16 +182,18 @@ class ActionHeadNode(Node):
 
     # --- the control thread --------------------------------------------------------------------
     def control_loop(self) -> None:
-        ticker = self.ticker = AbsoluteTicker(1.0 / self.rate)
+        wait = self.wait_grid if self.schedule is None else self.wait_arrival
         prev_wake = None
         while not self.stop.is_set():
-            late = ticker.wait(self.stop.is_set)
+            late = wait()
             if self.stop.is_set():
                 return
             wake = time.monotonic()
             self.lateness.add(late)
             if prev_wake is not None:
-                self.period_err.add(abs((wake - prev_wake) - ticker.period))
+                self.step_gap.add(wake - prev_wake)
+                if self.ticker is not None:
+                    self.period_err.add(abs((wake - prev_wake) - self.ticker.period))
             prev_wake = wake
             try:
                 self.control_step()
@@ -184,6 +202,33 @@ class ActionHeadNode(Node):
                     return
                 self.core.gate.refuse(gate.Verdict(False, gate.HEAD_ERROR, f"{type(exc).__name__}: {exc}"))
                 self.get_logger().error(f"control step failed: {exc}", throttle_duration_sec=2.0)
+
+    def wait_grid(self) -> float:
+        """Sleep to the next absolute deadline; its lateness (s)."""
+        if self.ticker is None:
+            self.ticker = AbsoluteTicker(1.0 / self.rate)
+        return self.ticker.wait(self.stop.is_set)
+
+    def wait_arrival(self, max_sleep: float = 0.1) -> float:
+        """Sleep until new features arrive or the schedule's next step is due; the wake's lateness (s)."""
+        sched = self.schedule
+        while not self.stop.is_set():
+            with self.lock:
+                due, after_wait = sched.next_step()
+            if self.features_in.is_set():
+                self.features_in.clear()
+                with self.lock:
+                    due, after_wait = sched.arrival_step(time.monotonic()), False
+                self.stop.wait(max(0.0, due - time.monotonic()))
+                break
+            remaining = due - time.monotonic()
+            if remaining <= 0.0:
+                break
+            self.features_in.wait(min(remaining, max_sleep))
+        now = time.monotonic()
+        with self.lock:
+            sched.stepped(now, after_wait)
+        return max(0.0, now - due) if due != float("-inf") else 0.0
 
     def control_step(self) -> None:
         t0 = time.perf_counter()
@@ -241,6 +286,7 @@ class ActionHeadNode(Node):
             "last_refusal": st.last_refusal,
             "rt_status": self.rt_status,
             "missed_deadlines": self.ticker.missed if self.ticker else 0,
+            "late_features_steps": self.schedule.late if self.schedule else 0,
             "bad_feature_msgs": self.bad_features,
             "bad_joint_state_msgs": self.bad_joint_states,
             "last_input_error": self.last_input_error,
@@ -253,6 +299,7 @@ class ActionHeadNode(Node):
             "feature_dim": self.core.gate.config.feature_dim,
             **flatten("period_error_ms", self.period_err.summary(1e3, 3)),
             **flatten("lateness_ms", self.lateness.summary(1e3, 3)),
+            **flatten("step_gap_ms", self.step_gap.summary(1e3, 3)),
             **flatten("step_ms", self.step_s.summary(1e3, 3)),
             **flatten("fk_ms", self.fk_s.summary(1e3, 3)),
             **flatten("ik_ms", self.ik_s.summary(1e3, 3)),

@@ -295,8 +295,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  camera stamp -> chunk received: {_ms(p['camera_to_chunk_ms'])}")
                 if h:
                     print(f"  action_head step (no backbone): p50 {h['step_ms_p50']} ms, p99 {h['step_ms_p99']} ms; "
-                          f"period error p50 {h['period_error_ms_p50']} ms, p99 {h['period_error_ms_p99']} ms, "
-                          f"max {h['period_error_ms_max']} ms; lateness p99 {h['lateness_ms_p99']} ms; "
+                          f"gap between steps p50 {h['step_gap_ms_p50']} ms, p99 {h['step_gap_ms_p99']} ms, "
+                          f"max {h['step_gap_ms_max']} ms; lateness p99 {h['lateness_ms_p99']} ms; "
                           f"missed deadlines {h['missed_deadlines']}; chunks {h['chunks_total']}, "
                           f"refused stale {h['refused_stale']}; {h['rt_status']}")
                 b = p["backbone_diag"]
