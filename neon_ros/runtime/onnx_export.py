@@ -60,12 +60,15 @@ def example_inputs(model: ActionHead, batch: int, seed: int = 0, scale: float = 
 
 
 def ort_session(path: str | os.PathLike, threads: int = 1):
-    """An onnxruntime CPU session; threads=0 lets onnxruntime use every core."""
+    """An onnxruntime CPU session; threads=0 lets onnxruntime use every core. Its pool threads
+    sleep between runs instead of spinning (onnxruntime's default spins them, burning cores that
+    the other nodes of a small machine need)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = int(threads)
     so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])

@@ -14,7 +14,7 @@ BENCHES: dict[str, str] = {
     "bridge": "500 Hz loop period error with sim_g1; cost of one safety+LowCmd+CRC step",
     "head": "action head batch-1 latency (torch, onnxruntime), parameters, FLOPs",
     "backbone": "per-clip time and peak memory of each backbone preset",
-    "stack": "camera->chunk and chunk->LowCmd latency, head step, 20 Hz period error",
+    "stack": "camera->chunk and chunk->LowCmd latency, head step, step gaps; the live demo loop: rates, latencies, CPU",
     "train": "training samples/s on cached features; feature extraction clips/s",
     "voice": "utterance end -> instruction, narration -> audio ready",
 }

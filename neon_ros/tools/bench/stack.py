@@ -12,6 +12,9 @@
    target (p50/p99).
 3. In process: the cost of one control step (gate + head + safety clamp, and FK for the
    markers) with torch and onnxruntime, over --steps calls.
+4. Demo: `neon-ros demo --headless` for --demo-seconds with the demo's own configuration
+   (tools/bench/stack_demo.py): camera -> features and camera -> chunk p50/p99, also in
+   frame periods of the same run, every topic's rate, CPU per node, the live-loop goals.
 
 Figures only, no pass/fail; the machine's load average is printed beside them.
 Goals (2-core machine): head step p99 <= 5 ms, period error p99 <= 2 ms.
@@ -44,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-feature-age", type=float, default=0.3, help="action_head max_feature_age (s)")
     parser.add_argument("--steps", type=int, default=500, help="in-process head steps per runtime (default 500)")
     parser.add_argument("--step-runtimes", default="torch,onnxruntime", help="runtimes of the in-process stage")
-    parser.add_argument("--skip", default="", help="comma list of stages to skip: perception,bridge,step")
+    parser.add_argument("--demo-seconds", type=float, default=30.0, help="live seconds of the demo stage (default 30)")
+    parser.add_argument("--skip", default="", help="comma list of stages to skip: perception,bridge,step,demo")
     parser.add_argument("--json", action="store_true", help="also print all figures as one JSON line")
 
 
@@ -278,6 +282,10 @@ def run(args: argparse.Namespace) -> int:
         for rt, v in s.items():
             print(f"control step in process ({rt}; gate + head + clamp, FK excluded): {_ms(v['step_ms'])}; "
                   f"hand FK for markers: p50 {v['fk_ms']['p50']:.2f} ms")
+    if "demo" not in skip:  # a child process with its own rclpy: before this one starts rclpy
+        from neon_ros.tools.bench.stack_demo import demo_stage
+
+        out["demo"] = demo_stage(args.demo_seconds, tmp)
     if {"perception", "bridge"} <= skip:
         if args.json:
             print(json.dumps(out, default=str))

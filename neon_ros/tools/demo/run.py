@@ -104,7 +104,8 @@ def node_params(cfg: DemoConfig, checkpoint: str, dds: int, speech_wav: Path, na
         "sim_g1": {"dds_domain_id": dds, "camera_rate": float(cfg.camera_rate or fps),
                    "camera_width": cfg.camera_size[0] or width, "camera_height": cfg.camera_size[1] or height},
         "camera_buffer": {"source": "topic", "preset": "cpu_default"},
-        "backbone": {"preset": "cpu_default"},
+        # the vision tower in onnxruntime on one thread: 3x faster than torch eager on a CPU
+        "backbone": {"preset": "cpu_default", "runtime": "onnxruntime", "threads": 1},
         # features up to 1.2 s old still give chunks the bridge accepts (last point 0.75 s + max_input_age 0.5 s)
         "action_head": {"checkpoint": checkpoint, "max_feature_age": 1.2},
         "speech_in": {"audio_source": str(speech_wav)},
