@@ -213,3 +213,52 @@ def test_failure_reasons_name_each_tasks_own_test():
     assert failure_reason("stand_still", None, palms, ep) == "a palm moved 4.8 cm from where it started (needs < 4)"
     assert failure_reason("stand_still", None, palms, SimpleNamespace(chunks=0, refused="stale")).startswith(
         "no chunk reached the bridge")
+
+
+class _StubEncoder:
+    """A backbone stand-in for step timing only: zero features, 2-frame clips of 32x32."""
+
+    num_frames, frame_size, backbone_id = 2, (32, 32), "stub"
+
+    def encode_batch(self, clips, texts):
+        return np.zeros((len(clips), 8), np.float32)
+
+
+class _Recorder:
+    """A policy that records when it was asked to act and on which features; sends nothing."""
+
+    def __init__(self):
+        self.calls = []
+
+    def act(self, now_ns, q, dq, features):
+        self.calls.append((now_ns, None if features is None else features.stamp_ns))
+
+
+@pytest.mark.timeout(300)
+def test_the_simulated_head_steps_when_the_node_does(sim_and_kin):
+    """As action_head's schedule: 'arrival' steps on each features at the 2 ms tick they arrive
+    (features 37 ms after their frame are 38 ms old at their first step), ~20 steps/s; 'grid'
+    steps every 50 ms whatever the features (here 13 ms after each arrival); without features
+    both give the same steps."""
+    from neon_ros.sim.deployment import LoopConfig, SimulatedDeployment
+
+    sim, _ = sim_and_kin
+    q0 = g1.STANDING_POSE.copy()
+    first_age = {}
+    for schedule in ("arrival", "grid"):
+        rec = _Recorder()
+        cfg = LoopConfig(seconds=3.0, camera_fps=10.0, feature_delay=0.037, schedule=schedule)
+        SimulatedDeployment(sim, cfg, encoder=_StubEncoder()).run(rec, q0)
+        seen = {}
+        for now, stamp in rec.calls:
+            if stamp is not None:
+                seen.setdefault(stamp, now - stamp)
+        first_age[schedule] = np.array(list(seen.values())) / NS
+        assert 55 <= len(rec.calls) <= 62, (schedule, len(rec.calls))
+    assert np.all(np.abs(first_age["arrival"] - 0.038) < 1e-6), first_age["arrival"]
+    assert np.allclose(first_age["grid"], 0.05)  # on the grid they wait for the next 50 ms tick
+    steps = {s: SimulatedDeployment(sim, LoopConfig(seconds=1.0, schedule=s)).run(_Recorder(), q0).t
+             for s in ("arrival", "grid")}
+    assert steps["arrival"] == steps["grid"] and len(steps["grid"]) == 20
+    with pytest.raises(ValueError, match="schedule"):
+        LoopConfig(schedule="sometimes")

@@ -8,7 +8,9 @@ judged through the same code that drives the robot (no ROS, no DDS, no wall cloc
         of the start pose: the camera ran while the robot stood before the episode)
     newest clip every 1/clip_rate, if the backbone is idle -> features, usable
         feature_delay s later (the backbone's latency, measured or given)   [backbone node]
-    every 1/control_rate: HeadStep (gate, head, the one clamp)             [action_head node]
+    HeadStep (gate, head, the one clamp) when runtime.step_schedule says: at   [action_head node]
+        each new features' arrival and 1/control_rate after the last step
+        between (schedule "arrival", the node's default), or every 1/control_rate (grid)
         -> bridge.safety.validate_trajectory -> Controller.push              [g1_bridge node]
     every 2 ms: Controller.step (chunk schedule, limits, rate limit, gains)
         + gravity feed-forward -> G1Sim PD, one physics step                [g1_bridge, sim_g1]
@@ -31,8 +33,11 @@ from neon_ros.bridge.gravity import GravityModel, with_gravity
 from neon_ros.bridge.safety import NS, InputRejectedError, validate_trajectory
 from neon_ros.runtime import gate
 from neon_ros.runtime.ring import FrameRing
+from neon_ros.runtime.step_schedule import StepSchedule
 
 START_NS = 10 * NS  # the simulated clock starts here (stamps > 0, as on a robot)
+SCHEDULES = ("arrival", "grid")
+TICK_SLACK = 1e-9  # s: a step due at a tick's time runs on that tick (float rounding of ns / 1e9)
 
 
 @dataclass
@@ -43,6 +48,8 @@ class LoopConfig:
     camera_fps: head camera rate; clip_rate: clips offered to the backbone per second.
     feature_delay: s from a clip's newest frame to its features being usable (backbone latency).
     control_rate: HeadStep calls per second (the action_head timer).
+    schedule: when HeadStep runs, as action_head's ``schedule``: arrival (at each new features'
+        arrival, and 1/control_rate after the last step between) | grid (every 1/control_rate).
     gravity: the bridge adds the gravity feed-forward (g1_bridge ``gravity_compensation``).
     bridge: the g1_bridge controller settings (lowcmd, as in simulation).
     """
@@ -52,6 +59,7 @@ class LoopConfig:
     clip_rate: float = 10.0
     feature_delay: float = 0.0
     control_rate: float = contract.CONTROL_RATE_HZ
+    schedule: str = "arrival"
     gravity: bool = True
     bridge: ControllerConfig = field(default_factory=lambda: ControllerConfig(mode="lowcmd", enable_ramp=0.0))
 
@@ -60,6 +68,8 @@ class LoopConfig:
             raise ValueError("seconds, camera_fps, clip_rate and control_rate must be > 0")
         if not 0.0 <= self.feature_delay <= 10.0:
             raise ValueError(f"feature_delay must be in [0, 10] s, got {self.feature_delay}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {' | '.join(SCHEDULES)}, got {self.schedule!r}")
 
 
 @dataclass
@@ -133,6 +143,8 @@ class SimulatedDeployment:
         if not ok:
             raise RuntimeError(f"the bridge controller refused to enable: {why}")
         features, pending = None, None
+        sched = StepSchedule(control_ns / NS) if cfg.schedule == "arrival" else None
+        arrival_due: float | None = None  # s: a step for features that arrived
         for i in range(int(round(cfg.seconds * NS / dt_ns))):
             now = START_NS + i * dt_ns
             elapsed = now - START_NS
@@ -143,13 +155,23 @@ class SimulatedDeployment:
                     ring.push(resize_rgb(frame, enc.frame_size), now)
             if pending is not None and now >= pending[0]:  # the backbone published
                 features, pending = pending[1], None
+                if sched is not None and sched.features(now / NS, (now - features.stamp_ns) / NS):
+                    arrival_due = sched.arrival_step(now / NS)
             if ring is not None and elapsed % clip_ns < dt_ns and pending is None:  # newest clip, backbone idle
                 clip = ring.new_clip()
                 if clip is not None:
                     vec = enc.encode_batch([clip.frames], [self.instruction])[0]
                     pending = (now + delay_ns, gate.Features(vec, clip.stamp_ns, enc.backbone_id))
             q, dq = sim.q, sim.dq
-            if elapsed % control_ns < dt_ns:
+            if sched is None:
+                stepping = elapsed % control_ns < dt_ns
+            else:
+                t, (due, after_wait) = now / NS + TICK_SLACK, sched.next_step()
+                stepping = t >= due or (arrival_due is not None and t >= arrival_due)
+                if stepping:
+                    sched.stepped(now / NS, after_wait and arrival_due is None)
+                    arrival_due = None
+            if stepping:
                 if features is not None:
                     ep.feature_ages.append((now - features.stamp_ns) / NS)
                 out = policy.act(now, q, dq, features)
@@ -171,7 +193,7 @@ class SimulatedDeployment:
             if self.gravity is not None:
                 cmd = with_gravity(cmd, self.gravity, q)  # as BridgeLoop.cycle_once does
             sim.set_command(cmd.q, cmd.dq, cmd.kp, cmd.kd, cmd.tau, cmd.motors_on)
-            if elapsed % control_ns < dt_ns:
+            if stepping:
                 ep.commanded.append(cmd.q.copy())
             sim.step(self.substeps)
         return ep

@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip-rate", type=float, default=None,
                         help="clips the backbone takes per second (default: one at a time, min(camera fps, "
                         "1 / feature delay), as one backbone process encodes them)")
+    parser.add_argument("--schedule", choices=("arrival", "grid"), default="arrival",
+                        help="when the head steps, as action_head's schedule: at each new features' arrival and "
+                        "every 50 ms between (arrival, the node's default) or every 50 ms (grid)")
     parser.add_argument("--time-base", choices=("camera", "now"), default="now",
                         help="a chunk's point 0 is meant for the control step's time (now) or the camera stamp")
     parser.add_argument("--ee-mode", choices=EE_MODES, default="off",
@@ -105,10 +108,12 @@ def final_error(plan, palms: np.ndarray) -> float | None:
 def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: float = 4.0, camera_fps: float = 10.0,
              feature_delay: float | str | None = None, time_base: str = "now", backbone_preset: str | None = None,
              camera_size=(128, 128), seed: int = 1000, progress: bool = True, baseline: bool = False,
-             clip_rate: float | None = None, ee_mode: str = "off", ee_weight: float = 0.5) -> dict:
+             clip_rate: float | None = None, ee_mode: str = "off", ee_weight: float = 0.5,
+             schedule: str = "arrival") -> dict:
     """Closed-loop episodes of the head (``baseline``: of ``HoldStill``) per task; see the module doc.
     ``clip_rate`` None: one clip at a time, min(camera_fps, 1 / feature_delay) per second.
-    ``ee_mode``/``ee_weight``: how the predicted hand displacements move the arms (``HeadStep``)."""
+    ``ee_mode``/``ee_weight``: how the predicted hand displacements move the arms (``HeadStep``).
+    ``schedule``: when the head steps (``LoopConfig.schedule``, as action_head's)."""
     from tqdm import tqdm
 
     from neon_ros.sim.g1_sim import G1Sim  # first: it selects the off-screen GL before mujoco loads
@@ -139,7 +144,8 @@ def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: flo
         feature_delay = round(measure_encode_time(backbone, backbone.frame_size, "reach the red cup"), 3)
     if clip_rate is None:
         clip_rate = min(camera_fps, 1.0 / feature_delay) if feature_delay > 0 else camera_fps
-    cfg = LoopConfig(seconds=seconds, camera_fps=camera_fps, clip_rate=clip_rate, feature_delay=feature_delay)
+    cfg = LoopConfig(seconds=seconds, camera_fps=camera_fps, clip_rate=clip_rate, feature_delay=feature_delay,
+                     schedule=schedule)
     gate_cfg = GateConfig(backbone_id=head.backbone_id, feature_dim=head.feature_dim,
                           max_feature_age=feature_delay + 2.0 / camera_fps + 0.3)
     kin = G1Kinematics(ik=IKConfig(rotation_weight=0.02, max_iterations=300))
@@ -167,16 +173,17 @@ def evaluate(checkpoint: Path, tasks: list[str], episodes: int = 2, seconds: flo
             "episodes_per_task": episodes, "checkpoint": str(checkpoint), "feature_delay_s": feature_delay,
             "policy": "hold still" if baseline else "head", "seed": seed,
             "time_base": time_base, "camera_fps": camera_fps, "clip_rate": clip_rate,
-            "ee_mode": ee_mode, "ee_weight": ee_weight, "episodes": per_task}
+            "ee_mode": ee_mode, "ee_weight": ee_weight, "schedule": schedule, "episodes": per_task}
 
 
 def run(args: argparse.Namespace) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     res = evaluate(args.checkpoint, tasks, args.episodes, args.seconds, args.camera_fps, args.feature_delay,
                    args.time_base, args.backbone, tuple(args.camera_size), args.seed, baseline=args.baseline,
-                   clip_rate=args.clip_rate, ee_mode=args.ee_mode, ee_weight=args.ee_weight)
+                   clip_rate=args.clip_rate, ee_mode=args.ee_mode, ee_weight=args.ee_weight, schedule=args.schedule)
     print(f"closed-loop success per task, {res['policy']} (feature delay {res['feature_delay_s'] * 1e3:.0f} ms, "
-          f"{res['clip_rate']:.3g} clips/s, time base {res['time_base']}, ee_mode {res['ee_mode']}):")
+          f"{res['clip_rate']:.3g} clips/s, steps {res['schedule']}, time base {res['time_base']}, "
+          f"ee_mode {res['ee_mode']}):")
     for task, rate in res["success"].items():
         times = [e["time_to_success_s"] for e in res["episodes"][task] if e["success"]]
         when = f"  time to success p50 {np.median(times):.2f} s" if times else ""
