@@ -4,8 +4,8 @@ A dedicated thread runs the control step. With ``schedule`` arrival (the default
 at each new features' arrival and a period after the last step in between, skipping a step
 that would run on old features just before new ones are due (runtime.step_schedule); with
 ``schedule`` grid, on absolute deadlines (t0 + k * 50 ms, never drifting with step time;
-overruns skip deadlines instead of bunching them), recording the period error. Each step acts only on fresh, compatible input (perception.gate):
-stale features, another backbone, the wrong width, non-finite values or a missing
+overruns skip deadlines instead of bunching them), recording the period error. Each step
+acts only on fresh, compatible input (perception.gate): stale features, another backbone, the wrong width, non-finite values or a missing
 joint state publish nothing and say why in /diagnostics. A chunk carries the camera
 stamp of the features it came from. With ``ee_mode`` blend or replace, the head's predicted
 hand displacements become arm joint targets by IK before the clamp (runtime.ee_targets).
@@ -36,11 +36,10 @@ from neon_ros.ros import markers, msgs, rosutil
 from neon_ros.ros.params import Param, ParamTable, scheduling_params
 from neon_ros.runtime import gate, narration
 from neon_ros.runtime.control import HeadStep
-from neon_ros.runtime.step_schedule import StepSchedule
+from neon_ros.runtime.step_schedule import SCHEDULES, StepSchedule
 from neon_ros.runtime.timing import AbsoluteTicker, RateMeter, Window, flatten, set_fifo
 
 SWITCH_INTERVAL = 0.0005  # s, GIL hand-over interval (Python's default is 5 ms)
-SCHEDULES = ("arrival", "grid")
 
 
 PARAMETERS: ParamTable = {

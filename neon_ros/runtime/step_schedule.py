@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+SCHEDULES = ("arrival", "grid")  # when a head steps: this module's rules | every period on absolute deadlines
 
 @dataclass
 class StepSchedule:

@@ -33,10 +33,9 @@ from neon_ros.bridge.gravity import GravityModel, with_gravity
 from neon_ros.bridge.safety import NS, InputRejectedError, validate_trajectory
 from neon_ros.runtime import gate
 from neon_ros.runtime.ring import FrameRing
-from neon_ros.runtime.step_schedule import StepSchedule
+from neon_ros.runtime.step_schedule import SCHEDULES, StepSchedule
 
 START_NS = 10 * NS  # the simulated clock starts here (stamps > 0, as on a robot)
-SCHEDULES = ("arrival", "grid")
 TICK_SLACK = 1e-9  # s: a step due at a tick's time runs on that tick (float rounding of ns / 1e9)
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neon_ros.runtime.step_schedule import SCHEDULES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from neon_ros.data.sim_expert import TASKS
@@ -37,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip-rate", type=float, default=None,
                         help="clips the backbone takes per second (default: one at a time, min(camera fps, "
                         "1 / feature delay), as one backbone process encodes them)")
-    parser.add_argument("--schedule", choices=("arrival", "grid"), default="arrival",
+    parser.add_argument("--schedule", choices=SCHEDULES, default="arrival",
                         help="when the head steps, as action_head's schedule: at each new features' arrival and "
                         "every 50 ms between (arrival, the node's default) or every 50 ms (grid)")
     parser.add_argument("--time-base", choices=("camera", "now"), default="now",
