@@ -32,6 +32,10 @@ TOPIC_LOCO_CMD = "/neon/loco_cmd"  # geometry_msgs/TwistStamped: the head's base
 TOPIC_GRIP_CMD = "/neon/grip_cmd"  # sensor_msgs/JointState: hand closure 0..1 per hand (GRIP_NAMES)
 
 SERVICE_ENABLE = "/g1_bridge/enable"
+# g1_bridge takes chunks and teleop on a node of its own of this name: teleop waits for its subscription.
+BRIDGE_COMMAND_NODE = "g1_bridge_commands"
+# ... and the e-stop on a node of this name: an e-stop sender waits for its subscription.
+BRIDGE_ESTOP_NODE = "g1_bridge_estop"
 SERVICE_DAMP = "/g1_bridge/damp"
 SERVICE_BODY_ENABLE = "/body_bridge/enable"
 

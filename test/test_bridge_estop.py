@@ -21,11 +21,10 @@ import numpy as np
 import pytest
 from support import Proc, python, random_dds_domain, ros_env, wait_for
 
-from neon_ros import g1, unitree
+from neon_ros import contract, g1, unitree
 from neon_ros.bridge.controller import Controller, ControllerConfig
 from neon_ros.bridge.latch import EstopLatchFile, default_state_dir, latch_path
 from neon_ros.bridge.loop import BridgeLoop
-from neon_ros.nodes.g1_bridge import COMMAND_NODE, ESTOP_NODE
 from neon_ros.tools import processes, stack
 
 
@@ -124,7 +123,7 @@ def test_estop_and_commands_are_served_without_the_nodes_executor(tmp_path):
     r = result(peer.output())
     print("\nnever spun:", json.dumps(r))
     assert r["asserted"] and r["latched"] and r["latch_file"], (r, peer.output()[-3000:])
-    assert ESTOP_NODE in r["threads"] and COMMAND_NODE in r["threads"], r
+    assert contract.BRIDGE_ESTOP_NODE in r["threads"] and contract.BRIDGE_COMMAND_NODE in r["threads"], r
     assert r["own_context"], r  # its own DDS participant: a command flood does not fill its receive queue
     # commands too are served by a thread of their own (the node's executor never spun), at no more
     # than max_command_rate: of 300 chunks sent at once, DDS kept the newest and the bridge took at

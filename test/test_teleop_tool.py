@@ -44,6 +44,22 @@ def test_a_scripted_hold_starts_when_the_bridge_listens(tmp_path):
 
 @pytest.mark.ros
 @pytest.mark.timeout(120)
+def test_another_subscriber_first_is_not_the_bridge(tmp_path):
+    """A node that is not the bridge (the demo's observer) on the teleop topic from the start:
+    the hold still waits for the bridge's own subscription and reaches it whole."""
+    env = ros_env()
+    with Proc(python("-m", "test.peers.teleop_listener", "--listen-after", "3", "--total", "10", "--observer"),
+              env, tmp_path / "listener.log", cwd=REPO) as listener:
+        done = _teleop(env, 1.5, 15)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert listener.popen.wait(timeout=30) == 0, listener.output()
+    heard = json.loads([ln for ln in listener.output().splitlines() if ln.startswith("{")][-1])
+    arrivals = heard["arrivals"]
+    assert len(arrivals) >= 20 and arrivals[-1] - arrivals[0] > 1.2, (arrivals, done.stdout)
+
+
+@pytest.mark.ros
+@pytest.mark.timeout(120)
 def test_no_bridge_listening_sends_nothing_and_fails(tmp_path):
     env = ros_env()
     with Proc(python("-m", "test.peers.teleop_listener", "--listen-after", "100", "--total", "12"), env,

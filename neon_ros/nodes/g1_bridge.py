@@ -70,8 +70,6 @@ from neon_ros.ros.params import Param, ParamTable, scheduling_params
 from neon_ros.runtime.timing import PeriodicThread, set_fifo
 
 DISCOVERY_WAITS = 3  # autostart_delays from start before "no e-stop publisher" is believed
-ESTOP_NODE = "g1_bridge_estop"  # the node (and thread) of the e-stop subscriptions
-COMMAND_NODE = "g1_bridge_commands"  # the node (and thread) of the chunk and teleop subscriptions
 
 PARAMETERS: ParamTable = {
     "mode": Param("arm_sdk", "lowcmd (all 29 joints: simulation or gantry) | arm_sdk (waist + arms)"),
@@ -154,7 +152,7 @@ class G1Bridge(Node):
         # arguments (its SROS2 --enclave is the participant's identity); the node takes none (a
         # launch file's __node:=g1_bridge would rename it after this node). Its thread starts
         # last: no callback runs before the loop exists.
-        self._estop = rosutil.SideNode(ESTOP_NODE, self.get_namespace())
+        self._estop = rosutil.SideNode(contract.BRIDGE_ESTOP_NODE, self.get_namespace())
         self._estop_subs = [self._estop.node.create_subscription(Bool, contract.TOPIC_ESTOP, self._on_estop, qos)
                             for qos in (rosutil.LATCHED_QOS, rosutil.COMMAND_QOS)]
         self.loop = BridgeLoop(self.controller, iface, domain, check_lowstate_crc=p["check_lowstate_crc"],
@@ -174,7 +172,8 @@ class G1Bridge(Node):
         # and never spins the main executor, so the 500 Hz loop and the e-stop keep their time.
         self._command_period = 1.0 / p["max_command_rate"]
         self._command_done = 0.0
-        self._commands = rosutil.SideNode(COMMAND_NODE, self.get_namespace(), dds_nice=p["command_dds_nice"])
+        self._commands = rosutil.SideNode(contract.BRIDGE_COMMAND_NODE, self.get_namespace(),
+                                          dds_nice=p["command_dds_nice"])
         for kind, topic in (("chunk", contract.TOPIC_ACTION_CHUNK), ("teleop", contract.TOPIC_TELEOP)):
             self._commands.node.create_subscription(JointTrajectory, topic,
                                                     lambda m, k=kind: self._on_command(k, m), rosutil.COMMAND_QOS)

@@ -85,10 +85,11 @@ class EstopSender:
         self.side.start()
         self.sent_ns = 0  # wall clock (ns) of the last send's first publish
 
-    def wait_matched(self, timeout: float) -> int:
-        """The subscriptions matched, once there is one or ``timeout`` s passed (its side node's
-        thread spins it: here is only waiting)."""
-        return _wait_matched(self.pub, timeout, lambda: time.sleep(0.01))
+    def wait_bridge(self, timeout: float) -> int:
+        """The subscriptions matched, once g1_bridge's e-stop subscription is among them or ``timeout``
+        s passed (0: not seen; its side node's thread spins it: here is only waiting)."""
+        return _wait_for_node(self.side.node, self.pub, contract.TOPIC_ESTOP, contract.BRIDGE_ESTOP_NODE, timeout,
+                              lambda: time.sleep(0.01))
 
     def send(self, level: bool, timeout: float) -> bool:
         """Publish ``level`` until every matched subscription acknowledged it; False at ``timeout``."""
@@ -101,11 +102,12 @@ class EstopSender:
 
 
 def _send_estop(sender: EstopSender, timeout: float) -> int:
-    """Send the e-stop once a subscriber matched and wait for its acknowledgement; 1 if none matched."""
-    matched = sender.wait_matched(timeout)
+    """Send the e-stop once g1_bridge's subscription matched and wait for the acknowledgements; 1 if
+    the bridge was not seen."""
+    matched = sender.wait_bridge(timeout)
     if matched == 0:
-        print(f"neon-ros teleop: E-STOP NOT DELIVERED: no subscriber on {contract.TOPIC_ESTOP} within {timeout:.1f} s "
-              "(is g1_bridge running, same ROS_DOMAIN_ID?)", file=sys.stderr, flush=True)
+        print(f"neon-ros teleop: E-STOP NOT DELIVERED: g1_bridge's subscription on {contract.TOPIC_ESTOP} not seen "
+              f"within {timeout:.1f} s (is g1_bridge running, same ROS_DOMAIN_ID?)", file=sys.stderr, flush=True)
         return 1
     acked = sender.send(True, timeout)
     print(f"teleop: E-STOP sent on {contract.TOPIC_ESTOP} to {matched} subscription(s)"
@@ -129,13 +131,21 @@ def _wait_pose(node: TeleopNode, ex: SingleThreadedExecutor, timeout: float) -> 
     return node.pose
 
 
-def _wait_matched(pub, timeout: float, idle: Callable[[], None]) -> int:
-    """``idle()`` (spin an executor, or sleep) until ``pub`` matched a subscription or ``timeout`` s
-    passed; the match count."""
+def _wait_for_node(node: Node, pub, topic: str, node_name: str, timeout: float, idle: Callable[[], None]) -> int:
+    """``idle()`` until a subscription of node ``node_name`` on ``topic`` is on the graph and ``pub``
+    matched every subscription there, or ``timeout`` s passed; the match count (0: that node's
+    subscription was not seen; seen but another never matched: the count so far). Any subscriber
+    matching first (the demo's observer, a recorder) is not the bridge: in CI the bridge took
+    teleop 2.3 s into a 4 s hold that had started on the observer."""
     end = time.monotonic() + timeout
-    while pub.get_subscription_count() == 0 and time.monotonic() < end:
+    seen = False
+    while time.monotonic() < end:
+        subs = node.get_subscriptions_info_by_topic(topic)
+        seen = any(s.node_name == node_name for s in subs)
+        if seen and pub.get_subscription_count() >= len(subs):
+            break
         idle()
-    return pub.get_subscription_count()
+    return pub.get_subscription_count() if seen else 0
 
 
 def _send_until_acked(node: TeleopNode, ex: SingleThreadedExecutor, joints: list[str], targets: np.ndarray,
@@ -152,12 +162,13 @@ def _run_script(node: TeleopNode, ex: SingleThreadedExecutor, script: TeleopScri
 
     Its clock starts once the bridge's subscription matched and acknowledged the script's first
     point (sent again until then): on a loaded machine discovery can take seconds, and it is not
-    symmetric. Our writer can see the bridge's reader well before that reader knows our writer
+    symmetric; and it waits for the bridge's own subscription, not the first subscriber. Our writer can see the bridge's reader well before that reader knows our writer
     (1.9 s once in CI), and the reader drops what it gets before then, which cut the operator's hold
     short."""
-    if _wait_matched(node.pub, timeout, lambda: ex.spin_once(timeout_sec=0.05)) == 0:
-        print(f"neon-ros teleop: no subscriber on {contract.TOPIC_TELEOP} within {timeout:.1f} s "
-              "(is g1_bridge running, same ROS_DOMAIN_ID?); nothing sent", file=sys.stderr, flush=True)
+    if _wait_for_node(node, node.pub, contract.TOPIC_TELEOP, contract.BRIDGE_COMMAND_NODE, timeout,
+                      lambda: ex.spin_once(timeout_sec=0.05)) == 0:
+        print(f"neon-ros teleop: g1_bridge's subscription on {contract.TOPIC_TELEOP} not seen within "
+              f"{timeout:.1f} s (is g1_bridge running, same ROS_DOMAIN_ID?); nothing sent", file=sys.stderr, flush=True)
         return False
     plan = script.plan(start)
     waited = _send_until_acked(node, ex, plan.joints, plan.at(0.0), rate, timeout)
