@@ -27,6 +27,7 @@ import numpy as np
 
 SCHEDULES = ("arrival", "grid")  # when a head steps: this module's rules | every period on absolute deadlines
 
+
 @dataclass
 class StepSchedule:
     """Arrival-driven step times. ``features()`` and ``stepped()`` feed it; ``next_step()`` and
@@ -37,8 +38,8 @@ class StepSchedule:
     grace: float = -1.0  # s past the expected arrival a waiting step gives up; < 0: one period
     min_gap: float = -1.0  # s, the shortest gap between two steps; < 0: period * 0.4
     window: int = 20  # features in the interval and latency medians
-    _stamps: deque = field(default_factory=deque, init=False, repr=False)
-    _latencies: deque = field(default_factory=deque, init=False, repr=False)
+    _stamps: deque = field(init=False, repr=False)  # camera stamps of the newest features (s)
+    _latencies: deque = field(init=False, repr=False)  # their latencies (s)
     last_step: float | None = field(default=None, init=False)
     late: int = field(default=0, init=False)  # timer steps after a wait for features that did not come
 
