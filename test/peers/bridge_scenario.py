@@ -34,6 +34,7 @@ from neon_ros import contract, g1
 from neon_ros.bridge.safety import REASONS
 from neon_ros.ros import msgs, rosutil
 from neon_ros.ros.teleop import EstopSender
+from neon_ros.runtime.timing import PeriodicThread
 
 ELBOW = g1.JOINT_INDEX["left_elbow_joint"]
 ELBOW_TARGET = 0.6
@@ -58,7 +59,15 @@ class Scenario(Node):
         self.damp_cli = self.create_client(Trigger, contract.SERVICE_DAMP)
         self.chunk_pose: np.ndarray | None = None
         self.teleop_value: float | None = None
-        self.create_timer(contract.CONTROL_DT, self._tick)
+        # The 20 Hz command stream on a thread of its own, not an rclpy timer: under the executor's
+        # load (joint states at 100 Hz, diagnostics at 10 Hz) the timer once stalled for 1.1 s, and
+        # the bridge rightly damped on its 1 s command timeout (1 run in 6 here).
+        self.commands = PeriodicThread(contract.CONTROL_DT, self._tick, "scenario_commands")
+        self.commands.start()
+
+    def close(self) -> None:
+        self.commands.stop()
+        self.estop.close()
 
     def _on_js(self, m: JointState) -> None:
         q, _ = msgs.joint_state_to_g1(m)
@@ -309,7 +318,8 @@ SCENARIOS = {"closed_loop": closed_loop, "watchdog": watchdog, "arm_sdk": arm_sd
 
 def run_peer(make_node, scenario, cleanup=None) -> int:
     """rclpy up, ``make_node()`` spun on two threads, ``scenario(node)``'s dict printed as the
-    RESULT line; ``cleanup(node)`` before the executor stops (shut down before the node goes)."""
+    RESULT line; ``cleanup(node)`` and a Scenario's ``close()`` before the executor stops (shut down
+    before the node goes)."""
     rclpy.init(args=[])
     node = make_node()
     ex = MultiThreadedExecutor(num_threads=2)
@@ -320,6 +330,8 @@ def run_peer(make_node, scenario, cleanup=None) -> int:
     finally:
         if cleanup is not None:
             cleanup(node)
+        if isinstance(node, Scenario):
+            node.close()  # its own threads (the command stream, the e-stop sender's node) first
         ex.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()
@@ -334,7 +346,7 @@ def _named_scenario(node) -> dict:
 
 
 def main() -> int:
-    return run_peer(Scenario, _named_scenario, lambda node: node.estop.close())
+    return run_peer(Scenario, _named_scenario)
 
 
 if __name__ == "__main__":
