@@ -20,6 +20,7 @@ from std_srvs.srv import SetBool
 
 from neon_ros import contract
 from neon_ros.ros import msgs, rosutil
+from neon_ros.runtime.timing import PeriodicThread
 from test.peers.bridge_scenario import run_peer
 
 STATUSES = ("body_bridge", "sim_g1: base", "sim_g1: hands")
@@ -38,7 +39,11 @@ class BodyScenario(Node):
         self.estop_pub = self.create_publisher(Bool, contract.TOPIC_ESTOP, rosutil.LATCHED_QOS)
         self.enable_cli = self.create_client(SetBool, contract.SERVICE_BODY_ENABLE)
         self.create_subscription(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, self._on_diag, rosutil.STATE_QOS)
-        self.create_timer(0.05, self._publish)
+        self.commands = PeriodicThread(0.05, self._publish, "body_scenario_commands")  # as bridge_scenario's
+        self.commands.start()
+
+    def close(self) -> None:
+        self.commands.stop()
 
     def _on_diag(self, m: DiagnosticArray) -> None:
         with self.lock:

@@ -318,8 +318,8 @@ SCENARIOS = {"closed_loop": closed_loop, "watchdog": watchdog, "arm_sdk": arm_sd
 
 def run_peer(make_node, scenario, cleanup=None) -> int:
     """rclpy up, ``make_node()`` spun on two threads, ``scenario(node)``'s dict printed as the
-    RESULT line; ``cleanup(node)`` and a Scenario's ``close()`` before the executor stops (shut down
-    before the node goes)."""
+    RESULT line; ``cleanup(node)`` and the node's ``close()`` (its own threads) before the executor
+    stops (shut down before the node goes)."""
     rclpy.init(args=[])
     node = make_node()
     ex = MultiThreadedExecutor(num_threads=2)
@@ -330,7 +330,7 @@ def run_peer(make_node, scenario, cleanup=None) -> int:
     finally:
         if cleanup is not None:
             cleanup(node)
-        if isinstance(node, Scenario):
+        if hasattr(node, "close"):
             node.close()  # its own threads (the command stream, the e-stop sender's node) first
         ex.shutdown(timeout_sec=1.0)
         node.destroy_node()
