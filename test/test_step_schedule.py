@@ -16,20 +16,22 @@ def _feed(s: StepSchedule, stamps, latency=0.05):
 def test_features_step_at_their_arrival_not_at_the_next_tick():
     s = StepSchedule(PERIOD)
     s.stepped(1.000)
-    assert s.arrival_step(1.037) == 1.037
+    s.features(1.037, 0.037)
+    assert s.next_step() == (1.037, False)
 
 
 def test_a_step_comes_no_sooner_than_min_gap_after_the_last():
     s = StepSchedule(PERIOD, min_gap=0.02)
     s.stepped(1.000)
-    assert s.arrival_step(1.005) == pytest.approx(1.020)
+    s.features(1.005, 0.05)
+    assert s.next_step()[0] == pytest.approx(1.020)
 
 
 def test_without_an_estimate_steps_are_a_period_apart():
     s = StepSchedule(PERIOD)
     assert s.next_step() == (float("-inf"), False)  # never stepped: now
-    s.stepped(2.0)
     _feed(s, [1.9, 2.0])  # two features: no interval estimate yet
+    s.stepped(2.0)  # on them
     assert s.next_step() == (pytest.approx(2.05), False)
 
 
@@ -89,9 +91,7 @@ def _scheduled(stamps, arrivals):
             steps.append(max(due, 0.0))
             s.stepped(steps[-1], after_wait)
             continue
-        if s.features(arrivals[k], arrivals[k] - stamps[k]):
-            steps.append(s.arrival_step(arrivals[k]))
-            s.stepped(steps[-1])
+        s.features(arrivals[k], arrivals[k] - stamps[k])  # the next answer is its arrival step
         k += 1
     return np.array(steps)
 
@@ -109,3 +109,13 @@ def test_against_a_fixed_grid_chunks_are_younger_at_the_same_rate():
     assert p99 < min(grid_p99) - 0.015, (p99, grid_p99)
     assert 19.0 <= steps.size / stamps[-1] <= 20.5
     assert np.max(np.diff(steps)) <= PERIOD + PERIOD / 2 + PERIOD + 1e-9  # a wait is bounded: period + hold + grace
+
+
+def test_a_step_on_new_features_clears_them():
+    s = StepSchedule(PERIOD)
+    s.stepped(1.0)
+    s.features(1.03, 0.03)
+    s.stepped(1.03)
+    assert s.next_step() == (pytest.approx(1.08), False)  # a period after, no second arrival step
+    assert not s.features(1.04, 0.04)  # the same frame again: no new step
+    assert s.next_step() == (pytest.approx(1.08), False)

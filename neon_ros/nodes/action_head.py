@@ -88,7 +88,7 @@ class ActionHeadNode(Node):
         if p["schedule"] not in SCHEDULES:
             raise ValueError(f"action_head: schedule must be one of {' | '.join(SCHEDULES)}, got {p['schedule']!r}")
         self.schedule = StepSchedule(1.0 / self.rate) if p["schedule"] == "arrival" else None
-        self.features_in = threading.Event()  # new features arrived: an arrival step is due
+        self.features_in = threading.Event()  # new features arrived: the schedule's next step changed
         if runtime not in RUNTIMES:
             raise ValueError(f"action_head: runtime must be one of {' | '.join(RUNTIMES)}, got {runtime!r}")
         self.rt_status = self.scheduling
@@ -212,14 +212,9 @@ class ActionHeadNode(Node):
         """Sleep until new features arrive or the schedule's next step is due; the wake's lateness (s)."""
         sched = self.schedule
         while not self.stop.is_set():
+            self.features_in.clear()  # before asking: features arriving after it wake the wait below
             with self.lock:
                 due, after_wait = sched.next_step()
-            if self.features_in.is_set():
-                self.features_in.clear()
-                with self.lock:
-                    due, after_wait = sched.arrival_step(time.monotonic()), False
-                self.stop.wait(max(0.0, due - time.monotonic()))
-                break
             remaining = due - time.monotonic()
             if remaining <= 0.0:
                 break

@@ -162,9 +162,9 @@ def _run_script(node: TeleopNode, ex: SingleThreadedExecutor, script: TeleopScri
 
     Its clock starts once the bridge's subscription matched and acknowledged the script's first
     point (sent again until then): on a loaded machine discovery can take seconds, and it is not
-    symmetric; and it waits for the bridge's own subscription, not the first subscriber. Our writer can see the bridge's reader well before that reader knows our writer
-    (1.9 s once in CI), and the reader drops what it gets before then, which cut the operator's hold
-    short."""
+    symmetric. It waits for the bridge's own subscription, not the first subscriber. Our writer
+    can see the bridge's reader well before that reader knows our writer (1.9 s once in CI), and
+    the reader drops what it gets before then, which cut the operator's hold short."""
     if _wait_for_node(node, node.pub, contract.TOPIC_TELEOP, contract.BRIDGE_COMMAND_NODE, timeout,
                       lambda: ex.spin_once(timeout_sec=0.05)) == 0:
         print(f"neon-ros teleop: g1_bridge's subscription on {contract.TOPIC_TELEOP} not seen within "

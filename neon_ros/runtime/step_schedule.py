@@ -30,8 +30,8 @@ SCHEDULES = ("arrival", "grid")  # when a head steps: this module's rules | ever
 
 @dataclass
 class StepSchedule:
-    """Arrival-driven step times. ``features()`` and ``stepped()`` feed it; ``next_step()`` and
-    ``arrival_step()`` answer when to step. Not thread-safe: its owner serialises the calls."""
+    """Arrival-driven step times. ``features()`` and ``stepped()`` feed it; ``next_step()`` answers
+    when to step. Not thread-safe: its owner serialises the calls."""
 
     period: float  # s between steps while features are old
     hold: float = -1.0  # s before an expected arrival in which a timer step waits for it; < 0: period / 2
@@ -41,6 +41,7 @@ class StepSchedule:
     _stamps: deque = field(init=False, repr=False)  # camera stamps of the newest features (s)
     _latencies: deque = field(init=False, repr=False)  # their latencies (s)
     last_step: float | None = field(default=None, init=False)
+    _arrival: float | None = field(default=None, init=False, repr=False)  # new features not stepped on yet (s)
     late: int = field(default=0, init=False)  # timer steps after a wait for features that did not come
 
     def __post_init__(self) -> None:
@@ -64,6 +65,7 @@ class StepSchedule:
             return False
         self._stamps.append(stamp)
         self._latencies.append(latency)
+        self._arrival = arrival
         return True
 
     def expected_arrival(self) -> float | None:
@@ -74,7 +76,11 @@ class StepSchedule:
         return self._stamps[-1] + interval + float(np.median(self._latencies))
 
     def next_step(self) -> tuple[float, bool]:
-        """(when to step if no features arrive first, whether that is the end of a wait for features)."""
+        """(when to step, whether that step ends a wait for features that did not come); new
+        features arriving change the answer: ask again."""
+        if self._arrival is not None:  # new features: now, not sooner than min_gap after the last step
+            return (self._arrival if self.last_step is None else
+                    max(self._arrival, self.last_step + self.min_gap)), False
         if self.last_step is None:
             return float("-inf"), False  # never stepped: now
         due = self.last_step + self.period
@@ -83,11 +89,7 @@ class StepSchedule:
             return max(due, expected + self.grace), True
         return due, False
 
-    def arrival_step(self, arrival: float) -> float:
-        """When to step for features that arrived at ``arrival`` (not sooner than min_gap after the last)."""
-        return arrival if self.last_step is None else max(arrival, self.last_step + self.min_gap)
-
     def stepped(self, t: float, after_wait: bool = False) -> None:
         """A step ran at ``t``; ``after_wait``: a timer step that had waited for features in vain."""
-        self.last_step = t
+        self.last_step, self._arrival = t, None
         self.late += int(after_wait)

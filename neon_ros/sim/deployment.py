@@ -143,7 +143,6 @@ class SimulatedDeployment:
             raise RuntimeError(f"the bridge controller refused to enable: {why}")
         features, pending = None, None
         sched = StepSchedule(control_ns / NS) if cfg.schedule == "arrival" else None
-        arrival_due: float | None = None  # s: a step for features that arrived
         for i in range(int(round(cfg.seconds * NS / dt_ns))):
             now = START_NS + i * dt_ns
             elapsed = now - START_NS
@@ -154,8 +153,8 @@ class SimulatedDeployment:
                     ring.push(resize_rgb(frame, enc.frame_size), now)
             if pending is not None and now >= pending[0]:  # the backbone published
                 features, pending = pending[1], None
-                if sched is not None and sched.features(now / NS, (now - features.stamp_ns) / NS):
-                    arrival_due = sched.arrival_step(now / NS)
+                if sched is not None:
+                    sched.features(now / NS, (now - features.stamp_ns) / NS)
             if ring is not None and elapsed % clip_ns < dt_ns and pending is None:  # newest clip, backbone idle
                 clip = ring.new_clip()
                 if clip is not None:
@@ -165,11 +164,10 @@ class SimulatedDeployment:
             if sched is None:
                 stepping = elapsed % control_ns < dt_ns
             else:
-                t, (due, after_wait) = now / NS + TICK_SLACK, sched.next_step()
-                stepping = t >= due or (arrival_due is not None and t >= arrival_due)
+                due, after_wait = sched.next_step()
+                stepping = now / NS + TICK_SLACK >= due
                 if stepping:
-                    sched.stepped(now / NS, after_wait and arrival_due is None)
-                    arrival_due = None
+                    sched.stepped(now / NS, after_wait)
             if stepping:
                 if features is not None:
                     ep.feature_ages.append((now - features.stamp_ns) / NS)
