@@ -185,6 +185,8 @@ def test_an_estop_survives_kill_9_and_a_restart_with_autostart(tmp_path):
     count = int(re.fullmatch(r"(\d+) threads, nice 10", r["command_dds"]).group(1))
     assert count >= 5 and sum(n == 10 for _, n in niced) == count, (r["command_dds"], niced)
     assert sum(n == 0 and c.startswith("dds.") for c, n in niced) >= 5 and {n for _, n in niced} == {0, 10}, niced
+    # the setup's heap is out of the garbage collector's reach (no full-collection pause walks it)
+    assert int(r["gc_frozen_objects"]) > 10_000, r
     # normal priority (the simulation's rt_priority 0) with slice_us from config/neon.yaml
     if tuple(map(int, os.uname().release.split(".")[:2])) >= (6, 12):
         assert r["rt_status"] == "normal priority, slice 100 us", r

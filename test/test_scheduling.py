@@ -235,3 +235,27 @@ def test_session_nice_reads_the_kernels_line_and_none_for_the_default_group(tmp_
     assert session_nice() == nice
     monkeypatch.setattr(timing, "AUTOGROUP_OF_SELF", tmp_path / "absent")
     assert session_nice() is None
+
+
+FREEZE_CHILD = """
+import gc
+from neon_ros.runtime.timing import freeze_heap
+class Part:
+    pass
+setup = Part()
+setup.me = setup  # a cycle the node keeps for its lifetime
+frozen = freeze_heap()
+assert frozen == gc.get_freeze_count() > 1000, frozen
+assert not any(o is setup for o in gc.get_objects()), "a collection still walks the setup's objects"
+later = Part()
+later.me = later
+del later  # garbage made after the freeze: still found and freed
+assert gc.collect() >= 1
+print("ok", frozen)
+"""
+
+
+def test_freeze_heap_takes_the_setup_out_of_the_collectors_walk_and_later_cycles_are_still_freed():
+    """A real-time node freezes its heap once built (g1_bridge, bridge_watchdog): in a fresh interpreter."""
+    out = subprocess.run([sys.executable, "-c", FREEZE_CHILD], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("ok"), out.stdout + out.stderr

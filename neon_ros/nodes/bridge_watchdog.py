@@ -26,7 +26,7 @@ from neon_ros.bridge.command import MODES
 from neon_ros.bridge.watchdog import BridgeWatchdog, WatchdogConfig
 from neon_ros.ros import msgs, rosutil
 from neon_ros.ros.params import Param, ParamTable
-from neon_ros.runtime.timing import set_fifo
+from neon_ros.runtime.timing import freeze_heap, set_fifo
 
 PARAMETERS: ParamTable = {
     "mode": Param("arm_sdk", f"the bridge's mode: {' | '.join(MODES)} (the topic damping is written to)"),
@@ -53,11 +53,12 @@ class BridgeWatchdogNode(Node):
                                        on_event=self._on_event)
         self.diag_pub = self.create_publisher(DiagnosticArray, contract.TOPIC_DIAGNOSTICS, rosutil.STATE_QOS)
         self.create_timer(1.0 / p["diagnostics_rate"], self._publish_diagnostics)
+        self._frozen_objects = freeze_heap()  # as g1_bridge: no full GC pause walks the setup's heap
         self.watchdog.start()
         self.get_logger().info(
             f"bridge_watchdog: watching the bridge's heartbeat (DDS domain {p['dds_domain_id']}, "
             f"{p['network_interface']}); damping on {self.watchdog.builder.topic} after {cfg.timeout * 1e3:.0f} ms "
-            f"without one; scheduling: {rt_status}")
+            f"without one; heap frozen ({self._frozen_objects} objects); scheduling: {rt_status}")
 
     def _on_event(self, kind: str, text: str) -> None:
         # (rclpy's logger refuses one call site with two severities)
@@ -67,7 +68,7 @@ class BridgeWatchdogNode(Node):
             self.get_logger().info(text)
 
     def _publish_diagnostics(self) -> None:
-        values = self.watchdog.status()
+        values = {**self.watchdog.status(), "gc_frozen_objects": self._frozen_objects}
         state = values["state"]
         level = "error" if state == "damping" or not self.watchdog.alive else "warn" if state == "waiting" else "ok"
         text = {"waiting": "no bridge heartbeat heard yet", "watching": "the bridge commands the robot",

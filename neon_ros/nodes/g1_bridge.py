@@ -67,7 +67,7 @@ from neon_ros.bridge.motion_switcher import CHECK_TIMEOUT, motion_mode_refusal
 from neon_ros.bridge.safety import REASONS, InputRejectedError, SafetyConfig, validate_trajectory
 from neon_ros.ros import msgs, rosutil
 from neon_ros.ros.params import Param, ParamTable, scheduling_params
-from neon_ros.runtime.timing import PeriodicThread, set_fifo
+from neon_ros.runtime.timing import PeriodicThread, freeze_heap, set_fifo
 
 DISCOVERY_WAITS = 3  # autostart_delays from start before "no e-stop publisher" is believed
 
@@ -191,6 +191,7 @@ class G1Bridge(Node):
         self._started_ns = self.loop.clock()
         if self._autostart:
             self._autostart_timer = self.create_timer(0.05, self._try_autostart, callback_group=enabling)
+        self._frozen_objects = freeze_heap()  # no full GC pause walks the setup's heap while the loop runs
         self.loop.start()
         self._estop.start()
         self._commands.start()
@@ -364,7 +365,8 @@ class G1Bridge(Node):
         values = {**status, **{f"reject_{k}": v for k, v in self.rejects.items()},
                   **{f"accepted_{k}": v for k, v in self.accepted.items()}, **self.loop.counts,
                   **{k: round(v, 4) for k, v in self.loop.timing().items()}, "lowstate_age_s": round(age, 4),
-                  "rt_status": self.loop.rt_status, "estop_latch_on_disk": on_disk, "pid": os.getpid(),
+                  "rt_status": self.loop.rt_status, "gc_frozen_objects": self._frozen_objects,
+                  "estop_latch_on_disk": on_disk, "pid": os.getpid(),
                   "command_dds": f"{len(self._commands.dds_threads)} threads, {self._commands.dds_nice}"}
         rejected = sum(self.rejects.values())
         level = "ok"

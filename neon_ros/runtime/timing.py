@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import gc
 import os
 import threading
 import time
@@ -309,6 +310,21 @@ def set_slice(slice_us: float, whole_process: bool = True) -> str:
     release = tuple(int(x) for x in platform.release().split(".")[:2] if x.isdigit())
     honoured = release >= (6, 12)
     return f"normal priority, slice {slice_us:g} us" + ("" if honoured else " (ignored before Linux 6.12)")
+
+
+def freeze_heap() -> int:
+    """Put every object alive now out of the cyclic garbage collector's reach; returns how many.
+
+    A full collection walks every tracked object while holding the GIL: in g1_bridge (rclpy,
+    MuJoCo, cyclonedds: ~80,000 objects) one took 27 ms, 13 of the 500 Hz loop's cycles lost at
+    once, and the allocation churn of a command flood is what triggers them. Called once a node
+    is built, the objects of its imports and setup are never walked again (``gc.freeze``, the
+    CPython idiom for long-lived heaps), so a collection only walks what was made since: cycles
+    created later are still found and freed.
+    """
+    gc.collect()  # garbage of the setup is freed, not kept forever
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def set_fifo(priority: int, whole_process: bool = True, inherit: bool = False) -> str:

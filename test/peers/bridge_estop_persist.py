@@ -30,6 +30,7 @@ def run(node: Scenario) -> dict:
     r["active"] = node.wait(lambda q, d: d["state"] == "active", 60)
     r["rt_status"] = node.get()[1].get("rt_status")
     r["command_dds"] = node.get()[1].get("command_dds")
+    r["gc_frozen_objects"] = node.get()[1].get("gc_frozen_objects")
     deadline = time.monotonic() + 30
     while estop.get_subscription_count() < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
