@@ -1,9 +1,11 @@
 """runtime.step_schedule: when the head steps, from features' arrivals (plain logic, no ROS)."""
 
+import re
+
 import numpy as np
 import pytest
 
-from neon_ros.runtime.step_schedule import StepSchedule
+from neon_ros.runtime.step_schedule import StepSchedule, schedule_for
 
 PERIOD = 0.05
 
@@ -119,3 +121,12 @@ def test_a_step_on_new_features_clears_them():
     assert s.next_step() == (pytest.approx(1.08), False)  # a period after, no second arrival step
     assert not s.features(1.04, 0.04)  # the same frame again: no new step
     assert s.next_step() == (pytest.approx(1.08), False)
+
+
+def test_schedule_names_map_to_their_step_times():
+    """action_head's and the simulated deployment's ``schedule``: arrival -> a StepSchedule, grid ->
+    None (the caller's absolute deadlines), anything else refused with the choices."""
+    assert isinstance(schedule_for("arrival", 0.05), StepSchedule) and schedule_for("arrival", 0.05).period == 0.05
+    assert schedule_for("grid", 0.05) is None
+    with pytest.raises(ValueError, match=re.escape("arrival | grid")):
+        schedule_for("fast", 0.05)

@@ -5,10 +5,11 @@ at each new features' arrival and a period after the last step in between, skipp
 that would run on old features just before new ones are due (runtime.step_schedule); with
 ``schedule`` grid, on absolute deadlines (t0 + k * 50 ms, never drifting with step time;
 overruns skip deadlines instead of bunching them), recording the period error. Each step
-acts only on fresh, compatible input (perception.gate): stale features, another backbone, the wrong width, non-finite values or a missing
-joint state publish nothing and say why in /diagnostics. A chunk carries the camera
-stamp of the features it came from. With ``ee_mode`` blend or replace, the head's predicted
-hand displacements become arm joint targets by IK before the clamp (runtime.ee_targets).
+acts only on fresh, compatible input (perception.gate): stale features, another backbone, the
+wrong width, non-finite values or a missing joint state publish nothing and say why in
+/diagnostics. A chunk carries the camera stamp of the features it came from. With ``ee_mode``
+blend or replace, the head's predicted hand displacements become arm joint targets by IK
+before the clamp (runtime.ee_targets).
 The same prediction's locomotion and grip outputs, at the chunk point meant for now, go to
 /neon/loco_cmd (TwistStamped: vx, vy, yaw rate) and /neon/grip_cmd (JointState: closure per hand)
 for body_bridge. Hand paths (FK of the targets) go to /neon/markers,
@@ -36,7 +37,7 @@ from neon_ros.ros import markers, msgs, rosutil
 from neon_ros.ros.params import Param, ParamTable, scheduling_params
 from neon_ros.runtime import gate, narration
 from neon_ros.runtime.control import HeadStep
-from neon_ros.runtime.step_schedule import SCHEDULES, StepSchedule
+from neon_ros.runtime.step_schedule import schedule_for
 from neon_ros.runtime.timing import AbsoluteTicker, RateMeter, Window, flatten, set_fifo
 
 SWITCH_INTERVAL = 0.0005  # s, GIL hand-over interval (Python's default is 5 ms)
@@ -85,9 +86,7 @@ class ActionHeadNode(Node):
         from neon_ros.runtime.head import RUNTIMES, HeadRuntime
         from neon_ros.runtime.kinematics import G1Kinematics
 
-        if p["schedule"] not in SCHEDULES:
-            raise ValueError(f"action_head: schedule must be one of {' | '.join(SCHEDULES)}, got {p['schedule']!r}")
-        self.schedule = StepSchedule(1.0 / self.rate) if p["schedule"] == "arrival" else None
+        self.schedule = schedule_for(p["schedule"], 1.0 / self.rate)
         self.features_in = threading.Event()  # new features arrived: the schedule's next step changed
         if runtime not in RUNTIMES:
             raise ValueError(f"action_head: runtime must be one of {' | '.join(RUNTIMES)}, got {runtime!r}")

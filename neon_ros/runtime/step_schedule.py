@@ -93,3 +93,11 @@ class StepSchedule:
         """A step ran at ``t``; ``after_wait``: a timer step that had waited for features in vain."""
         self.last_step, self._arrival = t, None
         self.late += int(after_wait)
+
+
+def schedule_for(name: str, period: float) -> StepSchedule | None:
+    """The step times of schedule ``name`` (a SCHEDULES entry) at ``period`` s: a StepSchedule for
+    arrival, None for grid (every period on absolute deadlines, the caller's own clock)."""
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {' | '.join(SCHEDULES)}, got {name!r}")
+    return StepSchedule(period) if name == "arrival" else None

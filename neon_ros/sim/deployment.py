@@ -33,7 +33,7 @@ from neon_ros.bridge.gravity import GravityModel, with_gravity
 from neon_ros.bridge.safety import NS, InputRejectedError, validate_trajectory
 from neon_ros.runtime import gate
 from neon_ros.runtime.ring import FrameRing
-from neon_ros.runtime.step_schedule import SCHEDULES, StepSchedule
+from neon_ros.runtime.step_schedule import SCHEDULES, schedule_for
 
 START_NS = 10 * NS  # the simulated clock starts here (stamps > 0, as on a robot)
 TICK_SLACK = 1e-9  # s: a step due at a tick's time runs on that tick (float rounding of ns / 1e9)
@@ -142,7 +142,7 @@ class SimulatedDeployment:
         if not ok:
             raise RuntimeError(f"the bridge controller refused to enable: {why}")
         features, pending = None, None
-        sched = StepSchedule(control_ns / NS) if cfg.schedule == "arrival" else None
+        sched = schedule_for(cfg.schedule, control_ns / NS)
         for i in range(int(round(cfg.seconds * NS / dt_ns))):
             now = START_NS + i * dt_ns
             elapsed = now - START_NS
