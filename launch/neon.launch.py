@@ -45,6 +45,8 @@ ARGUMENTS = (
     ("autostart", param_text(BRIDGE["autostart"]), "enable the bridge at start (true only in simulation)"),
     ("network_interface", param_text(BRIDGE["network_interface"]), "network interface on the robot's DDS network"),
     ("dds_domain_id", param_text(BRIDGE["dds_domain_id"]), "Unitree DDS domain (0 on the robot)"),
+    ("bridge_rt_priority", param_text(BRIDGE["rt_priority"]),
+     "SCHED_FIFO priority of g1_bridge (0 = normal; real-time where permitted on the robot)"),
     ("watchdog_rt_priority", param_text(WATCHDOG["rt_priority"]),
      "SCHED_FIFO priority of bridge_watchdog (0 = normal; real-time where permitted on the robot)"),
     ("gravity_compensation", param_text(BRIDGE["gravity_compensation"]),
@@ -78,6 +80,7 @@ def generate_launch_description() -> LaunchDescription:
             "network_interface": arg("network_interface"),
             "dds_domain_id": ParameterValue(arg("dds_domain_id"), value_type=int),
             "gravity_compensation": ParameterValue(arg("gravity_compensation"), value_type=bool),
+            "rt_priority": ParameterValue(arg("bridge_rt_priority"), value_type=int),
         },
         # the head's base velocity and hands: the bridge's mode (arm_sdk: loco allowed), enable, interface, domain
         "body_bridge": {

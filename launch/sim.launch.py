@@ -38,6 +38,7 @@ def generate_launch_description() -> LaunchDescription:
             "autostart": param_text(BRIDGE["autostart"]),
             "network_interface": param_text(BRIDGE["network_interface"]),
             "gravity_compensation": param_text(BRIDGE["gravity_compensation"]),
+            "bridge_rt_priority": param_text(BRIDGE["rt_priority"]),
             "watchdog_rt_priority": param_text(WATCHDOG["rt_priority"]),
             "dds_domain_id": arg("dds_domain_id"),
             "checkpoint": arg("checkpoint"),

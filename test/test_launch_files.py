@@ -210,12 +210,14 @@ def test_robot_launch_is_safe_by_default(load):
     bridge = node_params(neon_nodes(robot)["g1_bridge"])
     on_robot = {k: resolve(v, defaults) for k, v in bridge.items()}
     assert on_robot == {"mode": "arm_sdk", "autostart": False, "network_interface": "eth0", "dds_domain_id": 0,
-                        "gravity_compensation": False}
+                        "gravity_compensation": False, "rt_priority": 50}
     assert on_robot == stack.node("g1_bridge").robot
     sim = load("sim.launch.py")
     in_sim = {k: resolve(v, {**defaults, **include_arguments(sim)}) for k, v in bridge.items()}
-    assert {k: in_sim[k] for k in ("mode", "autostart", "network_interface", "gravity_compensation")} == {
-        "mode": "lowcmd", "autostart": True, "network_interface": "lo", "gravity_compensation": True
+    assert {k: in_sim[k] for k in ("mode", "autostart", "network_interface", "gravity_compensation",
+                                   "rt_priority")} == {
+        "mode": "lowcmd", "autostart": True, "network_interface": "lo", "gravity_compensation": True,
+        "rt_priority": 0,
     } == stack.node("g1_bridge").sim
     sim_g1 = {k: resolve(v, arguments(sim)) for k, v in node_params(neon_nodes(sim)["sim_g1"]).items()}
     assert sim_g1.items() >= stack.node("sim_g1").sim.items() and sim_g1["fixed_base"] is True

@@ -122,6 +122,43 @@ def test_set_fifo_and_the_threads_started_afterwards(kwargs, status, thread_poli
     assert seen == [thread_policy]
 
 
+COMMAND_INTAKE_CHILD = """
+import json, os, threading
+from neon_ros.ros import rosutil
+from neon_ros.runtime.timing import set_fifo
+out = {}
+def bridge_thread():  # as g1_bridge at rt_priority > 0: FIFO, inherited by what it starts
+    out["status"] = set_fifo(3, whole_process=False, inherit=True)
+    side = rosutil.SideNode("intake_test", dds_nice=10)
+    out["dds"] = sorted({(os.sched_getscheduler(t) & 0xFF, os.getpriority(os.PRIO_PROCESS, t)) for t in side.dds_threads})
+    out["nice_status"] = side.dds_nice
+    side.start()
+    out["spin"] = os.sched_getscheduler(side.thread.native_id) & 0xFF
+    side.shutdown()
+t = threading.Thread(target=bridge_thread)
+t.start()
+t.join()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not _fifo_permitted(), reason="SCHED_FIFO not permitted here (needs root / CAP_SYS_NICE)")
+def test_a_real_time_bridges_command_intake_dds_threads_run_on_normal_scheduling():
+    """g1_bridge at rt_priority > 0 (the robot's default): the DDS threads of its command intake
+    (a flood arrives there) go back to SCHED_OTHER at command_dds_nice; its spinning thread (it
+    holds the GIL, as the 500 Hz loop does) stays real-time. Before, they inherited SCHED_FIFO and
+    the nice value meant nothing."""
+    import json
+
+    out = subprocess.run([sys.executable, "-c", COMMAND_INTAKE_CHILD], env=ros_env(), capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["status"] == "SCHED_FIFO 3" and got["nice_status"] == "nice 10", got
+    assert got["dds"] == [[os.SCHED_OTHER, 10]], got
+    assert got["spin"] == os.SCHED_FIFO, got
+
+
 def test_child_policies_reads_a_process_tree():
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:

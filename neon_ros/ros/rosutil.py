@@ -165,8 +165,9 @@ class SideNode:
 
     def __init__(self, name: str, namespace: str = "", dds_nice: int = 0):
         """``dds_nice`` > 0: the threads its DDS participant starts (receiving and decoding what
-        arrives, no Python) run at that nice value, so a flood on its topics takes CPU from
-        nothing of this process that matters more; the spinning thread keeps the caller's."""
+        arrives, no Python) run on normal scheduling at that nice value, also in a real-time
+        process, so a flood on its topics takes CPU from nothing of this process that matters
+        more; the spinning thread keeps the caller's scheduling."""
         from neon_ros.runtime.timing import set_nice_of, thread_ids
 
         self.name = name
@@ -176,7 +177,7 @@ class SideNode:
         self.node = rclpy.create_node(name, namespace=namespace or None, context=self.context,
                                       use_global_arguments=False, start_parameter_services=False)
         self.dds_threads = sorted(set(thread_ids()) - before)
-        self.dds_nice = set_nice_of(self.dds_threads, dds_nice) if dds_nice else "nice 0"
+        self.dds_nice = set_nice_of(self.dds_threads, dds_nice, fair=True) if dds_nice else "nice 0"
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, name=name, daemon=True)

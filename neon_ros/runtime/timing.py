@@ -207,10 +207,16 @@ def set_nice(nice: int, whole_process: bool = True) -> str:
     return set_nice_of(thread_ids(whole_process), nice)
 
 
-def set_nice_of(tids: list[int], nice: int) -> str:
-    """The nice value of these threads of this process (0: the calling one); see ``set_nice``."""
+def set_nice_of(tids: list[int], nice: int, fair: bool = False) -> str:
+    """The nice value of these threads of this process (0: the calling one); see ``set_nice``.
+
+    ``fair``: a thread on a real-time policy (inherited from a SCHED_FIFO creator) is first put
+    back on SCHED_OTHER, where a nice value means something (leaving real time needs no privilege).
+    """
     for tid in tids:
         try:
+            if fair and os.sched_getscheduler(tid) & 0xFF not in (os.SCHED_OTHER, os.SCHED_BATCH, os.SCHED_IDLE):
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
             os.setpriority(os.PRIO_PROCESS, tid, int(nice))  # Linux: per thread, 0 = the calling one
         except ProcessLookupError:  # the thread ended meanwhile
             continue

@@ -29,11 +29,16 @@ class StackNode:
 # In start order. The bridge comes up before the simulator so it enables (holding the
 # standing pose) on the first LowState, before the damped robot sags on its gantry; its
 # watchdog shares the bridge's mode, interface and domain.
+# On the robot the bridge's 500 Hz loop runs real-time where permitted (SCHED_FIFO 50, below its
+# watchdog's 60; refused without CAP_SYS_NICE or an rtprio limit, it says so and runs at normal
+# priority): at normal priority a flood from other processes on a 2-core computer costs it
+# cycles in some runs, at FIFO 50 none (README, e-stop row).
 STACK: tuple[StackNode, ...] = (
     StackNode("g1_bridge",
-              sim={"mode": "lowcmd", "autostart": True, "network_interface": "lo", "gravity_compensation": True},
+              sim={"mode": "lowcmd", "autostart": True, "network_interface": "lo", "gravity_compensation": True,
+                   "rt_priority": 0},
               robot={"mode": "arm_sdk", "autostart": False, "network_interface": "eth0", "dds_domain_id": 0,
-                     "gravity_compensation": False},
+                     "gravity_compensation": False, "rt_priority": 50},
               ready="g1_bridge: mode="),
     # Damps the robot if the bridge dies (its own process, on the bridge's Unitree DDS). On the
     # robot it runs real-time where permitted (it sleeps but must wake within its timeout
