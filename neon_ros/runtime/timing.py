@@ -161,6 +161,14 @@ def task_ids(pid: int | str = "self") -> list[int]:
     return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
 
 
+_RESET_ON_FORK = getattr(os, "SCHED_RESET_ON_FORK", 0)  # a flag sched_getscheduler ORs into the policy
+
+
+def policy_of(tid: int) -> int:
+    """A thread's scheduling policy (0: the calling thread), without the SCHED_RESET_ON_FORK flag."""
+    return os.sched_getscheduler(tid) & ~_RESET_ON_FORK
+
+
 def thread_policies(pid: int | str = "self") -> dict[int, int]:
     """{thread id: scheduling policy} for every thread of process ``pid`` (default: this one);
     raises OSError if the process is gone."""
@@ -177,7 +185,7 @@ def restore_normal_scheduling() -> int:
     """Put every thread of this process on SCHED_OTHER; returns how many were changed."""
     changed = 0
     for tid, policy in thread_policies().items():
-        if policy & ~getattr(os, "SCHED_RESET_ON_FORK", 0) != os.SCHED_OTHER:
+        if policy & ~_RESET_ON_FORK != os.SCHED_OTHER:
             try:
                 os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
                 changed += 1
@@ -215,7 +223,7 @@ def set_nice_of(tids: list[int], nice: int, fair: bool = False) -> str:
     """
     for tid in tids:
         try:
-            if fair and os.sched_getscheduler(tid) & 0xFF not in (os.SCHED_OTHER, os.SCHED_BATCH, os.SCHED_IDLE):
+            if fair and policy_of(tid) not in (os.SCHED_OTHER, os.SCHED_BATCH, os.SCHED_IDLE):
                 os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
             os.setpriority(os.PRIO_PROCESS, tid, int(nice))  # Linux: per thread, 0 = the calling one
         except ProcessLookupError:  # the thread ended meanwhile
@@ -303,7 +311,7 @@ def set_slice(slice_us: float, whole_process: bool = True) -> str:
     libc = ctypes.CDLL(None, use_errno=True)
     for tid in thread_ids(whole_process):
         try:
-            if os.sched_getscheduler(tid) & 0xFF != os.SCHED_OTHER:  # real-time threads keep their policy
+            if policy_of(tid) != os.SCHED_OTHER:  # real-time threads keep their policy
                 continue
             nice = os.getpriority(os.PRIO_PROCESS, tid)
         except OSError:  # the thread ended meanwhile
@@ -346,7 +354,7 @@ def set_fifo(priority: int, whole_process: bool = True, inherit: bool = False) -
     """
     if priority <= 0:
         return "normal priority"
-    policy = os.SCHED_FIFO | (0 if inherit else getattr(os, "SCHED_RESET_ON_FORK", 0))
+    policy = os.SCHED_FIFO | (0 if inherit else _RESET_ON_FORK)
     tids = thread_ids(whole_process)
     try:
         for tid in tids:  # 0: the calling thread
