@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neon_ros.voice.asr import AsrConfig, make_asr, normalize
+from neon_ros.voice.asr import AsrConfig, make_asr
 from neon_ros.voice.audio import SAMPLE_RATE, prepare
 from neon_ros.voice.correction import Corrector, sound_distance, sound_key
 from neon_ros.voice.tts import TtsConfig, make_tts
-from neon_ros.voice.vocabulary import Vocabulary, load_vocabulary
+from neon_ros.voice.vocabulary import Vocabulary, load_vocabulary, normalize
 
 KETTLE_OR_BOTTLE = Vocabulary.build(["pick up the kettle", "pick up the bottle"])
 KETTLE = Vocabulary.build(["pick up the kettle"])
@@ -83,6 +83,7 @@ class AlignSpy:
 
 
 def _asr(vocabulary: Vocabulary, **config):
+    config.setdefault("reading_margin", 0.0)  # the correction alone (the reading: test_voice_asr_reading.py)
     asr = make_asr(AsrConfig(**config), vocabulary)
     spy = AlignSpy(asr.model.model)
     asr.model.model = spy

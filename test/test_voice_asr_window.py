@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neon_ros.voice.asr import AsrConfig, make_asr, normalize
+from neon_ros.voice.asr import AsrConfig, make_asr
 from neon_ros.voice.audio import SAMPLE_RATE, prepare
 from neon_ros.voice.tts import TtsConfig, make_tts
+from neon_ros.voice.vocabulary import normalize
 
 PHRASE = "pick up the red cup"
 

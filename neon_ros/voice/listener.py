@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from neon_ros.voice.asr import AsrConfig, Transcript, normalize
+from neon_ros.voice.asr import AsrConfig, Transcript
 from neon_ros.voice.vad import Segmenter, Utterance
-from neon_ros.voice.vocabulary import Vocabulary
+from neon_ros.voice.vocabulary import Vocabulary, normalize
 
 
 @dataclass

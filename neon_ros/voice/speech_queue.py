@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from neon_ros.voice import audio as audio_io
-from neon_ros.voice.asr import normalize
+from neon_ros.voice.vocabulary import normalize
 
 
 @dataclass

@@ -18,6 +18,7 @@ and a user file (``config/voice_vocabulary.yaml``: ``commands``, ``actions``, ``
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,6 @@ from pathlib import Path
 import yaml
 
 from neon_ros.config_files import config_file
-from neon_ros.voice.asr import normalize
 
 DEFAULT_FILE = "voice_vocabulary.yaml"
 SECTIONS = ("commands", "actions", "objects", "places", "words")
@@ -38,6 +38,11 @@ between beside around through up down and or but then so if now just please can 
 will shall should may might must do does did be is are was were been am have has had get got
 not dont cant wont im ive id youre its theres here there some any all each every very too also
 """.split())
+
+
+def normalize(text: str) -> str:
+    """Lower case, punctuation removed, single spaces: 'Pick up the red cup.' -> 'pick up the red cup'."""
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).replace("'", "").split())
 
 
 def _singulars(word: str) -> tuple[str, ...]:
@@ -111,6 +116,11 @@ class Vocabulary:
         """(content words of ``text``, those of them the vocabulary does not know)."""
         content = [w for w in normalize(text).split() if w not in FUNCTION_WORDS]
         return content, [w for w in content if not self.known(w)]
+
+    def ends_on_content(self, text: str) -> bool:
+        """Whether the last word of ``text`` carries content (a command is not cut off at 'the')."""
+        words = normalize(text).split()
+        return bool(words) and words[-1] not in FUNCTION_WORDS
 
     def rejection(self, text: str, max_unknown: float) -> str:
         """Why ``text`` is not taken as a command ('' = it is): a repeated phrase, or more

@@ -2,8 +2,8 @@
 
 1. utterance end -> instruction: spoken robot commands (espeak-ng, four voices at 130-170 wpm,
    the bench's own set ``COMMANDS``) streamed in real time through the speech_in pipeline
-   (silero-vad + Whisper primed with the robot's vocabulary + its near-miss correction + its
-   guards, the node's own
+   (silero-vad + Whisper primed with the robot's vocabulary + its vocabulary reading and near-miss
+   correction + its guards, the node's own
    classes, model warmed at start); the clock runs from the end of speech in the stream to the
    /neon/instruction message arriving at a subscriber in this process (real rclpy, latched
    QoS). Includes the VAD's end-of-utterance silence wait (min_silence_ms), Whisper and the
@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="command vocabulary (speech_in `vocabulary`; '' = the task registry only)")
     parser.add_argument("--correction-margin", type=float, default=None,
                         help="near-miss correction margin, nats (speech_in correction_margin; 0 = off; "
+                        "default: AsrConfig's)")
+    parser.add_argument("--reading-margin", type=float, default=None,
+                        help="vocabulary reading margin, nats (speech_in reading_margin; 0 = off; "
                         "default: AsrConfig's)")
     parser.add_argument("--threads", type=int, default=2, help="Whisper CPU threads")
     parser.add_argument("--min-silence-ms", type=int, default=300, help="VAD silence that ends an utterance")
@@ -126,18 +129,18 @@ class _RosHop:
 
 def bench_speech_in(args, workdir: Path) -> dict:
     from neon_ros.runtime.timing import percentiles
-    from neon_ros.voice.asr import AsrConfig, make_asr, normalize
+    from neon_ros.voice.asr import AsrConfig, make_asr
     from neon_ros.voice.audio import FileSource
     from neon_ros.voice.listener import SpeechListener
     from neon_ros.voice.vad import Segmenter, VadConfig
-    from neon_ros.voice.vocabulary import load_vocabulary
+    from neon_ros.voice.vocabulary import load_vocabulary, normalize
 
     clips = workdir / "clips"
     clips.mkdir()
     said = _stream_dir(clips, args.utterances)
     vocabulary = load_vocabulary(args.vocabulary)
-    optional = {k: v for k, v in (("window_s", args.window_s), ("correction_margin", args.correction_margin))
-                if v is not None}
+    optional = {k: v for k, v in (("window_s", args.window_s), ("correction_margin", args.correction_margin),
+                                  ("reading_margin", args.reading_margin)) if v is not None}
     cfg = AsrConfig(backend=args.backend, model=args.model, name=args.model_name, beam_size=args.beam_size,
                     threads=args.threads, initial_prompt=vocabulary.prompt, **optional)
     asr = make_asr(cfg, vocabulary)
