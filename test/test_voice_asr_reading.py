@@ -66,6 +66,9 @@ def test_the_gate_keeps_a_reading_only_when_it_looks_like_a_whole_command(vocabu
     assert not c.accept_reading("Carry the marks.", -9.0, Reading("Carry the box to the", -1.0), -9.0)  # cut off
     assert c.accept_reading("Carry the marks.", -9.0, Reading("Carry the box to the sink", -1.0), -9.0)  # whole
     assert not c.accept_reading(heard, -20.0, Reading("Carry the box.", -1.0), -20.0)  # content words dropped
+    assert not c.accept_reading("Take the lid off the part.", -9.0, Reading(  # a sentence said twice
+        "Take the lid off the pot. Take the lid off my pot.", -5.0), -9.0)
+    assert c.accept_reading("Close the camera.", -9.0, Reading("Push the chair back.", -1.0), -12.0)  # one more
     assert not c.accept_reading("Carry the box.", -5.0, Reading("Carry the box!", -1.0), -5.0)  # the same words
     assert not c.accept_reading("Carry the cup to the kitchen.", -5.0, good, 0.0)  # nothing unknown to fix
     assert not Corrector(vocabulary, 3.0, 8).accept_reading(heard, -20.0, good, -20.0)  # reading_margin 0: off

@@ -176,7 +176,8 @@ class Corrector:
     def accept_reading(self, transcript: str, score: float, reading: Reading, reading_score: float) -> bool:
         """Whether the vocabulary reading replaces ``transcript`` (``score`` and ``reading_score``:
         Whisper's log-probability of each on the audio, unprompted, as ``choose`` compares them):
-        it has fewer unknown words, as many content words, and does not end on a function word
+        it has fewer unknown words, as many content words or one more (not a sentence said twice:
+        'Take the lid off the pot. Take the lid off my pot.'), and does not end on a function word
         (a command is heard whole, not cut off at 'the' or 'my'); Whisper found it likely with the
         prompt (``READING_MIN_LOGPROB`` per word); and it scores at most ``reading_margin`` nats
         below the transcript (0 = readings off)."""
@@ -185,8 +186,8 @@ class Corrector:
             return False
         voc = self.vocabulary
         fewer_unknown = self.candidate(reading.text).unknown < self.candidate(transcript).unknown
-        whole = (len(voc.unknown_words(reading.text)[0]) >= len(voc.unknown_words(transcript)[0])
-                 and voc.ends_on_content(reading.text))
+        extra_words = len(voc.unknown_words(reading.text)[0]) - len(voc.unknown_words(transcript)[0])
+        whole = 0 <= extra_words <= 1 and voc.ends_on_content(reading.text)
         likely = reading.logprob / (len(words) + 1) >= READING_MIN_LOGPROB
         return fewer_unknown and whole and likely and reading_score >= score - self.reading_margin
 

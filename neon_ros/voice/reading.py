@@ -151,7 +151,7 @@ class VocabularyReader:
                                   for v, j in zip(best.values.tolist(), best.indices.tolist(), strict=True)]
                     grown = sorted(grown, key=lambda g: -g.score)[:beam]
                     # scores only fall as a text grows: no open beam can beat a finished one above it
-                    if len(finished) >= beam and max(f[0] for f in finished) >= grown[0].score:
+                    if not grown or (len(finished) >= beam and max(f[0] for f in finished) >= grown[0].score):
                         break
                     rows = torch.tensor([g.parent for g in grown])
                     for module in cache:
