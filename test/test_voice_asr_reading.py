@@ -107,3 +107,23 @@ def test_speech_that_is_no_command_is_not_read_into_one(vocabulary, asr):
         listener.segmenter.reset()
         heard = listener.feed(audio) + [listener.recognize(u) for u in listener.segmenter.flush()]
         assert heard and not any(h.accepted for h in heard), [(h.text, h.reason) for h in heard]  # ... refused
+
+
+def test_without_pytorch_the_correction_runs_without_the_reading(vocabulary, monkeypatch):
+    """PyTorch or openai-whisper missing: speech_in still hears, without the reading, and says so."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_whisper(name, *args, **kwargs):
+        if name == "whisper":
+            raise ImportError("No module named 'whisper'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_whisper)
+    asr = make_asr(AsrConfig(initial_prompt=vocabulary.prompt), vocabulary)
+    assert asr._reader is None and asr._corrector is not None
+    assert "no vocabulary reading: No module named 'whisper'" in asr.describe()
+    audio = _say("shake the bottle", "en+f4", 155)
+    encoded = asr._encode(audio, int(asr.config.window_s * SAMPLE_RATE))
+    assert normalize(asr._correct(encoded, audio.size, ["Shape the bottle."])) == "shape the bottle"

@@ -201,6 +201,7 @@ class _WhisperAsr(abc.ABC):
 
     BACKEND = ""  # its key in ASR_BACKENDS
     PACKAGE = ""  # the package it runs on (named in describe() and in AsrUnavailableError)
+    reading_off = ""  # why a vocabulary reading that was asked for is not there ('' = it is, or was not asked)
 
     def __init__(self, config: AsrConfig, weights: Path):
         self.config = config
@@ -217,7 +218,8 @@ class _WhisperAsr(abc.ABC):
     def describe(self) -> str:
         c = self.config
         window = f", {c.window_s:g} s window" if c.window_s and c.backend == "faster_whisper" else ""
-        return f"{self.PACKAGE} {c.name} {self.weights} (beam {c.beam}{window})"
+        off = f"; {self.reading_off}" if self.reading_off else ""
+        return f"{self.PACKAGE} {c.name} {self.weights} (beam {c.beam}{window}){off}"
 
     def warm_up(self) -> None:
         """One transcription of a second of faint noise: loads the kernels and allocates the
@@ -272,15 +274,22 @@ class FasterWhisperAsr(_WhisperAsr):
         self._corrector = (Corrector(vocabulary, config.correction_margin, config.correction_candidates,
                                      reading_margin=config.reading_margin)
                            if vocabulary is not None and config.correction_margin > 0 else None)
-        self._reader = self._vocabulary_reader(path, vocabulary) if self._corrector and config.reading_margin else None
+        self._reader = None
+        if self._corrector and config.reading_margin:
+            try:
+                self._reader = self._vocabulary_reader(path, vocabulary)
+            except ImportError as exc:  # the correction still runs; describe() and speech_in's log say so
+                self.reading_off = f"no vocabulary reading: {exc}"
         # candidates are scored without the vocabulary prompt: the audio, not the prompt, judges them
         # (and the 200-token prompt would cost ~15x the decoder work per candidate)
         self._score_prefix = self.model.get_prompt(self._tokenizer, [], without_timestamps=True)
 
     def _vocabulary_reader(self, path: Path, vocabulary: Vocabulary) -> VocabularyReader:
-        """The same weights stepped in PyTorch, restricted to the vocabulary's words (reading.py)."""
-        torch = self.require("torch")
-        self.require("whisper")
+        """The same weights stepped in PyTorch, restricted to the vocabulary's words (reading.py);
+        ImportError without torch or openai-whisper."""
+        import torch
+        import whisper  # noqa: F401  (openai-whisper: the model load_openai_model builds)
+
         torch.set_num_threads(self.config.threads)
         tok = self._tokenizer
         trie = WordTrie(tok.encode, reading_words(vocabulary), [tok.encode(p)[0] for p in PUNCTUATION], tok.eot)
