@@ -37,8 +37,7 @@ import numpy as np
 from neon_ros.errors import UnavailableError
 from neon_ros.voice.audio import SAMPLE_RATE
 from neon_ros.voice.correction import Corrector
-from neon_ros.voice.ct2_whisper import load_openai_model
-from neon_ros.voice.reading import PUNCTUATION, VocabularyReader, WordTrie, reading_words
+from neon_ros.voice.reading import VocabularyReader
 from neon_ros.voice.vocabulary import Vocabulary, normalize
 
 
@@ -277,23 +276,13 @@ class FasterWhisperAsr(_WhisperAsr):
         self._reader = None
         if self._corrector and config.reading_margin:
             try:
-                self._reader = self._vocabulary_reader(path, vocabulary)
+                self._reader = VocabularyReader.of_model(path, self._tokenizer, vocabulary, config.beam,
+                                                         config.threads)
             except ImportError as exc:  # the correction still runs; describe() and speech_in's log say so
                 self.reading_off = f"no vocabulary reading: {exc}"
         # candidates are scored without the vocabulary prompt: the audio, not the prompt, judges them
         # (and the 200-token prompt would cost ~15x the decoder work per candidate)
         self._score_prefix = self.model.get_prompt(self._tokenizer, [], without_timestamps=True)
-
-    def _vocabulary_reader(self, path: Path, vocabulary: Vocabulary) -> VocabularyReader:
-        """The same weights stepped in PyTorch, restricted to the vocabulary's words (reading.py);
-        ImportError without torch or openai-whisper."""
-        import torch
-        import whisper  # noqa: F401  (openai-whisper: the model load_openai_model builds)
-
-        torch.set_num_threads(self.config.threads)
-        tok = self._tokenizer
-        trie = WordTrie(tok.encode, reading_words(vocabulary), [tok.encode(p)[0] for p in PUNCTUATION], tok.eot)
-        return VocabularyReader(load_openai_model(path), trie, tok.decode, beam=self.config.beam)
 
     @staticmethod
     def _preset_model(faster_whisper, name: str) -> Path:

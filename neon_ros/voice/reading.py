@@ -22,10 +22,12 @@ me a joke.' reads as 'Take the other.'): whether to keep it is decided by
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from neon_ros.voice.ct2_whisper import load_openai_model
 from neon_ros.voice.vocabulary import FUNCTION_WORDS, Vocabulary, repeated_phrase
 
 PUNCTUATION = (".", ",", "!", "?")  # what may follow a word (one mark, then a word or the end)
@@ -123,6 +125,18 @@ class VocabularyReader:
             raise ValueError("beam and max_tokens must be >= 1")
         self.model, self.trie, self.decode = model, trie, decode
         self.beam, self.max_tokens = beam, max_tokens
+
+    @classmethod
+    def of_model(cls, path: str | Path, tokenizer, vocabulary: Vocabulary, beam: int, threads: int
+                 ) -> VocabularyReader:
+        """The reader of the CTranslate2 Whisper model at ``path`` (its weights read into PyTorch)
+        with faster_whisper's ``tokenizer``; ImportError without torch or openai-whisper."""
+        import torch
+
+        torch.set_num_threads(threads)
+        trie = WordTrie(tokenizer.encode, reading_words(vocabulary),
+                        [tokenizer.encode(p)[0] for p in PUNCTUATION], tokenizer.eot)
+        return cls(load_openai_model(path), trie, tokenizer.decode, beam=beam)
 
     def read(self, encoded: np.ndarray, prefix: list[int]) -> list[Reading]:
         """The finished readings of ``encoded`` (Whisper's encoder output, (1, frames, width))
