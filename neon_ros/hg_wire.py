@@ -339,6 +339,12 @@ class NewestReader:
         self._reader = DataReader(self._participant, self._topic, qos, listener=listener)
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        """No more ``on_data`` calls (DDS lets one in progress finish first); ``take`` still works.
+        A process that stops reading detaches it, so DDS's listener thread does not call into
+        Python while the interpreter shuts down."""
+        self._reader.set_listener(None)
+
     def take(self) -> bytes | None:
         """The newest sample's bytes since the last take, or None."""
         with self._lock:

@@ -121,3 +121,27 @@ def test_newest_reader_takes_the_newest_sample_over_real_dds():
     ok, state = decode(reader.take())
     assert ok and state["tick"] == 10 and state["q"][0] == 10.0
     assert reader.take() is None
+
+
+def test_a_closed_reader_calls_back_no_more():
+    """``on_data`` runs on DDS's listener thread per sample until ``close`` (the bridge watchdog
+    detaches it when it stops, so no DDS thread calls into Python while the process exits)."""
+    domain = 100 + os.getpid() % 100
+    unitree.init_channels(domain, "lo")
+    _, lowstate_type = unitree.hg_types()
+    calls = []
+    reader = hg_wire.NewestReader("rt/neon_test_closed", lowstate_type, domain, on_data=lambda: calls.append(1))
+    pub = unitree.publisher("rt/neon_test_closed", lowstate_type)
+    sample = unitree.new_lowstate()
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:  # until discovery matched reader and writer
+        pub.Write(sample)
+        time.sleep(0.05)
+    assert calls, "no callback within 10 s"
+    reader.close()
+    heard = len(calls)
+    for _ in range(20):
+        pub.Write(sample)
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert len(calls) == heard and reader.take() is not None  # not called back, the samples still arrive

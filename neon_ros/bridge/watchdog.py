@@ -147,12 +147,15 @@ class BridgeWatchdog:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop watching (the robot keeps the last command it got: damping, if the watchdog was damping)."""
+        """Stop watching (the robot keeps the last command it got: damping, if the watchdog was damping)
+        and hearing: the heartbeat reader's listener is detached (``NewestReader.close``)."""
         self._stop.set()
         self._arrived.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
             self._thread = None
+        if self._sub is not None:
+            self._sub.close()
 
     @property
     def alive(self) -> bool:
