@@ -2,7 +2,7 @@
 
 - QoS profiles per topic kind (DESIGN.md section 3),
 - ``run_node``: init, spin, clean shutdown on SIGINT/SIGTERM (executor shut down before
-  the node is destroyed),
+  the node is destroyed), Python stacks on a native crash,
 - ``declare_parameters``: a node's parameter table (ros/params.py), read-only, with
   descriptions and ranges,
 - ``SideNode``: a second node in an rclpy context of its own, spun by its own thread.
@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import sys
 import threading
@@ -95,7 +96,10 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None, threa
     threads=0 spins single-threaded; >0 uses a MultiThreadedExecutor with that many threads.
     The node may define ``on_shutdown()``: it runs after the executor stops, before the
     node is destroyed (the bridge uses it to send its last damping commands).
+    A crash in native code (SIGSEGV, SIGABRT, ...) prints every thread's Python stack to stderr
+    (faulthandler), so a node that dies in a DDS or rclpy callback says where.
     """
+    faulthandler.enable(all_threads=True)
     rclpy.init(args=args if args is not None else sys.argv)
     node = None
     executor = MultiThreadedExecutor(num_threads=threads) if threads > 0 else SingleThreadedExecutor()
