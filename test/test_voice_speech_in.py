@@ -101,8 +101,10 @@ def test_vocabulary_guard_and_confidence(tmp_path):
     for name, text in (("01_chat", "the weather in paris is lovely this time of year"),
                        ("02_command", "pick up the red cup")):
         write_wav(clips / f"{name}.wav", *speak(text))
-    # listen for a fixed while (not until the instruction: /diagnostics may arrive after it)
-    rows, log = _hear_folder(clips, tmp_path, ["--seconds", "40"], [])
+    # until the instruction and the diagnostics that tell of the rejection and of the instruction
+    # (/diagnostics may arrive after the instruction)
+    rows, log = _hear_folder(clips, tmp_path, ["--seconds", "60", "--instructions", "1", "--until", "last_rejection",
+                                               "--until", "last_text"], [])
     assert [normalize(r["text"]) for r in rows if r["topic"] == "instruction"] == ["pick up the red cup"], log
     diags = [r["values"] for r in rows if r["topic"] == "diagnostics"]
     assert any("out of vocabulary" in d.get("last_rejection", "") and "paris" in d["last_rejection"]

@@ -1,10 +1,10 @@
 """Prints what the voice nodes publish, one JSON line per message, until told to stop.
 
-    python -m test.peers.voice_echo --seconds 60 --instructions 3 [--audio] [--diagnostics NAME]
+    python -m test.peers.voice_echo --seconds 60 --instructions 3 [--audio] [--diagnostics NAME [--until KEY]]
 
 Lines: {"topic": ..., "t": monotonic s, ...}; "READY" once subscribed; exits after
 --instructions instruction messages (and as many audio messages with --audio; 0 = never)
-or --seconds.
+once every --until KEY has been non-empty in a NAME diagnostics status, or after --seconds.
 """
 
 import argparse
@@ -36,12 +36,15 @@ def main() -> int:
     ap.add_argument("--diagnostics", default="")
     ap.add_argument("--match", default="", help="KEY=VALUE a diagnostics status must carry (another test's "
                     "node on a colliding random domain is ignored)")
+    ap.add_argument("--until", action="append", default=[], metavar="KEY",
+                    help="also wait for a diagnostics status of NAME with a non-empty KEY (repeatable)")
     a = ap.parse_args()
     rclpy.init()
     node = Node("voice_echo")
     key, _, want = a.match.partition("=")
     count = [0]
     audio_count = [0]
+    seen: set[str] = set()  # --until keys seen non-empty
 
     def on_instruction(m: String) -> None:
         count[0] += 1
@@ -56,6 +59,7 @@ def main() -> int:
         for st in m.status:
             values = msgs.diagnostic_values(st)
             if st.name == a.diagnostics and (not a.match or values.get(key) == want):
+                seen.update(k for k in a.until if values.get(k))
                 emit(topic="diagnostics", t=time.monotonic(), level=int.from_bytes(st.level, "little")
                      if isinstance(st.level, bytes) else int(st.level), message=st.message,
                      values=values)
@@ -70,7 +74,8 @@ def main() -> int:
     print("READY", flush=True)
 
     def done() -> bool:
-        return bool(a.instructions) and count[0] >= a.instructions and (not a.audio or audio_count[0] >= a.instructions)
+        return (bool(a.instructions) and count[0] >= a.instructions and (not a.audio or audio_count[0] >= a.instructions)
+                and seen.issuperset(a.until))
 
     spin_until(ex, a.seconds, done)
     shut_down(ex, node)
