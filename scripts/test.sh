@@ -20,6 +20,7 @@ else
   export XDG_CACHE_HOME
   trap 'rm -rf "$XDG_CACHE_HOME"' EXIT
 fi
+export NEON_SUITE_CACHE=$XDG_CACHE_HOME  # test/conftest.py suite_cache: the tests may share what this run built
 echo "[neon test] cache: $XDG_CACHE_HOME ($(find "$XDG_CACHE_HOME" -mindepth 1 -maxdepth 1 | wc -l) entries)"
 "$VENV/bin/neon-ros" assets --quiet  # the G1 model, fetched into this cache as on a first run
 "$VENV/bin/python" -m pytest -q --durations=15 "$@"

@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -31,3 +32,20 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(prev)
+
+
+@pytest.fixture(scope="session")
+def suite_cache(tmp_path_factory) -> Path:
+    """The neon cache folder this run's tests share.
+
+    Under scripts/test.sh (NEON_SUITE_CACHE names its XDG_CACHE_HOME, fresh for each run): that
+    cache, where the demo test's `neon-ros demo --quick` trained the quick demo head as on a new
+    user's machine, so the tests of that head reuse it instead of training it again. Run
+    directly (pytest): a fresh folder, so nothing an earlier run left in ~/.cache is tested.
+    """
+    suite = os.environ.get("NEON_SUITE_CACHE")
+    if suite and suite == os.environ.get("XDG_CACHE_HOME") and not os.environ.get("NEON_ASSETS"):
+        from neon_ros.sim.assets import cache_root
+
+        return cache_root()
+    return tmp_path_factory.mktemp("neon_cache")

@@ -19,9 +19,10 @@ from neon_ros.tools.demo.demo_head import ensure_demo_head
 
 
 @pytest.fixture(scope="module")
-def quick_head(tmp_path_factory):
-    """(checkpoint, cache folder) of the quick demo head, built once for this file."""
-    cache = tmp_path_factory.mktemp("demo_head")
+def quick_head(suite_cache):
+    """(checkpoint, cache folder) of the quick demo head: the one the demo test trained in this run's
+    cache (scripts/test.sh), else built once here."""
+    cache = suite_cache / "demo_head"
     return ensure_demo_head(cache, quick=True), cache
 
 
