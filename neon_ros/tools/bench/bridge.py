@@ -17,6 +17,9 @@
    and in the second after each flood as % of 500 Hz (the bridge's own count, carried by
    its heartbeat; also before the flood, quiet), and the
    bridge's own figure (e-stop callback -> cycle that applied it) from /diagnostics.
+   Floor: meanwhile a process that only keeps the 500 Hz schedule, at the bridge's priority
+   (neon_ros.tools.bench.sched_floor), shows what the kernel gives any loop there during the
+   floods: its wake-ups as % of 500 Hz and its latest wake-up.
 4. Kill: the bridge holds a pose with stiffness and gets SIGKILL; kill -> first damping
    LowCmd_ from bridge_watchdog (on rt/lowcmd itself), over --kill-trials (the bridge is
    restarted in between). The watchdog runs as on the robot, real-time where permitted
@@ -41,7 +44,7 @@ import numpy as np
 from neon_ros import contract
 from neon_ros.tools.bench.bridge_safety import print_safety, safety_figures
 
-SIM_STAGES = ("loop", "estop", "kill")
+SIM_STAGES = ("loop", "estop", "floor", "kill")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -230,7 +231,8 @@ class SafetyRig:
                "bridge_side_ms": _float(self.bridge_value("estop_latency_ms")) if active else None,
                "quiet_rate_pct": lowcmd_rate(beats, quiet0, t0)}
         if flood:
-            out |= {"flood_s": (t1 - t0) / 1e9, "flood_rate_pct": lowcmd_rate(beats, t0, t1),
+            out |= {"flood_s": (t1 - t0) / 1e9, "flood_t0_ns": t0, "flood_t1_ns": t1,
+                    "flood_rate_pct": lowcmd_rate(beats, t0, t1),
                     "after_rate_pct": lowcmd_rate(beats, t1, t1 + 1_000_000_000),
                     "flood_max_gap_ms": max_gap_ms(beats, t0, t1)}
         return out
@@ -296,10 +298,13 @@ def safety_figures(args: argparse.Namespace, domain: int, slice_us: float, skip:
             keep.append(rig)
             try:
                 if "estop" not in skip:
+                    floor = None if "floor" in skip else start_floor(kids, logs, args.rt_priority, slice_us)
                     quiet = [rig.estop_trial(0) for _ in range(args.trials)]
                     flood = [rig.estop_trial(args.flood) for _ in range(args.flood_trials)]
                     out["estop_quiet"] = quiet
                     out["estop_flood"] = flood
+                    if floor is not None:
+                        out["floor"] = stop_floor(floor, logs, flood)
                 if "kill" not in skip:
                     out["kill"] = [rig.kill_trial(k, restart=k + 1 < args.kill_trials) for k in range(args.kill_trials)]
                 out["watchdog_diag"] = rig.diag.get("bridge_watchdog", {})
@@ -309,6 +314,25 @@ def safety_figures(args: argparse.Namespace, domain: int, slice_us: float, skip:
     finally:
         rclpy.try_shutdown()
     return out
+
+
+def start_floor(kids, logs: Path, rt_priority: int, slice_us: float):
+    """sched_floor beside the bridge, at its priority (see neon_ros.tools.bench.sched_floor)."""
+    child = kids.start("sched_floor", [sys.executable, "-m", "neon_ros.tools.bench.sched_floor",
+                                       "--out", str(logs / "sched_floor.npy"), "--rt-priority", str(rt_priority),
+                                       "--slice-us", str(slice_us)])
+    if not child.wait_for_line("sched_floor:", 30.0):
+        raise RuntimeError(f"sched_floor did not start; log tail:\n{child.tail()}")
+    return child
+
+
+def stop_floor(child, logs: Path, flood_trials: list[dict]) -> list[dict]:
+    """Stop sched_floor; its figures within each flood."""
+    from neon_ros.tools.bench.sched_floor import floor_figures
+
+    child.stop()
+    rows = np.load(logs / "sched_floor.npy")
+    return [floor_figures(rows, t["flood_t0_ns"], t["flood_t1_ns"]) for t in flood_trials]
 
 
 def print_safety(out: dict, flood: int) -> None:
@@ -332,6 +356,15 @@ def print_safety(out: dict, flood: int) -> None:
             print(f"  goal e-stop -> damping <= 2 ms: {'met' if sf['max'] <= 2.0 and sq['max'] <= 2.0 else 'NOT met'}; "
                   f"goal LowCmd_ >= 95% under the flood: "
                   f"{'met' if min(t['flood_rate_pct'] for t in f) >= 95.0 else 'NOT met'}")
+        if f and out.get("floor"):
+            fl = out["floor"]
+            late = float(np.nanmax([t["max_late_ms"] for t in fl]))
+            print(f"  scheduler floor (a process that only keeps the bridge's 500 Hz schedule beside it, at its "
+                  f"priority), during the floods: wake-ups {np.median([t['rate_pct'] for t in fl]):.1f} / "
+                  f"{min(t['rate_pct'] for t in fl):.1f}% of 500 Hz (median / min), latest wake-up {late:.2f} ms late, "
+                  f"longest gap {max(t['max_gap_ms'] for t in fl):.1f} ms"
+                  + (": more than a cycle, so no loop at this priority is sure to damp within one cycle here"
+                     if late > 1e3 * contract.LOWCMD_DT else ""))
     if "kill" in out:
         k = _stats([t["kill_to_damping_ms"] for t in out["kill"]])
         rate = min(t["damping_rate_pct"] for t in out["kill"])

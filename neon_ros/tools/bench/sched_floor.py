@@ -1,0 +1,66 @@
+"""The scheduler's floor under the bridge: a process that only wakes at the bridge's 500 Hz.
+
+`neon-ros bench bridge` runs it beside g1_bridge during the e-stop trials, at the bridge's
+priority (SCHED_FIFO ``--rt-priority`` or normal scheduling with the bridge's ``--slice-us``).
+It does no work but keep the schedule (``AbsoluteTicker``, as the bridge loop does), so what
+it loses under a flood is what the kernel gives any loop at that priority on this machine:
+if it wakes more than a cycle late, no bridge at that priority can damp within one cycle here.
+
+    python -m neon_ros.tools.bench.sched_floor --out FILE.npy [--rt-priority P] [--slice-us S]
+
+Runs until SIGINT or SIGTERM (or --seconds), then writes its wake-ups to FILE.npy as rows
+(wall-clock ns, lateness ns against the deadline): wall clock to line up with the bench's
+flood windows, lateness on the monotonic clock of the schedule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+from neon_ros import contract
+from neon_ros.runtime.timing import AbsoluteTicker, set_fifo, set_slice
+
+
+def floor_figures(rows: np.ndarray, t0_ns: int, t1_ns: int) -> dict[str, float]:
+    """Within [t0, t1): wake-ups as % of 500 Hz, the largest lateness and the longest gap, ms."""
+    t = rows[(rows[:, 0] >= t0_ns) & (rows[:, 0] < t1_ns)]
+    span = (t1_ns - t0_ns) / 1e9
+    if span <= 0 or not len(t):
+        return {"rate_pct": 0.0, "max_late_ms": float("nan"), "max_gap_ms": float("nan")}
+    return {"rate_pct": 100.0 * len(t) * contract.LOWCMD_DT / span,
+            "max_late_ms": float(t[:, 1].max()) / 1e6,
+            "max_gap_ms": float(np.max(np.diff(t[:, 0]), initial=0)) / 1e6}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m neon_ros.tools.bench.sched_floor", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help="where to write the wake-ups (.npy)")
+    ap.add_argument("--rt-priority", type=int, default=0, help="SCHED_FIFO priority (0 = normal scheduling)")
+    ap.add_argument("--slice-us", type=float, default=0.0, help="at normal scheduling: the time slice, us (0 = default)")
+    ap.add_argument("--seconds", type=float, default=600.0, help="stop by itself after this long (default 600 s)")
+    a = ap.parse_args(argv)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    status = set_fifo(a.rt_priority) if a.rt_priority > 0 else set_slice(a.slice_us) if a.slice_us else "normal priority"
+    rows = np.zeros((int(a.seconds / contract.LOWCMD_DT) + 1, 2), np.int64)
+    ticker = AbsoluteTicker(contract.LOWCMD_DT)
+    print(f"sched_floor: {status}", flush=True)
+    n = 0
+    while n < len(rows) and not stop.is_set():
+        late = ticker.wait(stop.is_set)
+        rows[n] = time.time_ns(), int(late * 1e9)
+        n += 1
+    np.save(a.out, rows[:n])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
