@@ -4,7 +4,7 @@
 priority (SCHED_FIFO ``--rt-priority`` or normal scheduling with the bridge's ``--slice-us``).
 It does no work but keep the schedule (``AbsoluteTicker``, as the bridge loop does), so what
 it loses under a flood is what the kernel gives any loop at that priority on this machine:
-if it wakes more than a cycle late, no bridge at that priority can damp within one cycle here.
+if it wakes more than a cycle late, no bridge at that priority is sure to damp within one cycle here.
 
     python -m neon_ros.tools.bench.sched_floor --out FILE.npy [--rt-priority P] [--slice-us S]
 
