@@ -5,6 +5,8 @@ priority (SCHED_FIFO ``--rt-priority`` or normal scheduling with the bridge's ``
 It does no work but keep the schedule (``AbsoluteTicker``, as the bridge loop does), so what
 it loses under a flood is what the kernel gives any loop at that priority on this machine:
 if it wakes more than a cycle late, no bridge at that priority is sure to damp within one cycle here.
+The bench starts it as it starts the bridge, in a session of its own: where the kernel groups
+processes by session (autogroup), where a loop runs decides what it gets as much as its priority.
 
     python -m neon_ros.tools.bench.sched_floor --out FILE.npy [--rt-priority P] [--slice-us S]
 
