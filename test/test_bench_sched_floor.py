@@ -8,7 +8,7 @@ import sys
 import numpy as np
 from support import REPO
 
-from neon_ros.tools.bench.sched_floor import floor_figures
+from neon_ros.tools.bench.bridge_safety import floor_figures
 
 MS = 1_000_000
 

@@ -111,6 +111,18 @@ def max_gap_ms(beats: np.ndarray, t0_ns: int, t1_ns: int) -> float:
     return float(np.max(np.diff(t), initial=0)) / 1e6
 
 
+def floor_figures(rows: np.ndarray, t0_ns: int, t1_ns: int) -> dict[str, float]:
+    """sched_floor's wake-ups (rows of wall-clock ns, lateness ns) within [t0, t1): as % of 500 Hz,
+    the largest lateness and the longest gap, ms."""
+    t = rows[(rows[:, 0] >= t0_ns) & (rows[:, 0] < t1_ns)]
+    span = (t1_ns - t0_ns) / 1e9
+    if span <= 0 or not len(t):
+        return {"rate_pct": 0.0, "max_late_ms": float("nan"), "max_gap_ms": float("nan")}
+    return {"rate_pct": 100.0 * len(t) * contract.LOWCMD_DT / span,
+            "max_late_ms": float(t[:, 1].max()) / 1e6,
+            "max_gap_ms": max_gap_ms(t, t0_ns, t1_ns)}
+
+
 class SafetyRig:
     """sim_g1 + g1_bridge + bridge_watchdog (the stack's simulation settings) and this process's ROS side."""
 
@@ -328,8 +340,6 @@ def start_floor(kids, logs: Path, rt_priority: int, slice_us: float):
 
 def stop_floor(child, logs: Path, flood_trials: list[dict]) -> list[dict]:
     """Stop sched_floor; its figures within each flood."""
-    from neon_ros.tools.bench.sched_floor import floor_figures
-
     child.stop()
     rows = np.load(logs / "sched_floor.npy")
     return [floor_figures(rows, t["flood_t0_ns"], t["flood_t1_ns"]) for t in flood_trials]

@@ -12,7 +12,8 @@ processes by session (autogroup), where a loop runs decides what it gets as much
 
 Runs until SIGINT or SIGTERM (or --seconds), then writes its wake-ups to FILE.npy as rows
 (wall-clock ns, lateness ns against the deadline): wall clock to line up with the bench's
-flood windows, lateness on the monotonic clock of the schedule.
+flood windows, lateness on the monotonic clock of the schedule (read by
+``bridge_safety.floor_figures``).
 """
 
 from __future__ import annotations
@@ -27,17 +28,6 @@ import numpy as np
 
 from neon_ros import contract
 from neon_ros.runtime.timing import AbsoluteTicker, set_fifo, set_slice
-
-
-def floor_figures(rows: np.ndarray, t0_ns: int, t1_ns: int) -> dict[str, float]:
-    """Within [t0, t1): wake-ups as % of 500 Hz, the largest lateness and the longest gap, ms."""
-    t = rows[(rows[:, 0] >= t0_ns) & (rows[:, 0] < t1_ns)]
-    span = (t1_ns - t0_ns) / 1e9
-    if span <= 0 or not len(t):
-        return {"rate_pct": 0.0, "max_late_ms": float("nan"), "max_gap_ms": float("nan")}
-    return {"rate_pct": 100.0 * len(t) * contract.LOWCMD_DT / span,
-            "max_late_ms": float(t[:, 1].max()) / 1e6,
-            "max_gap_ms": float(np.max(np.diff(t[:, 0]), initial=0)) / 1e6}
 
 
 def main(argv: list[str] | None = None) -> int:
